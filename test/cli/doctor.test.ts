@@ -1,0 +1,94 @@
+import { spawnSync } from 'node:child_process';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { run } from '../../dist/cli/main.js';
+import { backendPreferenceFromEnv } from '../../dist/crypto/load.js';
+
+const BIN = new URL('../../bin/sealcast.js', import.meta.url).pathname;
+
+function capture() {
+  const stream = new PassThrough();
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+async function runCaptured(argv: string[], env: NodeJS.ProcessEnv = process.env) {
+  const stdout = capture();
+  const stderr = capture();
+  const exitCode = await run(argv, { stdout: stdout.stream, stderr: stderr.stream, env });
+  return { exitCode, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+describe('sealcast doctor', () => {
+  it('reports the backend, suites, OpenSSL and pool size in-process', async () => {
+    const result = await runCaptured(['doctor', '--json']);
+    expect(result.exitCode).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(['native', 'wasm']).toContain(report.backend);
+    expect(report.wireSuites).toContain('chacha20-poly1305');
+    expect(report.poolThreads).toBeGreaterThanOrEqual(1);
+    if (report.backend === 'native') {
+      expect(report.openSsl).toMatch(/OpenSSL \d+\.\d+/);
+      expect(report.wireSuites).toContain('aes-256-gcm');
+    } else {
+      expect(report.openSsl).toBeNull();
+    }
+    if (process.env.SEALCAST_REQUIRE_NATIVE === '1') expect(report.backend).toBe('native');
+  });
+
+  it('runs as a real process and honours SEALCAST_BACKEND=wasm', () => {
+    const child = spawnSync(process.execPath, [BIN, 'doctor'], {
+      env: { ...process.env, SEALCAST_BACKEND: 'wasm' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(child.status).toBe(0);
+    expect(child.stdout).toMatch(/^backend:\s+wasm$/m);
+    expect(child.stdout).toMatch(/^suites:\s+chacha20-poly1305$/m);
+    expect(child.stdout).toMatch(/^pool threads:\s+\d+$/m);
+  });
+
+  it('fails loudly on an unknown SEALCAST_BACKEND value', () => {
+    const child = spawnSync(process.execPath, [BIN, 'doctor'], {
+      env: { ...process.env, SEALCAST_BACKEND: 'gpu' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(child.status).toBe(2);
+    expect(child.stderr).toContain('E_ARG');
+    expect(child.stderr).toContain('SEALCAST_BACKEND');
+  });
+});
+
+describe('sealcast CLI shell', () => {
+  it('prints help with exit 0 and lists doctor', async () => {
+    const result = await runCaptured(['--help']);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain('doctor');
+  });
+
+  it('rejects an unknown command with exit 2', async () => {
+    const result = await runCaptured(['frobnicate']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/unknown command/);
+  });
+
+  it('prints usage and exits 2 with no arguments', async () => {
+    const result = await runCaptured([]);
+    expect(result.exitCode).toBe(2);
+  });
+});
+
+describe('backendPreferenceFromEnv', () => {
+  it('accepts native, wasm, auto and empty', () => {
+    expect(backendPreferenceFromEnv({ SEALCAST_BACKEND: 'native' })).toBe('native');
+    expect(backendPreferenceFromEnv({ SEALCAST_BACKEND: ' WASM ' })).toBe('wasm');
+    expect(backendPreferenceFromEnv({ SEALCAST_BACKEND: '' })).toBe('auto');
+    expect(backendPreferenceFromEnv({})).toBe('auto');
+  });
+
+  it('rejects other values with E_ARG', () => {
+    expect(() => backendPreferenceFromEnv({ SEALCAST_BACKEND: 'gpu' })).toThrow(/SEALCAST_BACKEND/);
+  });
+});
