@@ -1,0 +1,36 @@
+// Glue between a TCP socket and the frame decoder, shared by server and client: incoming bytes
+// become validated-size frames, outgoing messages become frames. Decoding stops at the first bad
+// frame; the owner decides how to close.
+
+import type { Socket } from 'node:net';
+import { FrameDecoder, encodeFrame } from './frames.js';
+import { encodeMessage, type ClientMessage, type ServerMessage } from './messages.js';
+
+export interface FrameHandlers {
+  /** Called for each complete frame, in order. Returning false stops delivery of the rest. */
+  onFrame(payload: Buffer): boolean;
+  onFrameError(error: Error): void;
+}
+
+export function attachFrameDecoder(socket: Socket, frameBytesMax: number, handlers: FrameHandlers): FrameDecoder {
+  const decoder = new FrameDecoder(frameBytesMax);
+  socket.on('data', (chunk: Buffer) => {
+    if (decoder.failed) return;
+    let frames: Buffer[];
+    try {
+      frames = decoder.push(chunk);
+    } catch (error) {
+      handlers.onFrameError(error as Error);
+      return;
+    }
+    for (const frame of frames) {
+      if (!handlers.onFrame(frame)) break;
+    }
+  });
+  return decoder;
+}
+
+export function writeMessage(socket: Socket, message: ClientMessage | ServerMessage, frameBytesMax: number): boolean {
+  if (socket.destroyed || !socket.writable) return false;
+  return socket.write(encodeFrame(encodeMessage(message), frameBytesMax));
+}

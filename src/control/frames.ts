@@ -1,0 +1,106 @@
+// Length-prefixed frames on the control connection: a 4-byte big-endian payload length, then the
+// payload. The decoder is a pure state machine over the bytes it is given: it never holds more
+// than one frame header plus one frame body, and it fails for good on the first bad header, so a
+// peer cannot make it buffer without bound or resynchronise it onto attacker-chosen bytes.
+
+import { SealcastError } from '../errors.js';
+import { requireUint8Array } from '../crypto/validate.js';
+
+export const FRAME_HEADER_BYTES = 4;
+/** Default and hard ceiling of a control frame's payload: messages are small JSON objects. */
+export const FRAME_BYTES_MAX_DEFAULT = 64 * 1024;
+export const FRAME_BYTES_MAX_LIMIT = 16 * 1024 * 1024;
+
+export function encodeFrame(payload: Uint8Array, frameBytesMax: number = FRAME_BYTES_MAX_DEFAULT): Buffer {
+  requireUint8Array(payload, 'payload');
+  if (payload.byteLength === 0) throw new RangeError('a frame payload must not be empty');
+  if (payload.byteLength > frameBytesMax) {
+    throw new RangeError(`frame payload of ${payload.byteLength} bytes exceeds the maximum of ${frameBytesMax} bytes`);
+  }
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.byteLength);
+  frame.writeUInt32BE(payload.byteLength, 0);
+  frame.set(payload, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+type DecoderState = 'header' | 'body' | 'failed';
+
+/**
+ * Turns a byte stream into frames. `push` returns the frames completed by a chunk; it throws
+ * SealcastError('E_PROTOCOL') for an empty or oversized frame, after which the decoder stays
+ * failed and the connection must be closed.
+ */
+export class FrameDecoder {
+  readonly frameBytesMax: number;
+  private state: DecoderState = 'header';
+  private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
+  private headerFilled = 0;
+  private body: Buffer | null = null;
+  private bodyFilled = 0;
+  private failure: string | null = null;
+
+  constructor(frameBytesMax: number = FRAME_BYTES_MAX_DEFAULT) {
+    if (!Number.isInteger(frameBytesMax) || frameBytesMax < 1 || frameBytesMax > FRAME_BYTES_MAX_LIMIT) {
+      throw new RangeError(`frameBytesMax must be an integer between 1 and ${FRAME_BYTES_MAX_LIMIT}, got ${frameBytesMax}`);
+    }
+    this.frameBytesMax = frameBytesMax;
+  }
+
+  /** Bytes held for an incomplete frame; never more than the header plus frameBytesMax. */
+  get bufferedBytes(): number {
+    return this.headerFilled + this.bodyFilled;
+  }
+
+  get failed(): boolean {
+    return this.state === 'failed';
+  }
+
+  /** True when no partial frame is pending, i.e. the stream may end here cleanly. */
+  get idle(): boolean {
+    return this.state === 'header' && this.headerFilled === 0;
+  }
+
+  push(chunk: Uint8Array): Buffer[] {
+    requireUint8Array(chunk, 'chunk');
+    if (this.state === 'failed') throw new SealcastError('E_PROTOCOL', `frame decoder already failed: ${this.failure}`);
+    const frames: Buffer[] = [];
+    let position = 0;
+    while (position < chunk.byteLength) {
+      if (this.state === 'header') {
+        const take = Math.min(FRAME_HEADER_BYTES - this.headerFilled, chunk.byteLength - position);
+        this.header.set(chunk.subarray(position, position + take), this.headerFilled);
+        this.headerFilled += take;
+        position += take;
+        if (this.headerFilled < FRAME_HEADER_BYTES) break;
+        const length = this.header.readUInt32BE(0);
+        this.headerFilled = 0;
+        if (length === 0) this.fail('empty frame (length 0)');
+        if (length > this.frameBytesMax) this.fail(`frame of ${length} bytes exceeds the maximum of ${this.frameBytesMax} bytes`);
+        this.body = Buffer.allocUnsafe(length);
+        this.bodyFilled = 0;
+        this.state = 'body';
+      } else {
+        const body = this.body as Buffer;
+        const take = Math.min(body.byteLength - this.bodyFilled, chunk.byteLength - position);
+        body.set(chunk.subarray(position, position + take), this.bodyFilled);
+        this.bodyFilled += take;
+        position += take;
+        if (this.bodyFilled === body.byteLength) {
+          frames.push(body);
+          this.body = null;
+          this.bodyFilled = 0;
+          this.state = 'header';
+        }
+      }
+    }
+    return frames;
+  }
+
+  private fail(reason: string): never {
+    this.state = 'failed';
+    this.failure = reason;
+    this.body = null;
+    this.bodyFilled = 0;
+    throw new SealcastError('E_PROTOCOL', reason);
+  }
+}

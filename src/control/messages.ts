@@ -1,0 +1,342 @@
+// Control-plane messages: one JSON object per frame, binary fields in canonical base64. Every
+// message is checked against its schema here, before any other code looks at it; a message that
+// fails is an E_PROTOCOL error and the connection that sent it is closed. Objects must carry
+// exactly the fields of their type (unknown fields are refused), so that a later protocol version
+// is detected by its `v` and never half-understood.
+
+import { isIP } from 'node:net';
+import { WIRE_SUITES, type WireSuiteName } from '../crypto/backend.js';
+import { SealcastError } from '../errors.js';
+import { SESSION_ID_BYTES } from '../keys/kdf.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * The kinds of per-client key ("second key", DESIGN.md). Only `psk` is served by this version;
+ * the others are named now so that messages and the registry need no change to add them.
+ */
+export const KEY_KINDS = ['psk', 'hsm', 'pubkey', 'cert'] as const;
+export type KeyKind = (typeof KEY_KINDS)[number];
+
+export const CLIENT_NONCE_BYTES = 32;
+export const SERVER_NONCE_BYTES = 32;
+export const ED25519_PUBLIC_KEY_BYTES = 32;
+export const ED25519_SIGNATURE_BYTES = 64;
+export const PROOF_MAC_BYTES = 32;
+export const WRAP_NONCE_BYTES = 12;
+export const WRAP_TAG_BYTES = 16;
+export const DATA_KEY_BYTES = 32;
+/** A wrapped bundle holds the data key and, when the key-update chain is in use, the update key. */
+export const SEALED_KEY_BYTES = [DATA_KEY_BYTES + WRAP_TAG_BYTES, 2 * DATA_KEY_BYTES + WRAP_TAG_BYTES] as const;
+export const EPOCH_MAX = 0xffff_ffff;
+export const ERROR_TEXT_CHARS_MAX = 500;
+export const CLIENT_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Reasons the server gives in an `error` message; the client maps them to clear errors. */
+export const ERROR_REASONS = [
+  'unknown-client',
+  'removed-client',
+  'bad-proof',
+  'unsupported',
+  'protocol',
+  'busy',
+  'timeout',
+  'replaced',
+  'shutdown',
+] as const;
+export type ErrorReason = (typeof ERROR_REASONS)[number];
+
+/**
+ * Message types kept for later issues (usage receipts, withdrawal, repair requests). They are
+ * recognised so that a peer using them gets a clear "unsupported" instead of "unknown type".
+ */
+export const RESERVED_TYPES = ['receipt', 'withdraw', 'withdrawn', 'nack', 'repair', 'ping', 'pong'] as const;
+
+export interface SessionParams {
+  /** 8 random bytes naming this stream; bound into every derived key, AAD and transcript. */
+  sessionId: Buffer;
+  /** Multicast group address the data plane sends to. */
+  group: string;
+  port: number;
+  suite: WireSuiteName;
+  /** Datagram size of the data plane. */
+  packetBytes: number;
+}
+
+export interface WrappedKey {
+  keyKind: KeyKind;
+  epoch: number;
+  nonce: Buffer;
+  sealed: Buffer;
+}
+
+export interface HelloMessage {
+  type: 'hello';
+  v: 1;
+  clientId: string;
+  keyKind: KeyKind;
+  clientNonce: Buffer;
+}
+export interface ProofMessage {
+  type: 'proof';
+  v: 1;
+  mac: Buffer;
+}
+export interface KeyAckMessage {
+  type: 'keyAck';
+  v: 1;
+  epoch: number;
+}
+export interface ByeMessage {
+  type: 'bye';
+  v: 1;
+}
+export interface ChallengeMessage {
+  type: 'challenge';
+  v: 1;
+  serverNonce: Buffer;
+  serverPublicKey: Buffer;
+  session: SessionParams;
+  signature: Buffer;
+}
+export interface WelcomeMessage {
+  type: 'welcome';
+  v: 1;
+  key: WrappedKey;
+}
+export interface KeyMessage {
+  type: 'key';
+  v: 1;
+  key: WrappedKey;
+}
+export interface ErrorMessage {
+  type: 'error';
+  v: 1;
+  reason: ErrorReason;
+  text: string;
+}
+
+export type ClientMessage = HelloMessage | ProofMessage | KeyAckMessage | ByeMessage;
+export type ServerMessage = ChallengeMessage | WelcomeMessage | KeyMessage | ErrorMessage | ByeMessage;
+
+type Json = Record<string, unknown>;
+
+function protocolError(message: string): SealcastError {
+  return new SealcastError('E_PROTOCOL', message);
+}
+
+function requireObject(value: unknown, what: string): Json {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw protocolError(`${what} must be a JSON object`);
+  return value as Json;
+}
+
+function requireExactKeys(object: Json, what: string, required: readonly string[]): void {
+  const keys = Object.keys(object);
+  for (const key of required) {
+    if (!Object.prototype.hasOwnProperty.call(object, key)) throw protocolError(`${what} lacks the field "${key}"`);
+  }
+  if (keys.length !== required.length) {
+    const extra = keys.filter((key) => !required.includes(key));
+    throw protocolError(`${what} has unknown field(s): ${extra.slice(0, 3).map((key) => JSON.stringify(key.slice(0, 40))).join(', ')}`);
+  }
+}
+
+const BASE64_PATTERN = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function requireBytes(value: unknown, what: string, lengths: readonly number[]): Buffer {
+  if (typeof value !== 'string' || value.length > 4 * Math.ceil(Math.max(...lengths) / 3) || !BASE64_PATTERN.test(value)) {
+    throw protocolError(`${what} must be base64 of ${lengths.join(' or ')} bytes`);
+  }
+  const bytes = Buffer.from(value, 'base64');
+  // Re-encoding must give the same text: refuses non-canonical padding and stray bits, so one
+  // byte string has exactly one encoding.
+  if (!lengths.includes(bytes.byteLength) || bytes.toString('base64') !== value) {
+    throw protocolError(`${what} must be base64 of ${lengths.join(' or ')} bytes`);
+  }
+  return bytes;
+}
+
+function requireInteger(value: unknown, what: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw protocolError(`${what} must be an integer between ${min} and ${max}`);
+  }
+  return value;
+}
+
+function requireOneOf<T extends string>(value: unknown, what: string, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw protocolError(`${what} must be one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+export function isValidClientId(value: unknown): value is string {
+  return typeof value === 'string' && CLIENT_ID_PATTERN.test(value);
+}
+
+function requireClientId(value: unknown, what: string): string {
+  if (!isValidClientId(value)) throw protocolError(`${what} must be 1 to 64 characters of A-Z a-z 0-9 . _ -`);
+  return value;
+}
+
+function requireSession(value: unknown): SessionParams {
+  const object = requireObject(value, 'challenge.session');
+  requireExactKeys(object, 'challenge.session', ['sessionId', 'group', 'port', 'suite', 'packetBytes']);
+  const group = object.group;
+  if (typeof group !== 'string' || group.length > 64 || isIP(group) === 0) {
+    throw protocolError('challenge.session.group must be an IPv4 or IPv6 address');
+  }
+  return {
+    sessionId: requireBytes(object.sessionId, 'challenge.session.sessionId', [SESSION_ID_BYTES]),
+    group,
+    port: requireInteger(object.port, 'challenge.session.port', 1, 65535),
+    suite: requireOneOf(object.suite, 'challenge.session.suite', WIRE_SUITES),
+    packetBytes: requireInteger(object.packetBytes, 'challenge.session.packetBytes', 64, 65507),
+  };
+}
+
+function requireWrappedKey(value: unknown, what: string): WrappedKey {
+  const object = requireObject(value, what);
+  requireExactKeys(object, what, ['keyKind', 'epoch', 'nonce', 'sealed']);
+  return {
+    keyKind: requireOneOf(object.keyKind, `${what}.keyKind`, KEY_KINDS),
+    epoch: requireInteger(object.epoch, `${what}.epoch`, 0, EPOCH_MAX),
+    nonce: requireBytes(object.nonce, `${what}.nonce`, [WRAP_NONCE_BYTES]),
+    sealed: requireBytes(object.sealed, `${what}.sealed`, SEALED_KEY_BYTES),
+  };
+}
+
+/** Parses a frame payload into a JSON object with a known type and version, or throws E_PROTOCOL. */
+function parseEnvelope(payload: Uint8Array): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
+  } catch {
+    throw protocolError('frame is not valid JSON');
+  }
+  const object = requireObject(value, 'message');
+  if (typeof object.type !== 'string') throw protocolError('message lacks a string "type"');
+  if (object.v !== PROTOCOL_VERSION) {
+    throw protocolError(`message has protocol version ${JSON.stringify(object.v)?.slice(0, 20)}; this peer speaks version ${PROTOCOL_VERSION}`);
+  }
+  if ((RESERVED_TYPES as readonly string[]).includes(object.type)) {
+    throw new SealcastError('E_PROTOCOL', `message type "${object.type}" is reserved and not supported by protocol version ${PROTOCOL_VERSION}`);
+  }
+  return object;
+}
+
+function describeType(type: string): string {
+  return JSON.stringify(type.slice(0, 40));
+}
+
+export function decodeClientMessage(payload: Uint8Array): ClientMessage {
+  const object = parseEnvelope(payload);
+  switch (object.type) {
+    case 'hello':
+      requireExactKeys(object, 'hello', ['type', 'v', 'clientId', 'keyKind', 'clientNonce']);
+      return {
+        type: 'hello',
+        v: 1,
+        clientId: requireClientId(object.clientId, 'hello.clientId'),
+        keyKind: requireOneOf(object.keyKind, 'hello.keyKind', KEY_KINDS),
+        clientNonce: requireBytes(object.clientNonce, 'hello.clientNonce', [CLIENT_NONCE_BYTES]),
+      };
+    case 'proof':
+      requireExactKeys(object, 'proof', ['type', 'v', 'mac']);
+      return { type: 'proof', v: 1, mac: requireBytes(object.mac, 'proof.mac', [PROOF_MAC_BYTES]) };
+    case 'keyAck':
+      requireExactKeys(object, 'keyAck', ['type', 'v', 'epoch']);
+      return { type: 'keyAck', v: 1, epoch: requireInteger(object.epoch, 'keyAck.epoch', 0, EPOCH_MAX) };
+    case 'bye':
+      requireExactKeys(object, 'bye', ['type', 'v']);
+      return { type: 'bye', v: 1 };
+    default:
+      throw protocolError(`unknown client message type ${describeType(String(object.type))}`);
+  }
+}
+
+export function decodeServerMessage(payload: Uint8Array): ServerMessage {
+  const object = parseEnvelope(payload);
+  switch (object.type) {
+    case 'challenge':
+      requireExactKeys(object, 'challenge', ['type', 'v', 'serverNonce', 'serverPublicKey', 'session', 'signature']);
+      return {
+        type: 'challenge',
+        v: 1,
+        serverNonce: requireBytes(object.serverNonce, 'challenge.serverNonce', [SERVER_NONCE_BYTES]),
+        serverPublicKey: requireBytes(object.serverPublicKey, 'challenge.serverPublicKey', [ED25519_PUBLIC_KEY_BYTES]),
+        session: requireSession(object.session),
+        signature: requireBytes(object.signature, 'challenge.signature', [ED25519_SIGNATURE_BYTES]),
+      };
+    case 'welcome':
+      requireExactKeys(object, 'welcome', ['type', 'v', 'key']);
+      return { type: 'welcome', v: 1, key: requireWrappedKey(object.key, 'welcome.key') };
+    case 'key':
+      requireExactKeys(object, 'key', ['type', 'v', 'key']);
+      return { type: 'key', v: 1, key: requireWrappedKey(object.key, 'key.key') };
+    case 'error': {
+      requireExactKeys(object, 'error', ['type', 'v', 'reason', 'text']);
+      const text = object.text;
+      if (typeof text !== 'string' || text.length > ERROR_TEXT_CHARS_MAX) {
+        throw protocolError(`error.text must be a string of at most ${ERROR_TEXT_CHARS_MAX} characters`);
+      }
+      return { type: 'error', v: 1, reason: requireOneOf(object.reason, 'error.reason', ERROR_REASONS), text };
+    }
+    case 'bye':
+      requireExactKeys(object, 'bye', ['type', 'v']);
+      return { type: 'bye', v: 1 };
+    default:
+      throw protocolError(`unknown server message type ${describeType(String(object.type))}`);
+  }
+}
+
+function sessionToJson(session: SessionParams): Json {
+  return {
+    sessionId: session.sessionId.toString('base64'),
+    group: session.group,
+    port: session.port,
+    suite: session.suite,
+    packetBytes: session.packetBytes,
+  };
+}
+
+function wrappedKeyToJson(key: WrappedKey): Json {
+  return { keyKind: key.keyKind, epoch: key.epoch, nonce: key.nonce.toString('base64'), sealed: key.sealed.toString('base64') };
+}
+
+/** Encodes a message to its frame payload. Binary fields become base64; nothing else changes. */
+export function encodeMessage(message: ClientMessage | ServerMessage): Buffer {
+  let json: Json;
+  switch (message.type) {
+    case 'hello':
+      json = { type: 'hello', v: 1, clientId: message.clientId, keyKind: message.keyKind, clientNonce: message.clientNonce.toString('base64') };
+      break;
+    case 'proof':
+      json = { type: 'proof', v: 1, mac: message.mac.toString('base64') };
+      break;
+    case 'keyAck':
+      json = { type: 'keyAck', v: 1, epoch: message.epoch };
+      break;
+    case 'bye':
+      json = { type: 'bye', v: 1 };
+      break;
+    case 'challenge':
+      json = {
+        type: 'challenge',
+        v: 1,
+        serverNonce: message.serverNonce.toString('base64'),
+        serverPublicKey: message.serverPublicKey.toString('base64'),
+        session: sessionToJson(message.session),
+        signature: message.signature.toString('base64'),
+      };
+      break;
+    case 'welcome':
+    case 'key':
+      json = { type: message.type, v: 1, key: wrappedKeyToJson(message.key) };
+      break;
+    case 'error':
+      json = { type: 'error', v: 1, reason: message.reason, text: message.text.slice(0, ERROR_TEXT_CHARS_MAX) };
+      break;
+  }
+  return Buffer.from(JSON.stringify(json), 'utf8');
+}

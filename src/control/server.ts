@@ -1,0 +1,482 @@
+// The control server: accepts TCP connections from receivers, runs the registration protocol
+// (docs/control-protocol.md), and delivers each registered client the current epoch's key
+// bundle wrapped under that client's own key. It never lets one connection hurt another: every
+// frame and message is checked before use, a bad one closes only that connection with a logged
+// reason, a connection that does not finish its registration within the handshake deadline is
+// closed, and the number of connections is bounded.
+
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { SealcastError } from '../errors.js';
+import { requireUint8Array } from '../crypto/validate.js';
+import { isWireSuiteName } from '../crypto/backend.js';
+import { deriveKey, SESSION_ID_BYTES } from '../keys/kdf.js';
+import type { ServerIdentity } from '../keys/identity.js';
+import { Registry } from '../store/registry.js';
+import { FRAME_BYTES_MAX_DEFAULT } from './frames.js';
+import { attachFrameDecoder, writeMessage } from './framed-socket.js';
+import { wrapKeyBundle, type EpochKeyBundle } from './key-wrap.js';
+import {
+  SERVER_NONCE_BYTES,
+  decodeClientMessage,
+  type ClientMessage,
+  type ErrorReason,
+  type HelloMessage,
+  type KeyKind,
+  type ServerMessage,
+  type SessionParams,
+} from './messages.js';
+import { registrationTranscript, serverSignatureInput, verifyClientProof } from './transcript.js';
+
+export const HANDSHAKE_TIMEOUT_MS_DEFAULT = 10_000;
+export const CONNECTIONS_MAX_DEFAULT = 4096;
+/** A client whose unread output grows past this is not reading: it is disconnected. */
+export const PENDING_OUTPUT_BYTES_MAX = 256 * 1024;
+/** How long a closing connection may take to flush its last message before it is destroyed. */
+const CLOSE_FLUSH_MS = 1000;
+
+export interface ControlLogger {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export const silentLogger: ControlLogger = { info: () => {}, warn: () => {} };
+
+export interface ControlSessionOptions {
+  sessionId: Uint8Array;
+  group: string;
+  port: number;
+  suite: string;
+  packetBytes: number;
+}
+
+export interface ControlServerOptions {
+  /** Address to listen on; default 127.0.0.1. */
+  host?: string;
+  /** Port to listen on; 0 (the default) picks a free one. */
+  port?: number;
+  /** An open registry; or `dbPath` to open (and on close, close) one. */
+  registry?: Registry;
+  dbPath?: string;
+  identity: ServerIdentity;
+  session: ControlSessionOptions;
+  /**
+   * The key bundle of the current epoch. Called at every registration and by pushEpoch(). The
+   * keys stay the caller's: the server only reads them to wrap.
+   */
+  currentEpoch(): EpochKeyBundle;
+  logger?: ControlLogger;
+  handshakeTimeoutMs?: number;
+  connectionsMax?: number;
+  frameBytesMax?: number;
+}
+
+export interface KeyHolder {
+  clientId: string;
+  /** The latest epoch whose key the client confirmed (keyAck). */
+  epoch: number;
+  remoteAddress: string;
+}
+
+export interface ControlServer {
+  /** Where the server listens (the port is the real one when 0 was asked for). */
+  readonly address: { host: string; port: number };
+  readonly fingerprint: string;
+  /** Registered clients that have confirmed holding a key. */
+  holders(): KeyHolder[];
+  /** Resolves once at least `count` clients hold a key; E_TIMEOUT after `timeoutMs`. */
+  waitForHolders(count: number, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Wraps the bundle (default: currentEpoch()) for every registered client and sends it: the
+   * rotation path. Returns the number of clients it was sent to.
+   */
+  pushEpoch(bundle?: EpochKeyBundle): number;
+  connectionCount(): number;
+  close(): Promise<void>;
+  on(event: 'holder', listener: (holder: KeyHolder) => void): this;
+  on(event: 'registered', listener: (clientId: string) => void): this;
+  off(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+type ConnectionState = 'hello' | 'proof' | 'registered' | 'closed';
+
+interface Waiter {
+  count: number;
+  resolve(): void;
+}
+
+function validateSession(session: ControlSessionOptions): SessionParams {
+  requireUint8Array(session.sessionId, 'session.sessionId');
+  if (session.sessionId.byteLength !== SESSION_ID_BYTES) {
+    throw new RangeError(`session.sessionId must be ${SESSION_ID_BYTES} bytes, got ${session.sessionId.byteLength}`);
+  }
+  if (!isWireSuiteName(session.suite)) throw new TypeError(`session.suite must be a wire suite, got ${String(session.suite)}`);
+  if (!Number.isInteger(session.port) || session.port < 1 || session.port > 65535) {
+    throw new RangeError(`session.port must be between 1 and 65535, got ${session.port}`);
+  }
+  if (!Number.isInteger(session.packetBytes) || session.packetBytes < 64 || session.packetBytes > 65507) {
+    throw new RangeError(`session.packetBytes must be between 64 and 65507, got ${session.packetBytes}`);
+  }
+  if (typeof session.group !== 'string' || session.group.length === 0) throw new TypeError('session.group must be an address string');
+  return {
+    sessionId: Buffer.from(session.sessionId),
+    group: session.group,
+    port: session.port,
+    suite: session.suite,
+    packetBytes: session.packetBytes,
+  };
+}
+
+function requirePositiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+class ControlServerImpl extends EventEmitter implements ControlServer {
+  address = { host: '', port: 0 };
+  readonly fingerprint: string;
+  readonly server: Server;
+  readonly registry: Registry;
+  readonly ownsRegistry: boolean;
+  readonly identity: ServerIdentity;
+  readonly session: SessionParams;
+  readonly currentEpoch: () => EpochKeyBundle;
+  readonly logger: ControlLogger;
+  readonly handshakeTimeoutMs: number;
+  readonly connectionsMax: number;
+  readonly frameBytesMax: number;
+  readonly connections = new Set<ServerConnection>();
+  readonly registered = new Map<string, ServerConnection>();
+  private waiters = new Set<Waiter>();
+  private closing: Promise<void> | null = null;
+
+  constructor(options: ControlServerOptions) {
+    super();
+    this.identity = options.identity;
+    this.fingerprint = options.identity.fingerprint;
+    this.session = validateSession(options.session);
+    if (typeof options.currentEpoch !== 'function') throw new TypeError('currentEpoch must be a function');
+    this.currentEpoch = options.currentEpoch;
+    this.logger = options.logger ?? silentLogger;
+    this.handshakeTimeoutMs = requirePositiveInteger(options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT, 'handshakeTimeoutMs');
+    this.connectionsMax = requirePositiveInteger(options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT, 'connectionsMax');
+    this.frameBytesMax = requirePositiveInteger(options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT, 'frameBytesMax');
+    if (options.registry) {
+      this.registry = options.registry;
+      this.ownsRegistry = false;
+    } else if (options.dbPath) {
+      this.registry = Registry.open(options.dbPath);
+      this.ownsRegistry = true;
+    } else {
+      throw new TypeError('startControlServer needs a registry or a dbPath');
+    }
+    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  async listen(host: string, port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => {
+        reject(new SealcastError('E_IO', `cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
+      };
+      this.server.once('error', onError);
+      this.server.listen({ host, port, backlog: 4096 }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    this.server.on('error', (error) => this.logger.warn(`control server: ${error.message}`));
+    const info = this.server.address() as AddressInfo;
+    this.address = { host: info.address, port: info.port };
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= this.connectionsMax) {
+      this.logger.warn(`control: refused ${socket.remoteAddress}:${socket.remotePort}: ${this.connectionsMax} connections already open`);
+      socket.on('error', () => {});
+      writeMessage(socket, { type: 'error', v: 1, reason: 'busy', text: 'the control server has too many connections; try again later' }, this.frameBytesMax);
+      socket.end();
+      setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS).unref();
+      return;
+    }
+    this.connections.add(new ServerConnection(this, socket));
+  }
+
+  holders(): KeyHolder[] {
+    const holders: KeyHolder[] = [];
+    for (const connection of this.registered.values()) {
+      if (connection.ackedEpoch >= 0) holders.push({ clientId: connection.clientId, epoch: connection.ackedEpoch, remoteAddress: connection.remote });
+    }
+    return holders;
+  }
+
+  holderCount(): number {
+    let count = 0;
+    for (const connection of this.registered.values()) if (connection.ackedEpoch >= 0) count++;
+    return count;
+  }
+
+  waitForHolders(count: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    requirePositiveInteger(count, 'count');
+    requirePositiveInteger(timeoutMs, 'timeoutMs');
+    if (this.holderCount() >= count) return Promise.resolve();
+    if (this.closing) return Promise.reject(new SealcastError('E_CLOSED', 'the control server is closed'));
+    return new Promise<void>((resolve, reject) => {
+      const finish = (error?: Error) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.waiters.delete(waiter);
+        if (error) reject(error);
+        else resolve();
+      };
+      const waiter: Waiter = { count, resolve: () => finish() };
+      const timer = setTimeout(() => {
+        finish(new SealcastError('E_TIMEOUT', `only ${this.holderCount()} of ${count} subscribers held the key after ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      const onAbort = () => finish(new SealcastError('E_CLOSED', 'stopped while waiting for subscribers'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.add(waiter);
+      if (signal?.aborted) onAbort();
+    });
+  }
+
+  notifyHolder(connection: ServerConnection): void {
+    const holder = { clientId: connection.clientId, epoch: connection.ackedEpoch, remoteAddress: connection.remote };
+    this.emit('holder', holder);
+    if (this.waiters.size === 0) return;
+    const count = this.holderCount();
+    for (const waiter of [...this.waiters]) if (count >= waiter.count) waiter.resolve();
+  }
+
+  pushEpoch(bundle: EpochKeyBundle = this.currentEpoch()): number {
+    let sent = 0;
+    for (const connection of this.registered.values()) if (connection.deliver(bundle, 'key')) sent++;
+    return sent;
+  }
+
+  connectionCount(): number {
+    return this.connections.size;
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      for (const connection of [...this.connections]) connection.close('shutdown', 'the control server is shutting down', 'info', true);
+      for (const waiter of [...this.waiters]) waiter.resolve();
+    }).then(() => {
+      if (this.ownsRegistry) this.registry.close();
+    });
+    // Waiters must not see a resolved wait for a server that is going away.
+    return this.closing;
+  }
+}
+
+class ServerConnection {
+  state: ConnectionState = 'hello';
+  clientId = '';
+  keyKind: KeyKind = 'psk';
+  remote: string;
+  deliveredEpoch = -1;
+  ackedEpoch = -1;
+  private clientNonce: Buffer | null = null;
+  private transcript: Buffer | null = null;
+  private macKey: Buffer | null = null;
+  private wrapKey: Buffer | null = null;
+  private handshakeTimer: NodeJS.Timeout | null;
+  private flushTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly owner: ControlServerImpl,
+    private readonly socket: Socket,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.setKeepAlive(true, 30_000);
+    this.handshakeTimer = setTimeout(() => {
+      this.close('timeout', `registration not completed within ${owner.handshakeTimeoutMs} ms`, 'warn');
+    }, owner.handshakeTimeoutMs);
+    attachFrameDecoder(socket, owner.frameBytesMax, {
+      onFrame: (payload) => this.onFrame(payload),
+      onFrameError: (error) => this.close('protocol', error.message, 'warn'),
+    });
+    socket.on('error', (error) => this.close(null, `socket error: ${error.message}`, 'info'));
+    socket.on('end', () => this.close(null, 'peer closed the connection', 'info'));
+    socket.on('close', () => this.close(null, 'connection closed', 'info'));
+  }
+
+  private label(): string {
+    return this.clientId ? `${this.remote} (${this.clientId})` : this.remote;
+  }
+
+  private send(message: ServerMessage): void {
+    writeMessage(this.socket, message, this.owner.frameBytesMax);
+    if (this.socket.writableLength > PENDING_OUTPUT_BYTES_MAX) {
+      this.close(null, `client is not reading (${this.socket.writableLength} bytes pending)`, 'warn');
+    }
+  }
+
+  private onFrame(payload: Buffer): boolean {
+    if (this.state === 'closed') return false;
+    let message: ClientMessage;
+    try {
+      message = decodeClientMessage(payload);
+    } catch (error) {
+      const reserved = error instanceof SealcastError && error.message.includes('is reserved');
+      this.close(reserved ? 'unsupported' : 'protocol', (error as Error).message, 'warn');
+      return false;
+    }
+    try {
+      this.handle(message);
+    } catch (error) {
+      // A failure while handling a valid message (a registry error, a bad epoch bundle) is the
+      // server's problem, not the client's; it still ends only this connection.
+      this.close('protocol', `internal error: ${(error as Error).message}`, 'warn');
+      return false;
+    }
+    return (this.state as ConnectionState) !== 'closed';
+  }
+
+  private handle(message: ClientMessage): void {
+    switch (message.type) {
+      case 'hello':
+        if (this.state !== 'hello') return this.unexpected(message.type);
+        return this.onHello(message);
+      case 'proof':
+        if (this.state !== 'proof') return this.unexpected(message.type);
+        return this.onProof(message.mac);
+      case 'keyAck':
+        if (this.state !== 'registered') return this.unexpected(message.type);
+        if (message.epoch > this.deliveredEpoch) {
+          return this.close('protocol', `keyAck for epoch ${message.epoch}, which was never delivered`, 'warn');
+        }
+        if (message.epoch > this.ackedEpoch) {
+          this.ackedEpoch = message.epoch;
+          this.owner.notifyHolder(this);
+        }
+        return;
+      case 'bye':
+        return this.close(null, 'client said bye', 'info', true);
+    }
+  }
+
+  private unexpected(type: string): void {
+    this.close('protocol', `unexpected "${type}" message while ${this.state === 'registered' ? 'registered' : `awaiting ${this.state}`}`, 'warn');
+  }
+
+  private onHello(hello: HelloMessage): void {
+    this.clientId = hello.clientId;
+    if (hello.keyKind !== 'psk') {
+      return this.close('unsupported', `key kind ${hello.keyKind} is not served by this server yet (only psk)`, 'warn');
+    }
+    const found = this.owner.registry.lookupForRegistration(hello.clientId);
+    if (found.status === 'unknown') return this.close('unknown-client', `unknown subscriber id "${hello.clientId}"`, 'warn');
+    if (found.status === 'removed') return this.close('removed-client', `subscriber "${hello.clientId}" was removed`, 'warn');
+    if (found.keyKind !== hello.keyKind || found.psk === null) {
+      return this.close('unsupported', `subscriber "${hello.clientId}" is registered with key kind ${found.keyKind}, not ${hello.keyKind}`, 'warn');
+    }
+    const { sessionId } = this.owner.session;
+    try {
+      this.macKey = deriveKey('registrationMacKey', found.psk, sessionId, [hello.clientId]);
+      this.wrapKey = deriveKey('clientWrapKey', found.psk, sessionId, [hello.clientId]);
+    } finally {
+      found.psk.fill(0);
+    }
+    this.keyKind = hello.keyKind;
+    this.clientNonce = hello.clientNonce;
+    const serverNonce = randomBytes(SERVER_NONCE_BYTES);
+    this.transcript = registrationTranscript({
+      clientId: hello.clientId,
+      keyKind: hello.keyKind,
+      clientNonce: hello.clientNonce,
+      serverNonce,
+      serverPublicKey: this.owner.identity.publicKey,
+      session: this.owner.session,
+    });
+    const signature = this.owner.identity.sign(serverSignatureInput(this.transcript));
+    this.state = 'proof';
+    this.send({
+      type: 'challenge',
+      v: 1,
+      serverNonce,
+      serverPublicKey: this.owner.identity.publicKey,
+      session: this.owner.session,
+      signature,
+    });
+  }
+
+  private onProof(mac: Buffer): void {
+    const macKey = this.macKey as Buffer;
+    const ok = verifyClientProof(macKey, this.transcript as Buffer, mac);
+    macKey.fill(0);
+    this.macKey = null;
+    this.transcript = null;
+    this.clientNonce = null;
+    if (!ok) return this.close('bad-proof', `registration proof of "${this.clientId}" did not verify (wrong pre-shared key)`, 'warn');
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    const previous = this.owner.registered.get(this.clientId);
+    if (previous && previous !== this) previous.close('replaced', 'a newer registration of the same subscriber replaced this connection', 'info', true);
+    this.state = 'registered';
+    this.owner.registered.set(this.clientId, this);
+    this.owner.logger.info(`control: ${this.label()} registered`);
+    this.deliver(this.owner.currentEpoch(), 'welcome');
+    this.owner.emit('registered', this.clientId);
+  }
+
+  /** Wraps a bundle for this client and sends it; false when the client is not registered. */
+  deliver(bundle: EpochKeyBundle, type: 'welcome' | 'key'): boolean {
+    if (this.state !== 'registered' || this.wrapKey === null) return false;
+    if (bundle.epoch <= this.deliveredEpoch) return false;
+    const key = wrapKeyBundle(this.wrapKey, { sessionId: this.owner.session.sessionId, clientId: this.clientId, keyKind: this.keyKind }, bundle);
+    this.deliveredEpoch = bundle.epoch;
+    this.send({ type, v: 1, key });
+    return true;
+  }
+
+  /**
+   * Ends the connection once. `reason` non-null sends an error message first (so the peer gets a
+   * clear cause); `graceful` sends a bye instead of an error when there is nothing wrong.
+   */
+  close(reason: ErrorReason | null, text: string, level: 'info' | 'warn', graceful = false): void {
+    if (this.state === 'closed') return;
+    const wasRegistered = this.state === 'registered';
+    this.state = 'closed';
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    this.macKey?.fill(0);
+    this.wrapKey?.fill(0);
+    this.macKey = null;
+    this.wrapKey = null;
+    this.transcript = null;
+    this.clientNonce = null;
+    this.owner.connections.delete(this);
+    if (wasRegistered && this.owner.registered.get(this.clientId) === this) this.owner.registered.delete(this.clientId);
+    this.owner.logger[level](`control: closed ${this.label()}: ${text}`);
+    if (!this.socket.destroyed) {
+      if (graceful && reason === 'shutdown') this.send({ type: 'bye', v: 1 });
+      else if (reason !== null) this.send({ type: 'error', v: 1, reason, text });
+      this.socket.end();
+      this.flushTimer = setTimeout(() => this.socket.destroy(), CLOSE_FLUSH_MS);
+      this.flushTimer.unref();
+      this.socket.once('close', () => {
+        if (this.flushTimer) clearTimeout(this.flushTimer);
+      });
+    }
+  }
+}
+
+/** Starts a control server and resolves once it listens. */
+export async function startControlServer(options: ControlServerOptions): Promise<ControlServer> {
+  const server = new ControlServerImpl(options);
+  try {
+    await server.listen(options.host ?? '127.0.0.1', options.port ?? 0);
+  } catch (error) {
+    if (server.ownsRegistry) server.registry.close();
+    throw error;
+  }
+  return server;
+}
