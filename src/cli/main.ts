@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { isSealcastError } from '../errors.js';
 import { registerDoctor } from './doctor.js';
+import { registerSubscribers } from './subscribers.js';
 import { EXIT_CODE_BY_ERROR } from './exit-codes.js';
 import { processIo, writeLine, type CliIo, type CommandContext } from './io.js';
 import { VERSION } from '../version.js';
@@ -11,7 +12,7 @@ import { VERSION } from '../version.js';
 type Register = (program: Command, context: CommandContext) => void;
 
 /** Command modules; each adds its subcommand to the program. */
-const COMMANDS: Register[] = [registerDoctor];
+const COMMANDS: Register[] = [registerDoctor, registerSubscribers];
 
 export function buildProgram(context: CommandContext): Command {
   const program = new Command('sealcast');
