@@ -7,14 +7,15 @@
         "native/binding.cc"
       ],
       "include_dirs": [
+        "<(node_root_dir)/include/node",
         "<!(node -p \"require('node-addon-api').include_dir\")"
       ],
       "defines": [
         "NAPI_VERSION=8",
-        "NODE_ADDON_API_DISABLE_DEPRECATED",
-        "NODE_ADDON_API_ENABLE_MAYBE"
+        "NAPI_DISABLE_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED"
       ],
-      "cflags_cc": [ "-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra" ],
+      "cflags_cc": [ "-std=c++17", "-O3", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra" ],
       "cflags_cc!": [ "-fno-exceptions" ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",

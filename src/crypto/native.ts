@@ -1,7 +1,150 @@
-// PLACEHOLDER until the native helper lands: the native backend is not built yet.
-import { SealcastError } from '../errors.js';
-import type { CryptoBackend } from './backend.js';
+// The native backend: a C++ addon (native/) over the OpenSSL that Node itself ships. One call
+// seals or opens a whole batch in place; the key schedule is set up once per key.
+//
+// Every argument is validated here, with the same checks the WASM backend uses, before the
+// addon is called; the addon asserts the same facts again and throws rather than touch memory
+// outside the caller's arrays.
 
+import { createRequire } from 'node:module';
+import { SealcastError } from '../errors.js';
+import { isSuiteName, type AeadKey, type BackendConstants, type CryptoBackend, type PacketBatch, type SuiteName } from './backend.js';
+import { requireKey, requireSuite, requireUint8Array, validateBatch } from './validate.js';
+
+/** One key schedule inside the addon. */
+export interface NativeKeyHandle {
+  sealBatch(slab: Uint8Array, layout: Uint32Array, nonces: Uint8Array, count: number): void;
+  /** Returns how many slots authenticated. */
+  openBatch(slab: Uint8Array, layout: Uint32Array, nonces: Uint8Array, count: number, status: Uint8Array): number;
+  destroy(): void;
+  readonly destroyed: boolean;
+  readonly suite: string | null;
+}
+
+/** What `build/Release/sealcast.node` exports. Internal: use `loadNativeBackend()`. */
+export interface NativeBinding {
+  readonly KEY_BYTES: number;
+  readonly NONCE_BYTES: number;
+  readonly TAG_BYTES: number;
+  readonly LAYOUT_WORDS: number;
+  readonly PAYLOAD_BYTES_MAX: number;
+  readonly AAD_BYTES_MAX: number;
+  readonly STATUS_OK: number;
+  readonly STATUS_AUTH_FAILED: number;
+  readonly SUITES: readonly string[];
+  readonly SUITE_KEY_BYTES: Readonly<Record<string, number>>;
+  readonly OPENSSL_VERSION: string;
+  readonly AeadKey: new (suite: string, key: Uint8Array) => NativeKeyHandle;
+}
+
+/** Where the addon may be, relative to this file once compiled (dist/crypto/native.js). */
+const ADDON_PATHS = ['../../build/Release/sealcast.node', '../../build/Debug/sealcast.node'] as const;
+
+let cachedBinding: NativeBinding | null = null;
+let cachedBackend: CryptoBackend | null = null;
+let cachedFailure: SealcastError | null = null;
+
+/**
+ * Loads the raw addon. Exposed for the tests that check the C++ assertions directly; library
+ * code uses `loadNativeBackend()`, which validates every argument first.
+ */
+export function loadNativeBinding(): NativeBinding {
+  if (cachedBinding !== null) return cachedBinding;
+  if (cachedFailure !== null) throw cachedFailure;
+  const require = createRequire(import.meta.url);
+  const reasons: string[] = [];
+  for (const path of ADDON_PATHS) {
+    try {
+      cachedBinding = require(path) as NativeBinding;
+      return cachedBinding;
+    } catch (error) {
+      reasons.push(`${path}: ${firstLine(error)}`);
+    }
+  }
+  cachedFailure = new SealcastError(
+    'E_BACKEND',
+    `the native addon could not be loaded (run \`npm run build:native\`); tried ${reasons.join('; ')}`,
+  );
+  throw cachedFailure;
+}
+
+/** Loads the native backend once and returns the same instance afterwards. */
 export function loadNativeBackend(): CryptoBackend {
-  throw new SealcastError('E_BACKEND', 'the native addon is not built');
+  if (cachedBackend !== null) return cachedBackend;
+  const binding = loadNativeBinding();
+  cachedBackend = createNativeBackend(binding);
+  return cachedBackend;
+}
+
+function createNativeBackend(binding: NativeBinding): CryptoBackend {
+  const constants: BackendConstants = Object.freeze({
+    keyBytes: binding.KEY_BYTES,
+    nonceBytes: binding.NONCE_BYTES,
+    tagBytes: binding.TAG_BYTES,
+    layoutWords: binding.LAYOUT_WORDS,
+    payloadBytesMax: binding.PAYLOAD_BYTES_MAX,
+    aadBytesMax: binding.AAD_BYTES_MAX,
+    statusOk: binding.STATUS_OK,
+    statusAuthFailed: binding.STATUS_AUTH_FAILED,
+  });
+  // Only suites both sides know: an addon built from newer sources may offer more.
+  const suites = Object.freeze(binding.SUITES.filter(isSuiteName));
+  const backend: CryptoBackend = {
+    name: 'native',
+    suites,
+    openSslVersion: binding.OPENSSL_VERSION,
+    constants,
+    createKey(suite: SuiteName, key: Uint8Array): AeadKey {
+      requireSuite(backend, suite);
+      requireKey(suite, key, constants);
+      return new NativeAeadKey(suite, new binding.AeadKey(suite, key), constants);
+    },
+  };
+  return Object.freeze(backend);
+}
+
+class NativeAeadKey implements AeadKey {
+  readonly suite: SuiteName;
+  readonly backend = 'native' as const;
+  readonly #handle: NativeKeyHandle;
+  readonly #constants: BackendConstants;
+  // Mirrors the handle's state, so that the liveness check costs no call into the addon.
+  #destroyed = false;
+
+  constructor(suite: SuiteName, handle: NativeKeyHandle, constants: BackendConstants) {
+    this.suite = suite;
+    this.#handle = handle;
+    this.#constants = constants;
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  sealBatch(batch: PacketBatch): void {
+    this.#requireLive();
+    validateBatch(batch, this.#constants);
+    this.#handle.sealBatch(batch.slab, batch.layout, batch.nonces, batch.count);
+  }
+
+  openBatch(batch: PacketBatch, status: Uint8Array): number {
+    this.#requireLive();
+    requireUint8Array(status, 'status');
+    validateBatch(batch, this.#constants, status);
+    return this.#handle.openBatch(batch.slab, batch.layout, batch.nonces, batch.count, status);
+  }
+
+  /** Frees the OpenSSL contexts, which cleanses the key schedule. The addon holds no key copy. */
+  destroy(): void {
+    this.#destroyed = true;
+    this.#handle.destroy();
+  }
+
+  #requireLive(): void {
+    if (this.#destroyed) throw new SealcastError('E_CLOSED', 'this AEAD key was destroyed');
+  }
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n', 1)[0] ?? message;
 }

@@ -1,0 +1,265 @@
+// The batch AEAD core over the OpenSSL that Node ships. Nothing here allocates per packet or
+// per batch: the two cipher contexts are created once per key, and every slot is processed
+// in place in the caller's memory.
+
+#include "aead.h"
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <string>
+
+namespace sealcast {
+
+namespace {
+
+const EVP_CIPHER* CipherFor(Suite suite) {
+  switch (suite) {
+    case Suite::kChaCha20Poly1305:
+      return EVP_chacha20_poly1305();
+    case Suite::kAes256Gcm:
+      return EVP_aes_256_gcm();
+    case Suite::kAes128Gcm:
+      return EVP_aes_128_gcm();
+    case Suite::kAes192Gcm:
+      return EVP_aes_192_gcm();
+  }
+  return nullptr;
+}
+
+// True when [a, a + a_bytes) and [b, b + b_bytes) share a byte. Empty ranges share nothing.
+bool RangesOverlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
+  if (a_bytes == 0 || b_bytes == 0) return false;
+  auto a_start = reinterpret_cast<std::uintptr_t>(a);
+  auto b_start = reinterpret_cast<std::uintptr_t>(b);
+  return a_start < b_start + b_bytes && b_start < a_start + a_bytes;
+}
+
+std::string SlotPrefix(std::size_t slot) { return "layout slot " + std::to_string(slot) + ": "; }
+
+// The bounds of one slot, read once from the layout so that every later use sees the same
+// values even if the layout memory is shared with another thread.
+struct Slot {
+  std::size_t offset;
+  std::size_t aad_bytes;
+  std::size_t payload_bytes;
+  std::size_t end;  // One past the tag.
+};
+
+Slot ReadSlot(const std::uint32_t* layout, std::size_t slot) {
+  const std::uint32_t* words = layout + slot * kLayoutWords;
+  Slot result;
+  result.offset = words[0];
+  result.aad_bytes = words[1];
+  result.payload_bytes = words[2];
+  // Each term is below 2^32, so the sum cannot overflow a 64-bit size_t.
+  result.end = result.offset + result.aad_bytes + result.payload_bytes + kTagBytes;
+  return result;
+}
+
+// The cheap per-slot re-check made while processing: the slot lies after the previous one,
+// inside the slab, and within the size limits.
+bool SlotInBounds(const Slot& slot, std::size_t previous_end, std::size_t slab_bytes) {
+  return slot.offset >= previous_end && slot.end <= slab_bytes && slot.aad_bytes <= kAadBytesMax &&
+         slot.payload_bytes <= kPayloadBytesMax;
+}
+
+Outcome ChangedUnderfoot(std::size_t slot) {
+  return Outcome::Fail(ErrorKind::kRange,
+                       SlotPrefix(slot) + "the layout changed while the batch was processed (shared memory?)");
+}
+
+Outcome OpenSslFailure(const char* what) {
+  // Node reads the same per-thread error queue, so nothing of ours may be left on it.
+  ERR_clear_error();
+  return Outcome::Fail(ErrorKind::kInternal, std::string("OpenSSL failed to ") + what);
+}
+
+}  // namespace
+
+const SuiteInfo* FindSuite(const std::string& name) {
+  for (const SuiteInfo& info : kSuites) {
+    if (name == info.name) return &info;
+  }
+  return nullptr;
+}
+
+const char* OpenSslVersion() { return OpenSSL_version(OPENSSL_VERSION); }
+
+Outcome CheckBatch(const BatchView& batch, const std::uint8_t* status, std::size_t status_bytes, bool with_status) {
+  const std::size_t layout_slots = batch.layout_words / kLayoutWords;
+  if (batch.count > layout_slots) {
+    return Outcome::Fail(ErrorKind::kRange, "count " + std::to_string(batch.count) + " exceeds the layout's " +
+                                                std::to_string(layout_slots) + " slots");
+  }
+  const std::size_t nonce_slots = batch.nonce_bytes / kNonceBytes;
+  if (batch.count > nonce_slots) {
+    return Outcome::Fail(ErrorKind::kRange, "count " + std::to_string(batch.count) + " exceeds the " +
+                                                std::to_string(nonce_slots) + " nonces of " +
+                                                std::to_string(batch.nonce_bytes) + " nonce bytes");
+  }
+  if (with_status && status_bytes < batch.count) {
+    return Outcome::Fail(ErrorKind::kRange, "status holds " + std::to_string(status_bytes) +
+                                                " bytes but the batch has " + std::to_string(batch.count) + " slots");
+  }
+  const std::size_t layout_bytes = batch.layout_words * sizeof(std::uint32_t);
+  if (RangesOverlap(batch.slab, batch.slab_bytes, batch.layout, layout_bytes)) {
+    return Outcome::Fail(ErrorKind::kRange, "layout must not overlap slab");
+  }
+  if (RangesOverlap(batch.slab, batch.slab_bytes, batch.nonces, batch.nonce_bytes)) {
+    return Outcome::Fail(ErrorKind::kRange, "nonces must not overlap slab");
+  }
+  if (with_status) {
+    if (RangesOverlap(batch.slab, batch.slab_bytes, status, status_bytes)) {
+      return Outcome::Fail(ErrorKind::kRange, "status must not overlap slab");
+    }
+    if (RangesOverlap(batch.nonces, batch.nonce_bytes, status, status_bytes)) {
+      return Outcome::Fail(ErrorKind::kRange, "status must not overlap nonces");
+    }
+    if (RangesOverlap(batch.layout, layout_bytes, status, status_bytes)) {
+      return Outcome::Fail(ErrorKind::kRange, "status must not overlap layout");
+    }
+  }
+  std::size_t previous_end = 0;
+  for (std::size_t index = 0; index < batch.count; index++) {
+    const Slot slot = ReadSlot(batch.layout, index);
+    if (slot.aad_bytes > kAadBytesMax) {
+      return Outcome::Fail(ErrorKind::kRange, SlotPrefix(index) + "AAD of " + std::to_string(slot.aad_bytes) +
+                                                  " bytes exceeds " + std::to_string(kAadBytesMax));
+    }
+    if (slot.payload_bytes > kPayloadBytesMax) {
+      return Outcome::Fail(ErrorKind::kRange, SlotPrefix(index) + "payload of " +
+                                                  std::to_string(slot.payload_bytes) + " bytes exceeds " +
+                                                  std::to_string(kPayloadBytesMax));
+    }
+    if (slot.offset < previous_end) {
+      return Outcome::Fail(ErrorKind::kRange, SlotPrefix(index) + "offset " + std::to_string(slot.offset) +
+                                                  " overlaps the previous slot, which ends at " +
+                                                  std::to_string(previous_end));
+    }
+    if (slot.end > batch.slab_bytes) {
+      return Outcome::Fail(ErrorKind::kRange, SlotPrefix(index) + "slot ends at byte " + std::to_string(slot.end) +
+                                                  ", beyond the slab's " + std::to_string(batch.slab_bytes) +
+                                                  " bytes");
+    }
+    previous_end = slot.end;
+  }
+  return Outcome::Ok();
+}
+
+AeadContext::AeadContext(const SuiteInfo& suite) : suite_(suite) {}
+
+AeadContext::~AeadContext() {
+  // Freeing a context makes OpenSSL cleanse the key schedule it holds.
+  EVP_CIPHER_CTX_free(seal_);
+  EVP_CIPHER_CTX_free(open_);
+}
+
+std::unique_ptr<AeadContext> AeadContext::Create(const SuiteInfo& suite, const std::uint8_t* key,
+                                                 std::size_t key_bytes, Outcome* error) {
+  if (key_bytes != suite.key_bytes) {
+    *error = Outcome::Fail(ErrorKind::kRange, std::string("key must be ") + std::to_string(suite.key_bytes) +
+                                                  " bytes for " + suite.name + ", got " + std::to_string(key_bytes));
+    return nullptr;
+  }
+  const EVP_CIPHER* cipher = CipherFor(suite.suite);
+  std::unique_ptr<AeadContext> context(new AeadContext(suite));
+  context->seal_ = EVP_CIPHER_CTX_new();
+  context->open_ = EVP_CIPHER_CTX_new();
+  if (cipher == nullptr || context->seal_ == nullptr || context->open_ == nullptr) {
+    *error = OpenSslFailure("allocate a cipher context");
+    return nullptr;
+  }
+  // The key schedule is computed here, once; both ciphers use a 12-byte nonce and a 16-byte
+  // tag by default, which is what sealcast's slots carry.
+  if (EVP_EncryptInit_ex(context->seal_, cipher, nullptr, key, nullptr) != 1 ||
+      EVP_DecryptInit_ex(context->open_, cipher, nullptr, key, nullptr) != 1) {
+    *error = OpenSslFailure("set up the key");
+    return nullptr;
+  }
+  if (EVP_CIPHER_CTX_get_iv_length(context->seal_) != static_cast<int>(kNonceBytes)) {
+    *error = OpenSslFailure("use a 12-byte nonce");
+    return nullptr;
+  }
+  return context;
+}
+
+Outcome AeadContext::SealBatch(const BatchView& batch) {
+  EVP_CIPHER_CTX* ctx = seal_;
+  std::size_t previous_end = 0;
+  for (std::size_t index = 0; index < batch.count; index++) {
+    const Slot slot = ReadSlot(batch.layout, index);
+    if (!SlotInBounds(slot, previous_end, batch.slab_bytes)) return ChangedUnderfoot(index);
+    previous_end = slot.end;
+    std::uint8_t* aad = batch.slab + slot.offset;
+    std::uint8_t* payload = aad + slot.aad_bytes;
+    std::uint8_t* tag = payload + slot.payload_bytes;
+    const int aad_length = static_cast<int>(slot.aad_bytes);
+    const int payload_length = static_cast<int>(slot.payload_bytes);
+    int written = 0;
+    if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, batch.nonces + index * kNonceBytes) != 1) {
+      return OpenSslFailure("set a nonce");
+    }
+    if (aad_length > 0 && EVP_EncryptUpdate(ctx, nullptr, &written, aad, aad_length) != 1) {
+      return OpenSslFailure("authenticate the AAD");
+    }
+    if (payload_length > 0 &&
+        (EVP_EncryptUpdate(ctx, payload, &written, payload, payload_length) != 1 || written != payload_length)) {
+      return OpenSslFailure("encrypt a payload");
+    }
+    // Both suites are stream modes, so Final writes no bytes; the pointer only has to be valid.
+    if (EVP_EncryptFinal_ex(ctx, tag, &written) != 1 || written != 0) {
+      return OpenSslFailure("finish a payload");
+    }
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagBytes), tag) != 1) {
+      return OpenSslFailure("produce a tag");
+    }
+  }
+  return Outcome::Ok();
+}
+
+Outcome AeadContext::OpenBatch(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated) {
+  EVP_CIPHER_CTX* ctx = open_;
+  std::size_t verified = 0;
+  std::size_t previous_end = 0;
+  for (std::size_t index = 0; index < batch.count; index++) {
+    const Slot slot = ReadSlot(batch.layout, index);
+    if (!SlotInBounds(slot, previous_end, batch.slab_bytes)) {
+      // Slots not yet processed must not look authenticated to a caller that ignores the throw.
+      std::memset(status + index, kStatusAuthFailed, batch.count - index);
+      *authenticated = verified;
+      return ChangedUnderfoot(index);
+    }
+    previous_end = slot.end;
+    std::uint8_t* aad = batch.slab + slot.offset;
+    std::uint8_t* payload = aad + slot.aad_bytes;
+    std::uint8_t* tag = payload + slot.payload_bytes;
+    const int aad_length = static_cast<int>(slot.aad_bytes);
+    const int payload_length = static_cast<int>(slot.payload_bytes);
+    int written = 0;
+    bool ok = EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, batch.nonces + index * kNonceBytes) == 1 &&
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kTagBytes), tag) == 1;
+    if (ok && aad_length > 0) ok = EVP_DecryptUpdate(ctx, nullptr, &written, aad, aad_length) == 1;
+    if (ok && payload_length > 0) {
+      ok = EVP_DecryptUpdate(ctx, payload, &written, payload, payload_length) == 1 && written == payload_length;
+    }
+    // Final compares the tag; OpenSSL has already written the plaintext in place by then.
+    if (ok) ok = EVP_DecryptFinal_ex(ctx, tag, &written) == 1 && written == 0;
+    if (ok) {
+      status[index] = kStatusOk;
+      verified++;
+    } else {
+      // Unauthenticated plaintext must never be exposed, so the payload is wiped.
+      OPENSSL_cleanse(payload, slot.payload_bytes);
+      status[index] = kStatusAuthFailed;
+    }
+  }
+  // A tag mismatch may leave entries on the thread's OpenSSL error queue, which Node shares.
+  if (verified != batch.count) ERR_clear_error();
+  *authenticated = verified;
+  return Outcome::Ok();
+}
+
+}  // namespace sealcast

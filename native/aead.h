@@ -1,0 +1,118 @@
+// The batch AEAD core of sealcast: plain C++ over the OpenSSL that Node ships, with no
+// Node-API types, so that it can be reasoned about (and tested) apart from the JS binding.
+//
+// A batch is a caller-owned slab of packet slots [ AAD | payload | tag ], a layout of three
+// 32-bit words per slot (offset, AAD bytes, payload bytes) and one 12-byte nonce per slot.
+// Sealing and opening rewrite payloads and tags in place.
+
+#ifndef SEALCAST_NATIVE_AEAD_H_
+#define SEALCAST_NATIVE_AEAD_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+// Forward declaration, so that users of this header need not see OpenSSL's headers.
+typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+
+namespace sealcast {
+
+constexpr std::size_t kKeyBytes = 32;
+constexpr std::size_t kNonceBytes = 12;
+constexpr std::size_t kTagBytes = 16;
+constexpr std::size_t kLayoutWords = 3;
+// One slot carries at most one UDP datagram, so 64 KiB bounds both the AAD and the payload;
+// the bound also keeps every length well inside OpenSSL's `int` lengths.
+constexpr std::size_t kPayloadBytesMax = 65536;
+constexpr std::size_t kAadBytesMax = 65536;
+constexpr std::uint8_t kStatusOk = 0;
+constexpr std::uint8_t kStatusAuthFailed = 1;
+
+enum class Suite { kChaCha20Poly1305, kAes256Gcm, kAes128Gcm, kAes192Gcm };
+
+struct SuiteInfo {
+  Suite suite;
+  const char* name;
+  std::size_t key_bytes;
+};
+
+// Every suite the core implements, in the order the backend lists them.
+constexpr SuiteInfo kSuites[] = {
+    {Suite::kChaCha20Poly1305, "chacha20-poly1305", 32},
+    {Suite::kAes256Gcm, "aes-256-gcm", 32},
+    {Suite::kAes128Gcm, "aes-128-gcm", 16},
+    {Suite::kAes192Gcm, "aes-192-gcm", 24},
+};
+constexpr std::size_t kSuiteCount = sizeof(kSuites) / sizeof(kSuites[0]);
+
+// Returns the suite called `name`, or nullptr when there is none.
+const SuiteInfo* FindSuite(const std::string& name);
+
+// The version text of the OpenSSL the process runs (Node's own), e.g. "OpenSSL 3.0.19 ...".
+const char* OpenSslVersion();
+
+// Raw views of the memory of one batch. Lengths are in elements of each array.
+struct BatchView {
+  std::uint8_t* slab;
+  std::size_t slab_bytes;
+  const std::uint32_t* layout;
+  std::size_t layout_words;
+  const std::uint8_t* nonces;
+  std::size_t nonce_bytes;
+  std::size_t count;
+};
+
+// What was wrong with a batch: the binding turns kType into a TypeError and kRange into a
+// RangeError; kInternal means OpenSSL refused an operation, which is a bug or a broken library.
+enum class ErrorKind { kNone, kType, kRange, kInternal };
+
+struct Outcome {
+  ErrorKind kind = ErrorKind::kNone;
+  std::string message;
+
+  bool ok() const { return kind == ErrorKind::kNone; }
+  static Outcome Ok() { return Outcome(); }
+  static Outcome Fail(ErrorKind kind, std::string message) { return Outcome{kind, std::move(message)}; }
+};
+
+// Checks every fact the TypeScript layer already checked (validate.ts), before any byte is
+// touched: count within the layout and nonce capacity, every slot inside the slab, slots in
+// increasing order without overlap, the status array (when given) large enough, and no
+// auxiliary array sharing memory with the slab.
+Outcome CheckBatch(const BatchView& batch, const std::uint8_t* status, std::size_t status_bytes, bool with_status);
+
+// A key schedule for one suite and one key: two OpenSSL contexts, one sealing and one opening,
+// each given the key once. Per packet only the nonce is set. Not thread-safe: each thread
+// (worker) creates its own.
+class AeadContext {
+ public:
+  // Returns nullptr and sets `error` when the key has the wrong size or OpenSSL fails.
+  static std::unique_ptr<AeadContext> Create(const SuiteInfo& suite, const std::uint8_t* key, std::size_t key_bytes,
+                                             Outcome* error);
+  ~AeadContext();
+  AeadContext(const AeadContext&) = delete;
+  AeadContext& operator=(const AeadContext&) = delete;
+
+  const SuiteInfo& suite() const { return suite_; }
+
+  // Seals every slot in place. The batch must have passed CheckBatch; the bounds of each slot
+  // are checked again as it is processed, because a SharedArrayBuffer layout could change
+  // between the check and the use.
+  Outcome SealBatch(const BatchView& batch);
+
+  // Opens every slot in place, writing kStatusOk or kStatusAuthFailed per slot, and stores in
+  // `authenticated` how many slots verified. A failed slot's payload is zeroed.
+  Outcome OpenBatch(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated);
+
+ private:
+  explicit AeadContext(const SuiteInfo& suite);
+
+  SuiteInfo suite_;
+  EVP_CIPHER_CTX* seal_ = nullptr;
+  EVP_CIPHER_CTX* open_ = nullptr;
+};
+
+}  // namespace sealcast
+
+#endif  // SEALCAST_NATIVE_AEAD_H_

@@ -1,0 +1,236 @@
+// The thin Node-API layer over aead.h. It turns JS values into raw views, asserts every fact
+// the TypeScript wrapper already validated (defence in depth: a bad call must throw, never
+// corrupt memory), and makes exactly one call into the core per batch.
+//
+// The addon is context-aware: all per-environment state (the AeadKey constructor) lives in the
+// Napi::Addon instance, so it can be loaded by the main thread and by every worker thread.
+
+#include <napi.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "aead.h"
+
+namespace {
+
+using sealcast::AeadContext;
+using sealcast::BatchView;
+using sealcast::ErrorKind;
+using sealcast::Outcome;
+
+// A typed array's element data, length in elements, and whether the value had the wanted type.
+template <typename T>
+struct ArrayView {
+  T* data = nullptr;
+  std::size_t length = 0;
+};
+
+// Reads `value` as a typed array of exactly `wanted` type (a Buffer is a Uint8Array; a
+// Uint8ClampedArray is not). Throws a TypeError naming `name` otherwise.
+template <typename T>
+bool ReadTypedArray(Napi::Env env, Napi::Value value, napi_typedarray_type wanted, const char* type_name,
+                    const char* name, ArrayView<T>* out) {
+  bool is_typed_array = false;
+  if (napi_is_typedarray(env, value, &is_typed_array) != napi_ok || !is_typed_array) {
+    Napi::TypeError::New(env, std::string(name) + " must be a " + type_name).ThrowAsJavaScriptException();
+    return false;
+  }
+  napi_typedarray_type type;
+  std::size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok || type != wanted) {
+    Napi::TypeError::New(env, std::string(name) + " must be a " + type_name).ThrowAsJavaScriptException();
+    return false;
+  }
+  out->data = static_cast<T*>(data);
+  out->length = length;
+  return true;
+}
+
+// Reads a non-negative integer count no larger than 2^32 - 1.
+bool ReadCount(Napi::Env env, Napi::Value value, std::size_t* out) {
+  if (!value.IsNumber()) {
+    Napi::TypeError::New(env, "count must be an integer").ThrowAsJavaScriptException();
+    return false;
+  }
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= 0 && number <= 4294967295.0) || number != static_cast<double>(static_cast<std::uint64_t>(number))) {
+    Napi::RangeError::New(env, "count must be an integer between 0 and 4294967295").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<std::size_t>(number);
+  return true;
+}
+
+void ThrowOutcome(Napi::Env env, const Outcome& outcome) {
+  switch (outcome.kind) {
+    case ErrorKind::kType:
+      Napi::TypeError::New(env, outcome.message).ThrowAsJavaScriptException();
+      return;
+    case ErrorKind::kRange:
+      Napi::RangeError::New(env, outcome.message).ThrowAsJavaScriptException();
+      return;
+    case ErrorKind::kInternal:
+    case ErrorKind::kNone: {
+      Napi::Error error = Napi::Error::New(env, outcome.message);
+      error.Set("code", Napi::String::New(env, "E_INTERNAL"));
+      error.ThrowAsJavaScriptException();
+      return;
+    }
+  }
+}
+
+// Reads (slab, layout, nonces, count) from the first four arguments and checks them, together
+// with the status array when `status` is non-null.
+bool ReadBatch(const Napi::CallbackInfo& info, BatchView* batch, ArrayView<std::uint8_t>* status) {
+  Napi::Env env = info.Env();
+  ArrayView<std::uint8_t> slab;
+  ArrayView<std::uint32_t> layout;
+  ArrayView<std::uint8_t> nonces;
+  if (!ReadTypedArray(env, info[0], napi_uint8_array, "Uint8Array", "slab", &slab)) return false;
+  if (!ReadTypedArray(env, info[1], napi_uint32_array, "Uint32Array", "layout", &layout)) return false;
+  if (!ReadTypedArray(env, info[2], napi_uint8_array, "Uint8Array", "nonces", &nonces)) return false;
+  std::size_t count = 0;
+  if (!ReadCount(env, info[3], &count)) return false;
+  if (status != nullptr && !ReadTypedArray(env, info[4], napi_uint8_array, "Uint8Array", "status", status)) {
+    return false;
+  }
+  *batch = BatchView{slab.data, slab.length, layout.data, layout.length, nonces.data, nonces.length, count};
+  const Outcome checked = status != nullptr ? sealcast::CheckBatch(*batch, status->data, status->length, true)
+                                            : sealcast::CheckBatch(*batch, nullptr, 0, false);
+  if (!checked.ok()) {
+    ThrowOutcome(env, checked);
+    return false;
+  }
+  return true;
+}
+
+// One key schedule, exposed to JS as `new AeadKey(suite, key)`.
+class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "AeadKey",
+                       {
+                           InstanceMethod<&AeadKeyWrap::SealBatch>("sealBatch"),
+                           InstanceMethod<&AeadKeyWrap::OpenBatch>("openBatch"),
+                           InstanceMethod<&AeadKeyWrap::Destroy>("destroy"),
+                           InstanceAccessor<&AeadKeyWrap::Destroyed>("destroyed"),
+                           InstanceAccessor<&AeadKeyWrap::Suite>("suite"),
+                       });
+  }
+
+  explicit AeadKeyWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AeadKeyWrap>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) {
+      Napi::TypeError::New(env, "suite must be a string").ThrowAsJavaScriptException();
+      return;
+    }
+    const std::string suite_name = info[0].As<Napi::String>().Utf8Value();
+    const sealcast::SuiteInfo* suite = sealcast::FindSuite(suite_name);
+    if (suite == nullptr) {
+      Napi::TypeError::New(env, "unknown suite \"" + suite_name + "\"").ThrowAsJavaScriptException();
+      return;
+    }
+    ArrayView<std::uint8_t> key;
+    if (!ReadTypedArray(env, info[1], napi_uint8_array, "Uint8Array", "key", &key)) return;
+    Outcome error;
+    context_ = AeadContext::Create(*suite, key.data, key.length, &error);
+    if (context_ == nullptr) ThrowOutcome(env, error);
+  }
+
+  // The finalizer: when destroy() was never called, the unique_ptr frees the OpenSSL contexts
+  // (which cleanses the key schedule) as the object is collected.
+  ~AeadKeyWrap() override = default;
+
+ private:
+  bool RequireLive(Napi::Env env) {
+    if (context_ != nullptr) return true;
+    Napi::Error error = Napi::Error::New(env, "this AEAD key was destroyed");
+    error.Set("code", Napi::String::New(env, "E_CLOSED"));
+    error.ThrowAsJavaScriptException();
+    return false;
+  }
+
+  // sealBatch(slab, layout, nonces, count): undefined
+  Napi::Value SealBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!RequireLive(env)) return env.Undefined();
+    BatchView batch;
+    if (!ReadBatch(info, &batch, nullptr)) return env.Undefined();
+    const Outcome sealed = context_->SealBatch(batch);
+    if (!sealed.ok()) ThrowOutcome(env, sealed);
+    return env.Undefined();
+  }
+
+  // openBatch(slab, layout, nonces, count, status): number of slots that authenticated
+  Napi::Value OpenBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!RequireLive(env)) return env.Undefined();
+    BatchView batch;
+    ArrayView<std::uint8_t> status;
+    if (!ReadBatch(info, &batch, &status)) return env.Undefined();
+    std::size_t authenticated = 0;
+    const Outcome opened = context_->OpenBatch(batch, status.data, &authenticated);
+    if (!opened.ok()) {
+      ThrowOutcome(env, opened);
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, static_cast<double>(authenticated));
+  }
+
+  Napi::Value Destroy(const Napi::CallbackInfo& info) {
+    context_.reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Destroyed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), context_ == nullptr); }
+
+  Napi::Value Suite(const Napi::CallbackInfo& info) {
+    if (context_ == nullptr) return info.Env().Null();
+    return Napi::String::New(info.Env(), context_->suite().name);
+  }
+
+  std::unique_ptr<AeadContext> context_;
+};
+
+class SealcastAddon : public Napi::Addon<SealcastAddon> {
+ public:
+  SealcastAddon(Napi::Env env, Napi::Object exports) {
+    Napi::Array suites = Napi::Array::New(env, sealcast::kSuiteCount);
+    for (std::size_t index = 0; index < sealcast::kSuiteCount; index++) {
+      suites.Set(static_cast<std::uint32_t>(index), Napi::String::New(env, sealcast::kSuites[index].name));
+    }
+    Napi::Object suite_key_bytes = Napi::Object::New(env);
+    for (const sealcast::SuiteInfo& suite : sealcast::kSuites) {
+      suite_key_bytes.Set(suite.name, Napi::Number::New(env, static_cast<double>(suite.key_bytes)));
+    }
+    DefineAddon(exports, {
+                             InstanceValue("KEY_BYTES", Number(env, sealcast::kKeyBytes), napi_enumerable),
+                             InstanceValue("NONCE_BYTES", Number(env, sealcast::kNonceBytes), napi_enumerable),
+                             InstanceValue("TAG_BYTES", Number(env, sealcast::kTagBytes), napi_enumerable),
+                             InstanceValue("LAYOUT_WORDS", Number(env, sealcast::kLayoutWords), napi_enumerable),
+                             InstanceValue("PAYLOAD_BYTES_MAX", Number(env, sealcast::kPayloadBytesMax),
+                                           napi_enumerable),
+                             InstanceValue("AAD_BYTES_MAX", Number(env, sealcast::kAadBytesMax), napi_enumerable),
+                             InstanceValue("STATUS_OK", Number(env, sealcast::kStatusOk), napi_enumerable),
+                             InstanceValue("STATUS_AUTH_FAILED", Number(env, sealcast::kStatusAuthFailed),
+                                           napi_enumerable),
+                             InstanceValue("SUITES", suites, napi_enumerable),
+                             InstanceValue("SUITE_KEY_BYTES", suite_key_bytes, napi_enumerable),
+                             InstanceValue("OPENSSL_VERSION", Napi::String::New(env, sealcast::OpenSslVersion()),
+                                           napi_enumerable),
+                             InstanceValue("AeadKey", AeadKeyWrap::Define(env), napi_enumerable),
+                         });
+  }
+
+ private:
+  static Napi::Number Number(Napi::Env env, std::size_t value) {
+    return Napi::Number::New(env, static_cast<double>(value));
+  }
+};
+
+}  // namespace
+
+NODE_API_ADDON(SealcastAddon)
