@@ -1,0 +1,450 @@
+#!/usr/bin/env node
+// End-to-end pipeline benchmark: sealcast against udpcast (plain) and UFTP (AES-256-GCM) in the
+// same run, on the same machine, with the same file, every output verified by SHA-256. See
+// docs/benchmarks.md for how to run it and what the rows mean.
+//
+//   node bench/pipeline.mjs [--quick] [--runs N] [--size-mib N] [--paths loopback,bridge]
+//        [--receivers 1,3] [--packet-bytes 1400,8972] [--tools sealcast,udpcast,uftp,iperf]
+//        [--sealcast-rate 1400=3G,8972=8G] [--max-minutes M]
+
+import { createHash, randomFillSync } from 'node:crypto';
+import { createReadStream, existsSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { machineInfo } from './lib/machine.mjs';
+import { printTable } from './lib/table.mjs';
+import { writeResults } from './lib/results.mjs';
+import { canCreateNamespaces, createBridgeTopology, createLoopbackNamespace, deleteBenchNamespaces, teardownAllTopologies } from './netns.mjs';
+import { haveGnuTime, killAllChildren, meanDatagramBytes, readMulticastOutCounters } from './peers/process.mjs';
+import { sealcastPeer } from './peers/sealcast.mjs';
+import { udpcast } from './peers/udpcast.mjs';
+import { uftp } from './peers/uftp.mjs';
+import { iperf } from './peers/iperf.mjs';
+
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const USAGE = `usage: node bench/pipeline.mjs [options]
+  --quick                 64 MiB file, 1 run (also SCBENCH_QUICK=1); for development
+  --runs N                runs per row, the median is reported (default 3; SCBENCH_RUNS)
+  --size-mib N            file size in MiB (default 1024)
+  --paths LIST            loopback,bridge (bridge needs root)
+  --receivers LIST        receiver counts (default 1,3)
+  --packet-bytes LIST     datagram sizes (default 1400,8972)
+  --tools LIST            sealcast,sealcast-aes,udpcast,uftp,iperf (default all)
+  --sealcast-rate MAP     first --rate per size, e.g. 1400=3G,8972=8G; lowered on E_GAP
+  --max-minutes M         stop starting new runs after M minutes (default 90)
+  --help`;
+
+function parseList(text, convert = (item) => item) {
+  return text.split(',').map((item) => item.trim()).filter(Boolean).map(convert);
+}
+
+function positiveInteger(name, text) {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got "${text}"`);
+  return value;
+}
+
+function parseOptions(argv, env) {
+  const options = {
+    quick: env.SCBENCH_QUICK === '1',
+    runs: env.SCBENCH_RUNS ? positiveInteger('SCBENCH_RUNS', env.SCBENCH_RUNS) : null,
+    sizeMib: null,
+    paths: ['loopback', 'bridge'],
+    receivers: [1, 3],
+    packetBytes: [1400, 8972],
+    tools: ['sealcast', 'sealcast-aes', 'udpcast', 'uftp', 'iperf'],
+    sealcastRates: { 1400: '3G', 8972: '8G' },
+    maxMinutes: 90,
+  };
+  for (let index = 0; index < argv.length; index += 1) {
+    const flag = argv[index];
+    const value = () => {
+      if (index + 1 >= argv.length) throw new RangeError(`${flag} needs a value`);
+      index += 1;
+      return argv[index];
+    };
+    switch (flag) {
+      case '--quick': options.quick = true; break;
+      case '--runs': options.runs = positiveInteger('--runs', value()); break;
+      case '--size-mib': options.sizeMib = positiveInteger('--size-mib', value()); break;
+      case '--paths': options.paths = parseList(value()); break;
+      case '--receivers': options.receivers = parseList(value(), (item) => positiveInteger('--receivers', item)); break;
+      case '--packet-bytes': options.packetBytes = parseList(value(), (item) => positiveInteger('--packet-bytes', item)); break;
+      case '--tools': options.tools = parseList(value()); break;
+      case '--sealcast-rate':
+        for (const pair of parseList(value())) {
+          const [size, rate] = pair.split('=');
+          if (!rate || !/^\d+(\.\d+)?[KMG]?$/i.test(rate)) throw new RangeError(`--sealcast-rate entries look like 1400=3G, got "${pair}"`);
+          options.sealcastRates[positiveInteger('--sealcast-rate size', size)] = rate;
+        }
+        break;
+      case '--max-minutes': options.maxMinutes = positiveInteger('--max-minutes', value()); break;
+      case '--help': case '-h': options.help = true; break;
+      default: throw new RangeError(`unknown option "${flag}"\n${USAGE}`);
+    }
+  }
+  for (const path of options.paths) if (!['loopback', 'bridge'].includes(path)) throw new RangeError(`--paths takes loopback,bridge, got "${path}"`);
+  for (const tool of options.tools) if (!['sealcast', 'sealcast-aes', 'udpcast', 'uftp', 'iperf'].includes(tool)) throw new RangeError(`unknown tool "${tool}"`);
+  for (const size of options.packetBytes) if (size < 512 || size > 8972) throw new RangeError(`--packet-bytes must be 512..8972 (the bridge MTU is 9000), got ${size}`);
+  options.runs ??= options.quick ? 1 : 3;
+  options.sizeMib ??= options.quick ? 64 : 1024;
+  return options;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const median = (values) => {
+  const sorted = values.filter((value) => typeof value === 'number' && Number.isFinite(value)).sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+const mean = (values) => (values.length ? values.reduce((sum, value) => sum + value, 0) / values.length : null);
+const log = (text) => process.stderr.write(`${text}\n`);
+
+/** Writes `bytes` of random data to `path` and returns its SHA-256 (hex). */
+function writeRandomFile(path, bytes) {
+  const chunk = Buffer.allocUnsafe(16 * MIB);
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    for (let written = 0; written < bytes; ) {
+      const length = Math.min(chunk.length, bytes - written);
+      const view = chunk.subarray(0, length);
+      randomFillSync(view);
+      hash.update(view);
+      writeSync(fd, view);
+      written += length;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+async function sha256File(path) {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MIB })) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+/** True only when the file exists, has the input's length and the input's digest. */
+async function verifyOutput(path, expectedBytes, expectedDigest) {
+  if (!existsSync(path)) return { ok: false, why: 'no output file' };
+  const bytes = statSync(path).size;
+  if (bytes !== expectedBytes) return { ok: false, why: `output has ${bytes} bytes, expected ${expectedBytes}` };
+  const digest = await sha256File(path);
+  return digest === expectedDigest ? { ok: true } : { ok: false, why: 'SHA-256 differs from the input' };
+}
+
+function describeExit(result) {
+  if (result.spawnError) return `${result.label}: could not start: ${result.spawnError}`;
+  if (result.timedOut) return `${result.label}: timed out`;
+  if (result.code !== 0) {
+    const lastLine = result.stderrTail.trim().split('\n').filter(Boolean).at(-1) ?? '';
+    return `${result.label}: exit ${result.code ?? result.signal}${lastLine ? ` (${lastLine.slice(0, 160)})` : ''}`;
+  }
+  return null;
+}
+
+// Rates like "3G" scaled down by a factor, in whole megabits.
+function lowerRate(rate, factor) {
+  const match = /^(\d+(?:\.\d+)?)([KMG]?)$/i.exec(rate);
+  const unit = { '': 1, K: 1e3, M: 1e6, G: 1e9 }[match[2].toUpperCase()];
+  const bits = Number(match[1]) * unit * factor;
+  return `${Math.max(1, Math.round(bits / 1e6))}M`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run of one tool
+
+async function runOnce(peer, context) {
+  const { input, sender } = context;
+  const countersBefore = sender.namespace ? readMulticastOutCounters(sender.namespace) : null;
+  const result = await peer.run(context);
+  const countersAfter = sender.namespace ? readMulticastOutCounters(sender.namespace) : null;
+  const failures = [];
+  for (const exit of [result.sender, ...result.receivers]) {
+    const problem = describeExit(exit);
+    if (problem) failures.push(problem);
+  }
+  let bytes = input.bytes;
+  let seconds = (result.endedAtMs - result.startedAtMs) / 1000;
+  let verified = null;
+  if (result.outputs) {
+    const checks = [];
+    for (const output of result.outputs) checks.push(await verifyOutput(output, input.bytes, input.digest));
+    verified = checks.every((check) => check.ok);
+    checks.forEach((check, index) => {
+      if (!check.ok) failures.push(`receiver ${index + 1}: ${check.why}`);
+    });
+    for (const output of result.outputs) rmSync(output, { force: true });
+  } else if (result.measured) {
+    ({ bytes, seconds } = result.measured);
+  } else {
+    failures.push('no measurement');
+  }
+  const gib = bytes / GIB;
+  const receiverCpu = result.receivers.map((exit) => (exit.cpuSec === null ? null : exit.cpuSec / gib));
+  return {
+    ok: failures.length === 0,
+    gap: Boolean(result.gap),
+    failures,
+    verified,
+    mbPerSec: bytes / seconds / 1e6,
+    senderCpuSecPerGiB: result.sender.cpuSec === null ? null : result.sender.cpuSec / gib,
+    receiverCpuSecPerGiB: receiverCpu.includes(null) ? null : { mean: mean(receiverCpu), max: Math.max(...receiverCpu) },
+    datagramBytes: meanDatagramBytes(countersBefore, countersAfter),
+    settings: result.settings ?? {},
+    notes: result.notes ?? [],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+
+function summariseRow(key, attempts, runsWanted) {
+  const good = attempts.filter((attempt) => attempt.ok);
+  const failed = attempts.filter((attempt) => !attempt.ok);
+  const notes = [...new Set(attempts.flatMap((attempt) => attempt.notes))];
+  for (const attempt of failed) notes.push(`FAILED run: ${attempt.failures.join('; ')}`);
+  if (good.length < runsWanted) notes.push(`${good.length} of ${runsWanted} runs succeeded`);
+  const isCeiling = key.tool === 'iperf2';
+  return {
+    ...key,
+    datagramBytes: median(good.map((attempt) => attempt.datagramBytes)),
+    mbPerSec: median(good.map((attempt) => attempt.mbPerSec)),
+    senderCpuSecPerGiB: isCeiling ? null : median(good.map((attempt) => attempt.senderCpuSecPerGiB)),
+    receiverCpuSecPerGiB: isCeiling || good.length === 0 ? null : {
+      mean: median(good.map((attempt) => attempt.receiverCpuSecPerGiB?.mean)),
+      max: median(good.map((attempt) => attempt.receiverCpuSecPerGiB?.max)),
+    },
+    verified: isCeiling ? null : good.length > 0 && good.every((attempt) => attempt.verified === true),
+    runs: good.length,
+    failedRuns: failed.length,
+    rate: key.tool === 'sealcast' ? [...new Set(good.map((attempt) => attempt.settings.rate))].join(',') || null : undefined,
+    status: good.length > 0 ? 'ok' : 'failed',
+    notes,
+  };
+}
+
+function skippedRow(key, reason) {
+  return { ...key, datagramBytes: null, mbPerSec: null, senderCpuSecPerGiB: null, receiverCpuSecPerGiB: null, verified: null, runs: 0, failedRuns: 0, status: 'skipped', notes: [reason] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets (issue 3): at 1400 B, sealcast >= 2 x UFTP's encrypted throughput and >= udpcast's
+// plain throughput, with sender and receiver CPU-s/GiB <= 0.5 x UFTP's, compared in the same run.
+
+function evaluateTargets(rows) {
+  const verdicts = [];
+  const find = (tool, mode, path, receivers) => rows.find((row) => row.tool === tool && row.mode === mode && row.path === path && row.receivers === receivers && row.packetBytes === 1400 && row.status === 'ok');
+  for (const row of rows) {
+    if (row.tool !== 'sealcast' || row.packetBytes !== 1400) continue;
+    const where = `${row.mode}, ${row.path}, ${row.receivers} receiver(s)`;
+    if (row.status !== 'ok') {
+      verdicts.push({ target: `sealcast ${where}`, pass: false, detail: 'sealcast run failed' });
+      continue;
+    }
+    const uftpRow = find('UFTP', 'aes256-gcm', row.path, row.receivers);
+    const udpcastRow = find('udpcast', 'plain', row.path, row.receivers);
+    if (uftpRow) {
+      verdicts.push({ target: `throughput >= 2 x UFTP (${where})`, pass: row.mbPerSec >= 2 * uftpRow.mbPerSec, detail: `${row.mbPerSec.toFixed(0)} vs 2 x ${uftpRow.mbPerSec.toFixed(0)} MB/s` });
+      verdicts.push({ target: `sender CPU <= 0.5 x UFTP (${where})`, pass: row.senderCpuSecPerGiB <= 0.5 * uftpRow.senderCpuSecPerGiB, detail: `${row.senderCpuSecPerGiB.toFixed(2)} vs 0.5 x ${uftpRow.senderCpuSecPerGiB.toFixed(2)} CPU-s/GiB` });
+      verdicts.push({ target: `receiver CPU <= 0.5 x UFTP (${where})`, pass: row.receiverCpuSecPerGiB.max <= 0.5 * uftpRow.receiverCpuSecPerGiB.mean, detail: `${row.receiverCpuSecPerGiB.max.toFixed(2)} (max) vs 0.5 x ${uftpRow.receiverCpuSecPerGiB.mean.toFixed(2)} CPU-s/GiB` });
+    }
+    if (udpcastRow) {
+      verdicts.push({ target: `throughput >= udpcast plain (${where})`, pass: row.mbPerSec >= udpcastRow.mbPerSec, detail: `${row.mbPerSec.toFixed(0)} vs ${udpcastRow.mbPerSec.toFixed(0)} MB/s` });
+    }
+    if (!uftpRow && !udpcastRow) verdicts.push({ target: `sealcast ${where}`, pass: null, detail: 'no peer row to compare with in this run' });
+  }
+  return verdicts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const options = parseOptions(process.argv.slice(2), process.env);
+  if (options.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (!haveGnuTime()) throw new Error('/usr/bin/time (GNU time) is needed to measure CPU per process: apt-get install time');
+  const startedAtMs = performance.now();
+  const deadlineMs = startedAtMs + options.maxMinutes * 60_000;
+  const isRoot = canCreateNamespaces();
+
+  const peers = {
+    sealcast: sealcastPeer({ suite: 'chacha20-poly1305' }),
+    'sealcast-aes': sealcastPeer({ suite: 'aes-256-gcm' }),
+    udpcast,
+    uftp,
+    iperf,
+  };
+  const active = [];
+  const globalSkips = [];
+  for (const name of options.tools) {
+    const peer = peers[name];
+    const missing = peer.missing();
+    if (missing) {
+      log(`skipping ${peer.tool} (${peer.mode}): ${missing}`);
+      globalSkips.push({ tool: peer.tool, mode: peer.mode, reason: missing });
+    } else {
+      active.push(peer);
+    }
+  }
+
+  // RAM-backed storage keeps disk speed out of the figures (all tools write their outputs there).
+  const scratchRoot = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const workDir = mkdtempSync(join(scratchRoot, 'scbench-'));
+  const cleanup = () => {
+    killAllChildren();
+    teardownAllTopologies();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  process.on('exit', cleanup);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(signal, () => {
+      log(`\n${signal}: stopping children, removing namespaces and temp files`);
+      process.exit(130);
+    });
+  }
+  if (isRoot) deleteBenchNamespaces();
+
+  const inputPath = join(workDir, 'input.bin');
+  const bytes = options.sizeMib * MIB;
+  log(`writing ${options.sizeMib} MiB of random data to ${inputPath}`);
+  const digest = writeRandomFile(inputPath, bytes);
+  const input = { path: inputPath, bytes, digest };
+  const receiverCountMax = Math.max(...options.receivers);
+  for (const peer of active) peer.prepare?.({ workDir, receiverCountMax });
+
+  const rows = [];
+  const sealcastRate = new Map();
+  const timeoutMs = Math.max(60_000, (bytes / 10e6) * 1000);
+
+  for (const path of options.paths) {
+    if (path === 'bridge' && !isRoot) {
+      log('skipping the namespace bridge path: creating network namespaces needs root');
+      for (const peer of active) rows.push(skippedRow({ tool: peer.tool, mode: peer.mode, path, receivers: null, packetBytes: null }, 'not root: no namespace bridge'));
+      continue;
+    }
+    let topology = null;
+    try {
+      if (path === 'loopback') {
+        topology = isRoot ? createLoopbackNamespace() : null;
+      } else {
+        topology = createBridgeTopology(receiverCountMax);
+      }
+      // Without root the loopback path uses the host's lo with each tool's interface flag.
+      const hostLoopback = { namespace: null, device: 'lo', address: '127.0.0.1' };
+      const sender = topology ? topology.sender : hostLoopback;
+      const receiversFor = (count) => (topology ? topology.receivers(count) : Array.from({ length: count }, () => hostLoopback));
+
+      for (const receiverCount of options.receivers) {
+        for (const packetBytes of options.packetBytes) {
+          const attemptsByPeer = new Map();
+          const runnable = [];
+          for (const peer of active) {
+            const key = { tool: peer.tool, mode: peer.mode, path, receivers: receiverCount, packetBytes };
+            const reason = peer.unsupported({ path, receivers: receiverCount }) ?? (peer === iperf && !topology ? 'not root: iperf binds its group on the default interface, so it runs only inside a namespace' : null);
+            if (reason) {
+              rows.push(skippedRow(key, reason));
+              continue;
+            }
+            attemptsByPeer.set(peer, { key, attempts: [] });
+            runnable.push(peer);
+          }
+          // Runs are interleaved (run 1 of every tool, then run 2, ...) so that a disturbance on
+          // the shared machine hits every tool alike instead of one tool's whole row.
+          for (let run = 1; run <= options.runs; run += 1) {
+            for (const peer of runnable) {
+              const entry = attemptsByPeer.get(peer);
+              if (performance.now() > deadlineMs) {
+                entry.deadline = true;
+                continue;
+              }
+              const rateKey = `${path}/${receiverCount}/${packetBytes}/${peer.mode}`;
+              let rate = sealcastRate.get(rateKey) ?? options.sealcastRates[packetBytes] ?? '2G';
+              const tries = peer.retriesOnGap ? 3 : 1;
+              for (let attempt = 1; attempt <= tries; attempt += 1) {
+                const runDir = workDir;
+                log(`${path} ${receiverCount}r ${packetBytes}B ${peer.tool} ${peer.mode} run ${run}/${options.runs}${peer.retriesOnGap ? ` --rate ${rate}` : ''}`);
+                const outcome = await runOnce(peer, {
+                  path, sender, receivers: receiversFor(receiverCount), input, inputPath, packetBytes,
+                  workDir: runDir, timeoutMs, rate, durationSec: options.quick ? 2 : 4,
+                });
+                entry.attempts.push(outcome);
+                log(`  -> ${outcome.ok ? `${outcome.mbPerSec.toFixed(1)} MB/s, sender ${outcome.senderCpuSecPerGiB?.toFixed(2)} CPU-s/GiB` : `FAILED: ${outcome.failures.join('; ')}`}`);
+                if (outcome.ok || !outcome.gap) break;
+                rate = lowerRate(rate, 0.6);
+                sealcastRate.set(rateKey, rate);
+              }
+            }
+          }
+          for (const peer of runnable) {
+            const entry = attemptsByPeer.get(peer);
+            const row = summariseRow(entry.key, entry.attempts, options.runs);
+            if (entry.deadline) row.notes.push(`--max-minutes ${options.maxMinutes} reached before all runs`);
+            rows.push(row);
+          }
+        }
+      }
+    } finally {
+      topology?.teardown();
+    }
+  }
+
+  const targets = evaluateTargets(rows);
+  const columns = [
+    { key: 'tool' }, { key: 'mode' }, { key: 'path' },
+    { key: 'receivers', title: 'rcv' },
+    { key: 'packetBytes', title: 'pkt B' },
+    { key: 'datagramBytes', title: 'wire B' },
+    { key: 'mbPerSec', title: 'MB/s' },
+    { key: 'senderCpuSecPerGiB', title: 'snd CPU-s/GiB' },
+    { key: 'receiverCpuSecPerGiB', title: 'rcv CPU-s/GiB mean/max', format: (value) => (value && value.mean !== null ? `${value.mean.toFixed(2)}/${value.max.toFixed(2)}` : '-') },
+    { key: 'verified', title: 'verified', format: (value, row) => (row.status === 'skipped' ? 'skipped' : value === null ? 'n/a' : value ? 'yes' : 'FAILED') },
+    { key: 'runs', title: 'runs', format: (value, row) => `${value}/${value + row.failedRuns}` },
+    { key: 'notes', title: 'notes', align: 'left', format: (value) => value.join('; ').slice(0, 140) },
+  ];
+  process.stdout.write(`\nsealcast pipeline benchmark: ${options.sizeMib} MiB random file, median of ${options.runs} run(s), every output SHA-256 verified\n\n`);
+  printTable(rows.filter((row) => row.status !== 'skipped'), columns);
+  const skipped = rows.filter((row) => row.status === 'skipped');
+  if (skipped.length) {
+    process.stdout.write('\nSkipped:\n');
+    for (const row of skipped) process.stdout.write(`  ${row.tool} ${row.mode} ${row.path} ${row.receivers ?? '*'} receiver(s) ${row.packetBytes ?? '*'} B: ${row.notes.join('; ')}\n`);
+  }
+  for (const skip of globalSkips) process.stdout.write(`  ${skip.tool} ${skip.mode}: not run: ${skip.reason}\n`);
+  if (targets.length) {
+    process.stdout.write('\nTargets at 1400 B (same run):\n');
+    for (const verdict of targets) process.stdout.write(`  ${verdict.pass === null ? 'n/a ' : verdict.pass ? 'PASS' : 'FAIL'}  ${verdict.target}: ${verdict.detail}\n`);
+  }
+  const resultsPath = writeResults('pipeline', {
+    machine: machineInfo({ root: isRoot, scratch: scratchRoot }),
+    settings: { sizeBytes: bytes, runs: options.runs, quick: options.quick, paths: options.paths, receivers: options.receivers, packetBytes: options.packetBytes, skippedTools: globalSkips },
+    rows,
+    targets,
+    elapsedSec: (performance.now() - startedAtMs) / 1000,
+  });
+  process.stdout.write(`\nwrote ${resultsPath}\n`);
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error) => {
+    log(`bench/pipeline: ${error.stack ?? error.message}`);
+    process.exitCode = 1;
+  },
+);
