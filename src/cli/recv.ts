@@ -1,0 +1,154 @@
+// `sealcast recv --group ADDR:PORT --key-file FILE [-o FILE]`: joins the group and writes the
+// authenticated stream to stdout (or a file), exiting 0 only when END proves it complete.
+
+import type { Command } from 'commander';
+import { createWriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { backendPreferenceFromEnv, loadBackend } from '../crypto/load.js';
+import { SealcastError } from '../errors.js';
+import { readKeyFile } from '../keys/key-file.js';
+import { GroupKeyRing } from '../keys/packet-keys.js';
+import { DEFAULT_INTERFACE, readRmemMax, SOCKET_BUFFER_BYTES_WANTED, type MulticastGroup } from '../pipeline/multicast.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, describeDrops, Receiver, type ReceiveResult } from '../pipeline/receiver.js';
+import { EXIT_PARTIAL } from './exit-codes.js';
+import { writeLine, type CommandContext } from './io.js';
+import { parseGroup, parseInterface, parseSeconds } from './options.js';
+import { exitFields, formatBytes, isTerminal, megabytesPerSecond, startProgress, writeJsonSummary } from './transfer-report.js';
+
+interface RecvFlags {
+  group: MulticastGroup;
+  keyFile: string;
+  interface: string;
+  output?: string;
+  startTimeout: number;
+  idleTimeout: number;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+export function registerRecv(program: Command, context: CommandContext): void {
+  program
+    .command('recv')
+    .description('join the group and write the decrypted stream to stdout (or -o FILE)')
+    .requiredOption('--group <addr:port>', 'IPv4 multicast group and port, e.g. 239.255.0.1:5000', parseGroup)
+    .requiredOption('--key-file <file>', 'the 32-byte group key, mode 0600')
+    .option('--interface <ip>', 'IPv4 address of the interface to join the group on', parseInterface, DEFAULT_INTERFACE)
+    .option('-o, --output <file>', 'write to FILE instead of stdout')
+    .option('--start-timeout <seconds>', 'give up when no stream starts within this time (0 = wait forever)', (text: string) => parseSeconds(text, '--start-timeout', true), 0)
+    .option(
+      '--idle-timeout <seconds>',
+      `give up when no packet arrives for this long once the stream began (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})`,
+      (text: string) => parseSeconds(text, '--idle-timeout', false),
+      DEFAULT_IDLE_TIMEOUT_MS,
+    )
+    .option('-q, --quiet', 'print nothing but errors and warnings')
+    .option('--json', 'print a one-line JSON summary on stderr at the end')
+    .action(async (flags: RecvFlags) => {
+      context.exitCode = await recvCommand(flags, context);
+    });
+}
+
+async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<number> {
+  const { stderr } = context.io;
+  const backend = await loadBackend(backendPreferenceFromEnv(context.io.env));
+  const groupKey = await readKeyFile(flags.keyFile);
+  const ring = new GroupKeyRing(backend, groupKey);
+  groupKey.fill(0);
+  const output = flags.output === undefined ? context.io.stdout : await openOutput(flags.output);
+  const receiver = new Receiver({
+    backend,
+    keys: ring.lookup,
+    group: flags.group,
+    interfaceAddress: flags.interface,
+    startTimeoutMs: flags.startTimeout,
+    idleTimeoutMs: flags.idleTimeout,
+    signal: context.io.signal,
+  });
+  receiver.on('listening', ({ recvBufferBytes }: { recvBufferBytes: number }) => {
+    if (!flags.quiet) {
+      writeLine(stderr, `sealcast recv: listening on ${flags.group.address}:${flags.group.port} via ${flags.interface} (${backend.name} backend, receive buffer ${formatBytes(recvBufferBytes)})`);
+    }
+    // Linux reports twice the size it granted; a buffer below the wanted size loses packets at high rates.
+    const rmemMax = readRmemMax();
+    if (!flags.quiet && rmemMax !== undefined && rmemMax < SOCKET_BUFFER_BYTES_WANTED / 2) {
+      writeLine(stderr, `sealcast recv: warning: net.core.rmem_max is ${rmemMax} bytes; raise it (sysctl -w net.core.rmem_max=8388608) or lower the sender's --rate to avoid loss`);
+    }
+  });
+  receiver.on('start', ({ startOffset, partial, sessionId, suite }: { startOffset: number; partial: boolean; sessionId: string; suite: string }) => {
+    if (partial) {
+      writeLine(stderr, `sealcast recv: joined mid-stream: output begins at stream offset ${startOffset} (session ${sessionId})`);
+    } else if (!flags.quiet) {
+      writeLine(stderr, `sealcast recv: receiving session ${sessionId} (${suite})`);
+    }
+  });
+  const stopProgress = startProgress(stderr, !flags.quiet && isTerminal(stderr), () => {
+    const stats = receiver.stats;
+    return `received ${formatBytes(stats.bytes)}, ${stats.authenticated} packets, ${megabytesPerSecond(stats.bytes, stats.durationMs)} MB/s, drops: ${describeDrops(stats.drops)}`;
+  });
+  let result: ReceiveResult | null = null;
+  let failure: unknown = null;
+  try {
+    result = await receiver.receive(output);
+  } catch (error) {
+    failure = error;
+  } finally {
+    stopProgress();
+    ring.destroy();
+  }
+  if (flags.output !== undefined) {
+    try {
+      await closeOutput(output);
+    } catch (error) {
+      failure ??= new SealcastError('E_IO', `cannot write ${flags.output}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  const stats = result ?? receiver.stats;
+  const partial = failure === null && result?.outcome === 'partial';
+  if (failure === null && result !== null) {
+    if (partial) {
+      writeLine(
+        stderr,
+        `sealcast recv: partial stream: wrote ${result.bytes} bytes from stream offset ${result.startOffset} to its end (${result.totalBytes} bytes); the length is verified, the SHA-256 cannot be checked without the start of the stream`,
+      );
+    } else if (!flags.quiet) {
+      writeLine(stderr, `sealcast recv: received ${formatBytes(result.bytes)}, verified (sha256 ${result.sha256}); drops: ${describeDrops(result.drops)}`);
+    }
+  }
+  if (flags.json) {
+    writeJsonSummary(stderr, {
+      command: 'recv',
+      ...exitFields(failure, partial ? EXIT_PARTIAL : 0, partial ? 'partial' : 'ok'),
+      sessionId: stats.sessionId,
+      suite: stats.suite,
+      backend: backend.name,
+      startOffset: stats.startOffset,
+      totalBytes: stats.totalBytes,
+      bytes: stats.bytes,
+      packets: stats.authenticated,
+      datagrams: stats.datagrams,
+      drops: stats.drops,
+      durationMs: Math.round(stats.durationMs),
+      megabytesPerSecond: megabytesPerSecond(stats.bytes, stats.durationMs),
+      sha256: result?.sha256 ?? null,
+      recvBufferBytes: stats.recvBufferBytes,
+    });
+  }
+  if (failure !== null) throw failure;
+  return partial ? EXIT_PARTIAL : 0;
+}
+
+async function openOutput(path: string): Promise<Writable> {
+  const stream = createWriteStream(path, { flags: 'w', mode: 0o600 });
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', (error) => reject(new SealcastError('E_IO', `cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? error.message}`, { cause: error })));
+  });
+  return stream;
+}
+
+function closeOutput(stream: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.once('error', reject);
+    stream.end(() => resolve());
+  });
+}

@@ -1,0 +1,144 @@
+// `sealcast send [FILE|-] --group ADDR:PORT --key-file FILE ...`: one session from a file or
+// stdin to the group, sealed with the group key's packet key for a fresh session id.
+
+import type { Command } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { DEFAULT_SUITE, type WireSuiteName } from '../crypto/backend.js';
+import { backendPreferenceFromEnv, loadBackend } from '../crypto/load.js';
+import { SealcastError } from '../errors.js';
+import { readKeyFile } from '../keys/key-file.js';
+import { derivePacketKey, EpochKeySource } from '../keys/packet-keys.js';
+import { SESSION_ID_BYTES } from '../keys/kdf.js';
+import { DEFAULT_DATAGRAM_BYTES } from '../packet/format.js';
+import { defaultTtl, DEFAULT_INTERFACE, type MulticastGroup } from '../pipeline/multicast.js';
+import { DEFAULT_RATE_BITS_PER_SECOND, Sender, type SendStats } from '../pipeline/sender.js';
+import { writeLine, type CommandContext } from './io.js';
+import { formatRate, parseGroup, parseInterface, parsePacketSize, parseRate, parseSuite, parseTtl } from './options.js';
+import { exitFields, formatBytes, isTerminal, megabytesPerSecond, startProgress, writeJsonSummary } from './transfer-report.js';
+
+interface SendFlags {
+  group: MulticastGroup;
+  keyFile: string;
+  interface: string;
+  ttl?: number;
+  rate: number;
+  packetSize: number;
+  suite: WireSuiteName;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+const INPUT_READ_BYTES = 1024 * 1024;
+
+export function registerSend(program: Command, context: CommandContext): void {
+  program
+    .command('send')
+    .description('multicast a file or stdin to the group, encrypted with the group key')
+    .argument('[file]', 'the file to send; - or nothing reads stdin')
+    .requiredOption('--group <addr:port>', 'IPv4 multicast group and port, e.g. 239.255.0.1:5000', parseGroup)
+    .requiredOption('--key-file <file>', 'the 32-byte group key (sealcast keygen FILE), mode 0600')
+    .option('--interface <ip>', 'IPv4 address of the interface to multicast on', parseInterface, DEFAULT_INTERFACE)
+    .option('--ttl <n>', 'multicast TTL (default 0 on loopback, 1 on any other interface)', parseTtl)
+    .option('--rate <bits>', `sending rate in bits per second, e.g. 400M, 1G, 800k (default ${formatRate(DEFAULT_RATE_BITS_PER_SECOND)})`, parseRate, DEFAULT_RATE_BITS_PER_SECOND)
+    .option('--packet-size <bytes>', 'datagram size: header + payload + tag (default 1400, up to 65507)', parsePacketSize, DEFAULT_DATAGRAM_BYTES)
+    .option('--suite <name>', 'AEAD suite: chacha20-poly1305 or aes-256-gcm (native backend only)', parseSuite, DEFAULT_SUITE)
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--json', 'print a one-line JSON summary on stderr at the end')
+    .action(async (file: string | undefined, flags: SendFlags) => {
+      context.exitCode = await sendCommand(file, flags, context);
+    });
+}
+
+async function sendCommand(file: string | undefined, flags: SendFlags, context: CommandContext): Promise<number> {
+  const { stderr } = context.io;
+  const backend = await loadBackend(backendPreferenceFromEnv(context.io.env));
+  if (!backend.suites.includes(flags.suite)) {
+    throw new SealcastError('E_BACKEND', `suite ${flags.suite} is not available on the ${backend.name} backend (it offers ${backend.suites.join(', ')}); build the native addon or use --suite chacha20-poly1305`);
+  }
+  const groupKey = await readKeyFile(flags.keyFile);
+  const input = await openInput(file, context.io.stdin);
+  const sessionId = randomBytes(SESSION_ID_BYTES);
+  let packetKey;
+  try {
+    packetKey = derivePacketKey(backend, flags.suite, groupKey, sessionId, 0);
+  } finally {
+    groupKey.fill(0);
+  }
+  const ttl = flags.ttl ?? defaultTtl(flags.interface);
+  const sender = new Sender({
+    backend,
+    suite: flags.suite,
+    keys: new EpochKeySource(0, packetKey),
+    sessionId,
+    group: flags.group,
+    interfaceAddress: flags.interface,
+    ttl,
+    datagramBytes: flags.packetSize,
+    rateBitsPerSecond: flags.rate,
+    signal: context.io.signal,
+  });
+  if (!flags.quiet) {
+    writeLine(
+      stderr,
+      `sealcast send: session ${sessionId.toString('hex')} to ${flags.group.address}:${flags.group.port} via ${flags.interface} (ttl ${ttl}), ${flags.suite} on the ${backend.name} backend, ${flags.packetSize}-byte datagrams, rate ${formatRate(flags.rate)}bit/s`,
+    );
+  }
+  const stopProgress = startProgress(stderr, !flags.quiet && isTerminal(stderr), () => progressLine(sender.stats));
+  let stats: SendStats | null = null;
+  let failure: unknown = null;
+  try {
+    stats = await sender.send(input);
+  } catch (error) {
+    failure = error;
+  } finally {
+    stopProgress();
+    packetKey.destroy();
+    input.destroy();
+  }
+  const final = stats ?? sender.stats;
+  if (!flags.quiet && failure === null) {
+    writeLine(stderr, `sealcast send: sent ${formatBytes(final.bytes)} in ${final.dataPackets} packets (${(final.durationMs / 1000).toFixed(2)} s, ${megabytesPerSecond(final.bytes, final.durationMs)} MB/s), sha256 ${final.sha256}`);
+  }
+  if (flags.json) {
+    writeJsonSummary(stderr, {
+      command: 'send',
+      ...exitFields(failure, 0, 'ok'),
+      sessionId: final.sessionId,
+      suite: final.suite,
+      backend: final.backend,
+      bytes: final.bytes,
+      packets: final.dataPackets,
+      datagrams: final.datagramsSent,
+      datagramBytes: final.datagramBytes,
+      rateBitsPerSecond: final.rateBitsPerSecond,
+      durationMs: Math.round(final.durationMs),
+      megabytesPerSecond: megabytesPerSecond(final.bytes, final.durationMs),
+      sha256: final.sha256,
+    });
+  }
+  if (failure !== null) throw failure;
+  return 0;
+}
+
+/** Opens the input before anything is sent, so an unreadable file fails with E_IO up front. */
+async function openInput(file: string | undefined, stdin: Readable): Promise<Readable> {
+  if (file === undefined || file === '-') return stdin;
+  let handle;
+  try {
+    handle = await open(file, 'r');
+    const info = await handle.stat();
+    if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+  } catch (error) {
+    await handle?.close();
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new SealcastError('E_IO', `cannot read ${file}: ${code}`, { cause: error });
+  }
+  return createReadStream(file, { fd: handle, highWaterMark: INPUT_READ_BYTES, autoClose: true });
+}
+
+function progressLine(stats: SendStats): string {
+  return `sent ${formatBytes(stats.bytes)}, ${stats.dataPackets} packets, ${megabytesPerSecond(stats.bytes, stats.durationMs)} MB/s`;
+}

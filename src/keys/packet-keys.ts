@@ -1,0 +1,132 @@
+// Packet keys: the AEAD keys that seal DATA and END packets, one per (session, epoch, suite),
+// derived from that epoch's data key. The sender reads its key from a PacketKeySource; the
+// receiver asks a PacketKeyLookup. The CLI's --key-file mode fills both from one group key;
+// the control plane fills them from keys it delivers.
+
+import type { AeadKey, CryptoBackend, WireSuiteName } from '../crypto/backend.js';
+import { SealcastError } from '../errors.js';
+import { deriveKey, SESSION_ID_BYTES } from './kdf.js';
+
+/**
+ * Derives the packet key of one epoch and sets it up on `backend`. The suite is bound into the
+ * derivation so one data key never yields the same AEAD key bytes for two algorithms. The
+ * derived bytes are zeroed before returning; the caller destroys the AeadKey.
+ */
+export function derivePacketKey(
+  backend: CryptoBackend,
+  suite: WireSuiteName,
+  dataKey: Uint8Array,
+  sessionId: Uint8Array,
+  epoch: number,
+): AeadKey {
+  if (!backend.suites.includes(suite)) {
+    throw new SealcastError('E_BACKEND', `suite ${suite} is not available on the ${backend.name} backend (it offers ${backend.suites.join(', ')}); build the native addon or choose chacha20-poly1305`);
+  }
+  const keyBytes = deriveKey('packetKey', dataKey, sessionId, [epoch, suite]);
+  try {
+    return backend.createKey(suite, keyBytes);
+  } finally {
+    keyBytes.fill(0);
+  }
+}
+
+/** What the sender seals with: read once per slab, so a rotation takes effect at a slab boundary. */
+export interface PacketKeySource {
+  readonly epoch: number;
+  readonly key: AeadKey;
+}
+
+/**
+ * A PacketKeySource whose epoch can move forward. Epochs never go back, because sequences
+ * continue across epochs and a key must never see a nonce twice. The caller destroys keys it
+ * replaced once no batch can still use them.
+ */
+export class EpochKeySource implements PacketKeySource {
+  #epoch: number;
+  #key: AeadKey;
+
+  constructor(epoch: number, key: AeadKey) {
+    requireEpoch(epoch);
+    this.#epoch = epoch;
+    this.#key = key;
+  }
+
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  get key(): AeadKey {
+    return this.#key;
+  }
+
+  /** Switches to a new epoch's key; returns the previous key for the caller to destroy. */
+  advance(epoch: number, key: AeadKey): AeadKey {
+    requireEpoch(epoch);
+    if (epoch <= this.#epoch) throw new RangeError(`epoch must increase (current ${this.#epoch}, got ${epoch})`);
+    const previous = this.#key;
+    this.#epoch = epoch;
+    this.#key = key;
+    return previous;
+  }
+}
+
+/**
+ * What the receiver opens with. Returns undefined when it has no key for that session/epoch
+ * (the packet is then counted and dropped). It may be replaced on a live Receiver.
+ */
+export type PacketKeyLookup = (sessionId: Uint8Array, epoch: number, suite: WireSuiteName) => AeadKey | undefined;
+
+/**
+ * Key-file mode for receivers: every session's epoch-0 data key is the group key. Keys are
+ * derived lazily per (session, suite) and cached in a small bounded cache, because a receiver
+ * does not know the session id until packets arrive and forged packets may name many sessions.
+ */
+export class GroupKeyRing {
+  readonly #backend: CryptoBackend;
+  readonly #groupKey: Uint8Array;
+  readonly #cache = new Map<string, AeadKey>();
+  readonly #cacheEntriesMax: number;
+  #destroyed = false;
+
+  constructor(backend: CryptoBackend, groupKey: Uint8Array, cacheEntriesMax = 8) {
+    this.#backend = backend;
+    this.#groupKey = new Uint8Array(groupKey);
+    this.#cacheEntriesMax = cacheEntriesMax;
+  }
+
+  /** A PacketKeyLookup bound to this ring. */
+  readonly lookup: PacketKeyLookup = (sessionId, epoch, suite) => {
+    if (this.#destroyed || epoch !== 0 || sessionId.byteLength !== SESSION_ID_BYTES) return undefined;
+    if (!this.#backend.suites.includes(suite)) return undefined;
+    const name = `${Buffer.from(sessionId.buffer, sessionId.byteOffset, sessionId.byteLength).toString('hex')}/${suite}`;
+    const cached = this.#cache.get(name);
+    if (cached !== undefined) {
+      // Move to the back so the cache evicts the least recently used entry.
+      this.#cache.delete(name);
+      this.#cache.set(name, cached);
+      return cached;
+    }
+    const key = derivePacketKey(this.#backend, suite, this.#groupKey, sessionId, 0);
+    this.#cache.set(name, key);
+    if (this.#cache.size > this.#cacheEntriesMax) {
+      const [oldestName, oldestKey] = this.#cache.entries().next().value as [string, AeadKey];
+      this.#cache.delete(oldestName);
+      oldestKey.destroy();
+    }
+    return key;
+  };
+
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    for (const key of this.#cache.values()) key.destroy();
+    this.#cache.clear();
+    this.#groupKey.fill(0);
+  }
+}
+
+function requireEpoch(epoch: number): void {
+  if (!Number.isInteger(epoch) || epoch < 0 || epoch > 0xffff_ffff) {
+    throw new RangeError(`epoch must be a 32-bit unsigned integer, got ${epoch}`);
+  }
+}

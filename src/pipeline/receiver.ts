@@ -1,0 +1,565 @@
+// The receiving half of the data plane: multicast socket -> receive slab (one copy per datagram)
+// -> one openBatch per slab -> reorder window -> output with backpressure -> END check.
+//
+// Nothing reaches the output before its tag verified, and nothing is written past a hole: the
+// output is always an authenticated, contiguous prefix of the stream (from the offset this
+// receiver started at).
+
+import { createHash, type Hash } from 'node:crypto';
+import type dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import type { Writable } from 'node:stream';
+import type { AeadKey, CryptoBackend, PacketBatch } from '../crypto/backend.js';
+import { SealcastError } from '../errors.js';
+import type { PacketKeyLookup } from '../keys/packet-keys.js';
+import { NONCE_BYTES, writeNonce } from '../keys/sequencer.js';
+import { decodeEnd, type EndRecord } from '../packet/end.js';
+import { DATAGRAM_BYTES_MAX, decodeHeader, HEADER_BYTES, HeaderField, PacketType, readU64, SESSION_ID_BYTES, suiteFromId } from '../packet/format.js';
+import { DEFAULT_INTERFACE, openReceiverSocket, type MulticastGroup } from './multicast.js';
+import { OutputWriter, DEFAULT_OUTPUT_QUEUE_BYTES_MAX } from './output.js';
+import { describeRanges, ReorderWindow } from './reorder.js';
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 5_000;
+export const DEFAULT_END_GRACE_MS = 1_000;
+export const DEFAULT_WRONG_KEY_PACKETS = 64;
+export const DEFAULT_REORDER_PACKETS = 8_192;
+export const DEFAULT_RECEIVE_SLAB_BYTES = 1024 * 1024;
+export const DEFAULT_RECEIVE_SLAB_SLOTS = 512;
+const OUTPUT_CHUNK_BYTES = 256 * 1024;
+const TICK_MS = 100;
+
+export interface ReceiverOptions {
+  backend: CryptoBackend;
+  /** Finds the packet key for (session, epoch, suite); replace it live with setKeyLookup(). */
+  keys: PacketKeyLookup;
+  group: MulticastGroup;
+  interfaceAddress?: string;
+  /** Accept only this session; by default the first session whose packet authenticates. */
+  sessionId?: Uint8Array;
+  recvBufferBytes?: number;
+  /** Give up when no packet authenticates this long after listening began; 0 waits forever. */
+  startTimeoutMs?: number;
+  /** Give up when no packet authenticates this long once the stream began. */
+  idleTimeoutMs?: number;
+  /** After END, how long missing packets may still arrive (late, reordered) before it is a gap. */
+  endGraceMs?: number;
+  /** Failed packets, with none authenticated, after which the key is declared wrong. */
+  wrongKeyPackets?: number;
+  /** Out-of-order packets the reorder window holds before a hole counts as lost. */
+  reorderPacketsMax?: number;
+  slabBytes?: number;
+  slabSlots?: number;
+  outputQueueBytesMax?: number;
+  signal?: AbortSignal;
+}
+
+export interface DropCounts {
+  /** Not a well-formed sealcast packet (short, truncated, garbage, bad fields). */
+  malformed: number;
+  /** The tag did not verify: wrong key, flipped bits, forgery. */
+  authFailed: number;
+  /** A well-formed packet of another session than the one being received. */
+  otherSession: number;
+  /** No key for the packet's session/epoch. */
+  noKey: number;
+  /** Already delivered or held: duplicates and replays. */
+  duplicate: number;
+  /** A type this version does not process yet (reserved types). */
+  unsupported: number;
+}
+
+export interface ReceiveStats {
+  sessionId: string | null;
+  suite: string | null;
+  /** Stream offset of the first byte written (0 unless this receiver joined mid-stream). */
+  startOffset: number | null;
+  bytes: number;
+  datagrams: number;
+  authenticated: number;
+  drops: DropCounts;
+  recvBufferBytes: number;
+  totalBytes: number | null;
+  durationMs: number;
+}
+
+export type ReceiveOutcome = 'complete' | 'partial';
+
+export interface ReceiveResult extends ReceiveStats {
+  outcome: ReceiveOutcome;
+  sha256: string;
+}
+
+export class Receiver extends EventEmitter {
+  readonly #options: Required<Omit<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes'>> & Pick<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes'>;
+  #keys: PacketKeyLookup;
+  readonly #drops: DropCounts = { malformed: 0, authFailed: 0, otherSession: 0, noKey: 0, duplicate: 0, unsupported: 0 };
+  #datagrams = 0;
+  #authenticated = 0;
+  #bytes = 0;
+  #recvBufferBytes = 0;
+
+  // Receive slab: datagrams are copied in back to back and opened together.
+  readonly #slab: Buffer;
+  readonly #layout: Uint32Array;
+  readonly #nonces: Uint8Array;
+  readonly #status: Uint8Array;
+  #slabCount = 0;
+  #slabUsed = 0;
+  #slabKey: AeadKey | null = null;
+  #openScheduled = false;
+
+  #session: Uint8Array | null;
+  #suite: string | null = null;
+  #window: ReorderWindow | null = null;
+  #startOffset: number | null = null;
+  #end: EndRecord | null = null;
+  #endAtMs = 0;
+  readonly #hash: Hash = createHash('sha256');
+
+  #output: OutputWriter | null = null;
+  #outChunk: Buffer = Buffer.allocUnsafe(OUTPUT_CHUNK_BYTES);
+  #outStart = 0;
+  #outUsed = 0;
+
+  #socket: dgram.Socket | null = null;
+  #ticker: NodeJS.Timeout | null = null;
+  #listeningAtMs = 0;
+  #lastAuthenticatedAtMs = 0;
+  #finished = false;
+  #settle: { resolve: (result: ReceiveResult) => void; reject: (error: unknown) => void } | null = null;
+  #used = false;
+
+  constructor(options: ReceiverOptions) {
+    super();
+    if (typeof options.keys !== 'function') throw new TypeError('keys must be a PacketKeyLookup function');
+    if (options.sessionId !== undefined && (!(options.sessionId instanceof Uint8Array) || options.sessionId.byteLength !== SESSION_ID_BYTES)) {
+      throw new RangeError(`sessionId must be ${SESSION_ID_BYTES} bytes`);
+    }
+    this.#options = {
+      backend: options.backend,
+      keys: options.keys,
+      group: options.group,
+      interfaceAddress: options.interfaceAddress ?? DEFAULT_INTERFACE,
+      sessionId: options.sessionId,
+      recvBufferBytes: options.recvBufferBytes,
+      startTimeoutMs: requireMs(options.startTimeoutMs ?? 0, 'startTimeoutMs'),
+      idleTimeoutMs: requireMs(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs', 1),
+      endGraceMs: requireMs(options.endGraceMs ?? DEFAULT_END_GRACE_MS, 'endGraceMs'),
+      wrongKeyPackets: requireCountOption(options.wrongKeyPackets ?? DEFAULT_WRONG_KEY_PACKETS, 'wrongKeyPackets'),
+      reorderPacketsMax: requireCountOption(options.reorderPacketsMax ?? DEFAULT_REORDER_PACKETS, 'reorderPacketsMax'),
+      slabBytes: Math.max(options.slabBytes ?? DEFAULT_RECEIVE_SLAB_BYTES, DATAGRAM_BYTES_MAX),
+      slabSlots: requireCountOption(options.slabSlots ?? DEFAULT_RECEIVE_SLAB_SLOTS, 'slabSlots'),
+      outputQueueBytesMax: options.outputQueueBytesMax ?? DEFAULT_OUTPUT_QUEUE_BYTES_MAX,
+      signal: options.signal,
+    };
+    this.#keys = options.keys;
+    this.#session = options.sessionId ? new Uint8Array(options.sessionId) : null;
+    this.#slab = Buffer.alloc(this.#options.slabBytes);
+    this.#layout = new Uint32Array(this.#options.slabSlots * options.backend.constants.layoutWords);
+    this.#nonces = new Uint8Array(this.#options.slabSlots * NONCE_BYTES);
+    this.#status = new Uint8Array(this.#options.slabSlots);
+  }
+
+  /** Replaces the key lookup, e.g. when the control plane delivers a new epoch's key. */
+  setKeyLookup(keys: PacketKeyLookup): void {
+    if (typeof keys !== 'function') throw new TypeError('keys must be a PacketKeyLookup function');
+    this.#keys = keys;
+  }
+
+  get stats(): ReceiveStats {
+    return {
+      sessionId: this.#session ? Buffer.from(this.#session).toString('hex') : null,
+      suite: this.#suite,
+      startOffset: this.#startOffset,
+      bytes: this.#bytes,
+      datagrams: this.#datagrams,
+      authenticated: this.#authenticated,
+      drops: { ...this.#drops },
+      recvBufferBytes: this.#recvBufferBytes,
+      totalBytes: this.#end?.totalBytes ?? null,
+      durationMs: this.#listeningAtMs > 0 ? performance.now() - this.#listeningAtMs : 0,
+    };
+  }
+
+  /**
+   * Joins the group and writes the stream to `output` until END proves it complete. Resolves
+   * with outcome 'complete' (whole stream, digest verified) or 'partial' (joined mid-stream,
+   * length verified from the start offset). Rejects with a SealcastError: E_AUTH (wrong key),
+   * E_GAP (a hole, naming it), E_VERIFY, E_TIMEOUT, E_IO. Does not end `output`.
+   */
+  async receive(output: Writable): Promise<ReceiveResult> {
+    if (this.#used) throw new SealcastError('E_CLOSED', 'a Receiver receives one session; create a new one');
+    this.#used = true;
+    const { socket, recvBufferBytes } = await openReceiverSocket({
+      group: this.#options.group,
+      interfaceAddress: this.#options.interfaceAddress,
+      recvBufferBytes: this.#options.recvBufferBytes,
+    });
+    this.#socket = socket;
+    this.#recvBufferBytes = recvBufferBytes;
+    this.#output = new OutputWriter(output, this.#options.outputQueueBytesMax);
+    const done = new Promise<ReceiveResult>((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
+    this.#listeningAtMs = performance.now();
+    socket.on('message', this.#onMessage);
+    socket.on('error', (error) => this.#fail(new SealcastError('E_IO', `the multicast socket failed: ${error.message}`, { cause: error })));
+    this.#ticker = setInterval(this.#onTick, TICK_MS);
+    const signal = this.#options.signal;
+    const onAbort = (): void => this.#fail(new SealcastError('E_CLOSED', 'receiving was stopped'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    this.emit('listening', { recvBufferBytes });
+    try {
+      return await done;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  readonly #onMessage = (datagram: Buffer): void => {
+    if (this.#finished) return;
+    this.#datagrams++;
+    const decoded = decodeHeader(datagram);
+    if (!decoded.ok) {
+      this.#drops.malformed++;
+      return;
+    }
+    const header = decoded.header;
+    if (header.type !== PacketType.DATA && header.type !== PacketType.END) {
+      this.#drops.unsupported++;
+      return;
+    }
+    if (this.#session !== null && !sameBytes(header.sessionId, this.#session)) {
+      this.#drops.otherSession++;
+      return;
+    }
+    // Cheap replay and duplicate check before spending an AEAD open on the packet. It only
+    // drops: an unauthenticated header can never make anything be written.
+    if (this.#window !== null) {
+      if (header.type === PacketType.DATA) {
+        const placement = this.#window.place(header.streamOffset);
+        if (placement === 'old' || placement === 'buffered') {
+          this.#drops.duplicate++;
+          return;
+        }
+      } else if (this.#end !== null) {
+        this.#drops.duplicate++;
+        return;
+      }
+    }
+    if (!this.#options.backend.suites.includes(header.suite)) {
+      this.#drops.noKey++;
+      if (this.#authenticated === 0 && this.#drops.noKey >= this.#options.wrongKeyPackets) {
+        this.#fail(new SealcastError('E_BACKEND', `the stream uses ${header.suite}, which the ${this.#options.backend.name} backend lacks (it offers ${this.#options.backend.suites.join(', ')})`));
+      }
+      return;
+    }
+    let key: AeadKey | undefined;
+    try {
+      key = this.#keys(header.sessionId, header.epoch, header.suite);
+    } catch {
+      key = undefined;
+    }
+    if (key === undefined || key.destroyed) {
+      this.#drops.noKey++;
+      return;
+    }
+    if (this.#slabCount > 0 && (key !== this.#slabKey || this.#slabUsed + datagram.byteLength > this.#slab.byteLength)) {
+      this.#openSlab();
+      if (this.#finished) return;
+    }
+    const slot = this.#slabCount;
+    const offset = this.#slabUsed;
+    datagram.copy(this.#slab, offset);
+    const words = this.#options.backend.constants.layoutWords;
+    this.#layout[slot * words] = offset;
+    this.#layout[slot * words + 1] = HEADER_BYTES;
+    this.#layout[slot * words + 2] = header.payloadBytes;
+    writeNonce(this.#nonces, slot * NONCE_BYTES, header.epoch, header.sequence);
+    this.#slabKey = key;
+    this.#slabCount++;
+    this.#slabUsed += datagram.byteLength;
+    if (this.#slabCount === this.#options.slabSlots) {
+      this.#openSlab();
+    } else if (!this.#openScheduled) {
+      // Open what arrived in this turn of the event loop together, after the socket's queue is read.
+      this.#openScheduled = true;
+      setImmediate(this.#onScheduledOpen);
+    }
+  };
+
+  readonly #onScheduledOpen = (): void => {
+    this.#openScheduled = false;
+    if (!this.#finished && this.#slabCount > 0) this.#openSlab();
+  };
+
+  #openSlab(): void {
+    const count = this.#slabCount;
+    const key = this.#slabKey!;
+    this.#slabCount = 0;
+    this.#slabUsed = 0;
+    this.#slabKey = null;
+    const batch: PacketBatch = { slab: this.#slab, layout: this.#layout, nonces: this.#nonces, count };
+    try {
+      key.openBatch(batch, this.#status);
+    } catch {
+      // The key was destroyed under us (e.g. rotated out): nothing in this slab is trusted.
+      this.#drops.noKey += count;
+      return;
+    }
+    const { statusOk } = this.#options.backend.constants;
+    const words = this.#options.backend.constants.layoutWords;
+    for (let slot = 0; slot < count && !this.#finished; slot++) {
+      if (this.#status[slot] !== statusOk) {
+        this.#drops.authFailed++;
+        continue;
+      }
+      this.#onAuthenticated(this.#layout[slot * words], this.#layout[slot * words + 2]);
+    }
+    if (this.#finished) return;
+    this.#flushOutput();
+    if (this.#authenticated === 0 && this.#drops.authFailed >= this.#options.wrongKeyPackets) {
+      this.#fail(
+        new SealcastError(
+          'E_AUTH',
+          `no packet authenticated with this key: wrong key? (${this.#drops.authFailed} packets failed authentication, none succeeded; nothing was written)`,
+        ),
+      );
+      return;
+    }
+    this.#checkComplete();
+  }
+
+  #onAuthenticated(slotOffset: number, payloadBytes: number): void {
+    const slab = this.#slab;
+    const type = slab[slotOffset + HeaderField.type];
+    const streamOffset = readU64(slab, slotOffset + HeaderField.streamOffset);
+    const payload = slab.subarray(slotOffset + HEADER_BYTES, slotOffset + HEADER_BYTES + payloadBytes);
+    this.#authenticated++;
+    this.#lastAuthenticatedAtMs = performance.now();
+    if (this.#session === null) {
+      this.#session = new Uint8Array(slab.subarray(slotOffset + HeaderField.sessionId, slotOffset + HeaderField.sessionId + SESSION_ID_BYTES));
+    }
+    this.#suite ??= suiteFromId(slab[slotOffset + HeaderField.suite]) ?? null;
+    if (type === PacketType.END) {
+      this.#onEnd(streamOffset, payload);
+      return;
+    }
+    if (payloadBytes === 0) {
+      // An authenticated DATA packet is never empty; treat one as malformed rather than trust it.
+      this.#drops.malformed++;
+      return;
+    }
+    if (this.#window === null) this.#begin(streamOffset);
+    const window = this.#window!;
+    switch (window.place(streamOffset)) {
+      case 'next':
+        this.#deliver(payload);
+        for (let held = window.takeNext(); held !== undefined; held = window.takeNext()) this.#deliver(held);
+        break;
+      case 'ahead':
+        window.hold(streamOffset, payload);
+        break;
+      case 'overflow':
+        this.#fail(this.#gapError(`the reorder window overflowed (${window.heldPackets} packets held)`, Math.max(streamOffset, this.#end?.totalBytes ?? 0)));
+        return;
+      default:
+        this.#drops.duplicate++;
+    }
+    if (this.#end !== null && window.nextOffset > this.#end.totalBytes) {
+      this.#fail(new SealcastError('E_PROTOCOL', `the stream ran past the length its END announced (${this.#end.totalBytes} bytes)`));
+    }
+  }
+
+  #begin(streamOffset: number): void {
+    this.#startOffset = streamOffset;
+    this.#window = new ReorderWindow(streamOffset, this.#options.reorderPacketsMax, this.#options.reorderPacketsMax * DATAGRAM_BYTES_MAX);
+    this.emit('start', {
+      sessionId: Buffer.from(this.#session!).toString('hex'),
+      suite: this.#suite,
+      startOffset: streamOffset,
+      partial: streamOffset !== 0,
+    });
+  }
+
+  #onEnd(streamOffset: number, payload: Uint8Array): void {
+    if (this.#end !== null) {
+      this.#drops.duplicate++;
+      return;
+    }
+    const record = decodeEnd(payload);
+    if (record === undefined || record.totalBytes !== streamOffset) {
+      this.#drops.malformed++;
+      return;
+    }
+    this.#end = record;
+    this.#endAtMs = performance.now();
+    this.emit('end', { totalBytes: record.totalBytes, dataPackets: record.dataPackets, sha256: Buffer.from(record.sha256).toString('hex') });
+    if (this.#window === null) {
+      if (record.totalBytes === 0) {
+        this.#begin(0);
+      } else {
+        this.#fail(new SealcastError('E_GAP', `joined after the stream's data had passed: END announced ${record.totalBytes} bytes and none were received`));
+      }
+    }
+  }
+
+  #deliver(payload: Uint8Array): void {
+    this.#hash.update(payload);
+    let copied = 0;
+    while (copied < payload.byteLength) {
+      if (this.#outUsed === this.#outChunk.byteLength) {
+        this.#flushOutput();
+        this.#outChunk = Buffer.allocUnsafe(OUTPUT_CHUNK_BYTES);
+        this.#outStart = 0;
+        this.#outUsed = 0;
+      }
+      const take = Math.min(payload.byteLength - copied, this.#outChunk.byteLength - this.#outUsed);
+      this.#outChunk.set(payload.subarray(copied, copied + take), this.#outUsed);
+      this.#outUsed += take;
+      copied += take;
+    }
+    this.#window!.advance(payload.byteLength);
+    this.#bytes += payload.byteLength;
+  }
+
+  /** Hands what was delivered since the last flush to the output, without copying it again. */
+  #flushOutput(): void {
+    if (this.#outUsed === this.#outStart) return;
+    const chunk = this.#outChunk.subarray(this.#outStart, this.#outUsed);
+    this.#outStart = this.#outUsed;
+    try {
+      this.#output!.write(chunk);
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  #checkComplete(): void {
+    if (this.#finished || this.#end === null || this.#window === null) return;
+    if (this.#window.nextOffset !== this.#end.totalBytes) return;
+    this.#finished = true;
+    void this.#complete();
+  }
+
+  async #complete(): Promise<void> {
+    this.#stopListening();
+    const end = this.#end!;
+    const sha256 = this.#hash.digest();
+    try {
+      await this.#output!.idle();
+    } catch (error) {
+      this.#reject(error);
+      return;
+    }
+    const startOffset = this.#startOffset ?? 0;
+    const expectedBytes = end.totalBytes - startOffset;
+    if (this.#bytes !== expectedBytes) {
+      this.#reject(new SealcastError('E_VERIFY', `wrote ${this.#bytes} bytes but END announced ${expectedBytes} from offset ${startOffset}`));
+      return;
+    }
+    if (startOffset === 0 && !sameBytes(sha256, end.sha256)) {
+      this.#reject(new SealcastError('E_VERIFY', `the output's SHA-256 ${sha256.toString('hex')} differs from END's ${Buffer.from(end.sha256).toString('hex')}`));
+      return;
+    }
+    const result: ReceiveResult = { ...this.stats, outcome: startOffset === 0 ? 'complete' : 'partial', sha256: sha256.toString('hex') };
+    this.#output!.detach();
+    this.#settle?.resolve(result);
+    this.#settle = null;
+  }
+
+  readonly #onTick = (): void => {
+    if (this.#finished) return;
+    const now = performance.now();
+    this.emit('progress', this.stats);
+    if (this.#window === null) {
+      const { startTimeoutMs } = this.#options;
+      if (startTimeoutMs > 0 && now - this.#listeningAtMs > startTimeoutMs) {
+        const heard = this.#datagrams > 0 ? ` (${this.#datagrams} datagrams heard, none opened: ${describeDrops(this.#drops)})` : '';
+        this.#fail(new SealcastError('E_TIMEOUT', `no stream started on ${this.#options.group.address}:${this.#options.group.port} within ${startTimeoutMs / 1000} s${heard}`));
+      }
+      return;
+    }
+    if (this.#end !== null && now - this.#endAtMs > this.#options.endGraceMs) {
+      this.#fail(this.#gapError('END arrived but packets before it are missing', this.#end.totalBytes));
+      return;
+    }
+    if (now - this.#lastAuthenticatedAtMs > this.#options.idleTimeoutMs) {
+      const seconds = this.#options.idleTimeoutMs / 1000;
+      if (this.#window.heldPackets > 0) {
+        this.#fail(this.#gapError(`no packet for ${seconds} s`));
+      } else {
+        this.#fail(new SealcastError('E_TIMEOUT', `no packet for ${seconds} s after stream offset ${this.#window.nextOffset} and no END: the sender stopped or the path broke`));
+      }
+    }
+  };
+
+  #gapError(why: string, endOffset?: number): SealcastError {
+    const window = this.#window!;
+    const ranges = window.missingRanges(endOffset);
+    const named = ranges.length > 0 ? describeRanges(ranges) : `from byte ${window.nextOffset}`;
+    return new SealcastError('E_GAP', `missing ${named} (${why}); output stops at byte ${window.nextOffset}, nothing after the gap was written`);
+  }
+
+  #fail(error: unknown): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#stopListening();
+    this.#window?.clear();
+    void (async () => {
+      // What was delivered before the failure is authenticated and contiguous: let it reach the
+      // output, so a gap error leaves exactly the prefix before the gap.
+      try {
+        await this.#output?.idle();
+      } catch {
+        // The original error is the one to report.
+      }
+      this.#output?.detach();
+      this.#reject(error);
+    })();
+  }
+
+  #reject(error: unknown): void {
+    this.#settle?.reject(error);
+    this.#settle = null;
+  }
+
+  #stopListening(): void {
+    if (this.#ticker !== null) clearInterval(this.#ticker);
+    this.#ticker = null;
+    const socket = this.#socket;
+    this.#socket = null;
+    if (socket !== null) {
+      socket.off('message', this.#onMessage);
+      try {
+        socket.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+}
+
+export function describeDrops(drops: DropCounts): string {
+  const parts = Object.entries(drops)
+    .filter(([, count]) => count > 0)
+    .map(([reason, count]) => `${reason} ${count}`);
+  return parts.length > 0 ? parts.join(', ') : 'none';
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let index = 0; index < a.byteLength; index++) if (a[index] !== b[index]) return false;
+  return true;
+}
+
+function requireMs(value: number, name: string, min = 0): number {
+  if (!Number.isFinite(value) || value < min) throw new RangeError(`${name} must be a number of milliseconds >= ${min}, got ${value}`);
+  return value;
+}
+
+function requireCountOption(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}

@@ -1,0 +1,437 @@
+// The sending half of the data plane: input stream -> slabs of packet slots -> one sealBatch per
+// slab -> paced slot views to a connected multicast socket -> END (repeated).
+//
+// Two loops share the main thread: the producer fills and seals slabs while the transmitter
+// sleeps between paced bursts. A fixed number of slabs circulates, and a slab is reused only
+// after every datagram cut from it has been handed to the kernel, so memory stays bounded.
+
+import { createHash } from 'node:crypto';
+import type dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import type { AeadKey, CryptoBackend, PacketBatch, WireSuiteName } from '../crypto/backend.js';
+import { SealcastError } from '../errors.js';
+import { NONCE_BYTES, NonceSequencer, writeNonce } from '../keys/sequencer.js';
+import type { PacketKeySource } from '../keys/packet-keys.js';
+import { END_PAYLOAD_BYTES, encodeEnd } from '../packet/end.js';
+import {
+  HEADER_BYTES,
+  PacketType,
+  SESSION_ID_BYTES,
+  SUITE_IDS,
+  TAG_BYTES,
+  payloadBytesFor,
+  requireDatagramBytes,
+  writeHeaderUnchecked,
+} from '../packet/format.js';
+import { defaultTtl, DEFAULT_INTERFACE, openSenderSocket, type MulticastGroup } from './multicast.js';
+import { defaultBurstBytes, TokenBucket } from './token-bucket.js';
+
+/** Seals one batch with one key. The default seals on the calling thread; a pool may do it elsewhere. */
+export type BatchSealer = (key: AeadKey, batch: PacketBatch) => void | Promise<void>;
+
+export const directSealer: BatchSealer = (key, batch) => key.sealBatch(batch);
+
+export const DEFAULT_RATE_BITS_PER_SECOND = 400_000_000;
+export const DEFAULT_SLAB_SLOTS = 512;
+export const DEFAULT_SLAB_COUNT = 4;
+export const DEFAULT_END_REPEATS = 5;
+export const DEFAULT_END_SPACING_MS = 5;
+
+export interface SenderOptions {
+  backend: CryptoBackend;
+  suite: WireSuiteName;
+  /** Read once per slab: a change of epoch and key takes effect at the next slab. */
+  keys: PacketKeySource;
+  /** 8 random bytes, fresh for every run (the packet keys are bound to it). */
+  sessionId: Uint8Array;
+  group: MulticastGroup;
+  interfaceAddress?: string;
+  /** Default: 0 on loopback, 1 elsewhere. */
+  ttl?: number;
+  /** Datagram size: header + payload + tag. */
+  datagramBytes?: number;
+  rateBitsPerSecond?: number;
+  slabSlots?: number;
+  slabCount?: number;
+  endRepeats?: number;
+  endSpacingMs?: number;
+  sealer?: BatchSealer;
+  signal?: AbortSignal;
+}
+
+export interface SendStats {
+  sessionId: string;
+  suite: WireSuiteName;
+  backend: string;
+  bytes: number;
+  dataPackets: number;
+  datagramsSent: number;
+  datagramBytes: number;
+  rateBitsPerSecond: number;
+  startedAtMs: number;
+  durationMs: number;
+  sha256: string | null;
+}
+
+interface Slab {
+  readonly memory: Buffer;
+  readonly layout: Uint32Array;
+  readonly nonces: Uint8Array;
+  /** One view per slot at full datagram size, made once; the last slot of a stream gets its own. */
+  readonly fullViews: Buffer[];
+  readonly lengths: Uint32Array;
+  count: number;
+  pending: number;
+  release: (() => void) | null;
+}
+
+export class Sender extends EventEmitter {
+  readonly #options: Required<Omit<SenderOptions, 'signal' | 'ttl' | 'interfaceAddress'>> & { signal?: AbortSignal; ttl: number; interfaceAddress: string };
+  readonly #payloadBytesMax: number;
+  readonly #suiteId: number;
+  readonly #sequencer = new NonceSequencer();
+  readonly #stats: SendStats;
+  #socket: dgram.Socket | null = null;
+  #sendError: Error | null = null;
+  #used = false;
+
+  constructor(options: SenderOptions) {
+    super();
+    const datagramBytes = options.datagramBytes ?? 1400;
+    requireDatagramBytes(datagramBytes);
+    if (!(options.sessionId instanceof Uint8Array) || options.sessionId.byteLength !== SESSION_ID_BYTES) {
+      throw new RangeError(`sessionId must be ${SESSION_ID_BYTES} bytes`);
+    }
+    if (!options.backend.suites.includes(options.suite)) {
+      throw new SealcastError('E_BACKEND', `suite ${options.suite} is not available on the ${options.backend.name} backend (it offers ${options.backend.suites.join(', ')})`);
+    }
+    const rate = options.rateBitsPerSecond ?? DEFAULT_RATE_BITS_PER_SECOND;
+    if (!(rate > 0) || !Number.isFinite(rate)) throw new SealcastError('E_ARG', `rate must be a positive number of bits per second, got ${rate}`);
+    const interfaceAddress = options.interfaceAddress ?? DEFAULT_INTERFACE;
+    this.#options = {
+      backend: options.backend,
+      suite: options.suite,
+      keys: options.keys,
+      sessionId: new Uint8Array(options.sessionId),
+      group: options.group,
+      interfaceAddress,
+      ttl: options.ttl ?? defaultTtl(interfaceAddress),
+      datagramBytes,
+      rateBitsPerSecond: rate,
+      slabSlots: requirePositive(options.slabSlots ?? DEFAULT_SLAB_SLOTS, 'slabSlots', 65_536),
+      slabCount: requirePositive(options.slabCount ?? DEFAULT_SLAB_COUNT, 'slabCount', 64),
+      endRepeats: requirePositive(options.endRepeats ?? DEFAULT_END_REPEATS, 'endRepeats', 100),
+      endSpacingMs: options.endSpacingMs ?? DEFAULT_END_SPACING_MS,
+      sealer: options.sealer ?? directSealer,
+      signal: options.signal,
+    };
+    this.#payloadBytesMax = payloadBytesFor(datagramBytes);
+    this.#suiteId = SUITE_IDS[options.suite];
+    this.#stats = {
+      sessionId: Buffer.from(this.#options.sessionId).toString('hex'),
+      suite: options.suite,
+      backend: options.backend.name,
+      bytes: 0,
+      dataPackets: 0,
+      datagramsSent: 0,
+      datagramBytes,
+      rateBitsPerSecond: rate,
+      startedAtMs: 0,
+      durationMs: 0,
+      sha256: null,
+    };
+  }
+
+  /** A snapshot of the counters, for progress lines and the final summary. */
+  get stats(): SendStats {
+    const stats = { ...this.#stats };
+    if (stats.startedAtMs > 0 && stats.sha256 === null) stats.durationMs = performance.now() - stats.startedAtMs;
+    return stats;
+  }
+
+  /**
+   * Sends the whole source as one session and resolves when the last END copy left. `source`
+   * yields Uint8Array chunks (a Readable stream does).
+   */
+  async send(source: AsyncIterable<Uint8Array>): Promise<SendStats> {
+    if (this.#used) throw new SealcastError('E_CLOSED', 'a Sender sends one session; create a new one');
+    this.#used = true;
+    const options = this.#options;
+    this.#socket = await openSenderSocket({ group: options.group, interfaceAddress: options.interfaceAddress, ttl: options.ttl });
+    this.#socket.on('error', (error) => {
+      this.#sendError ??= error;
+    });
+    const rateBytesPerSecond = options.rateBitsPerSecond / 8;
+    const bucket = new TokenBucket(rateBytesPerSecond, defaultBurstBytes(rateBytesPerSecond, options.datagramBytes));
+    this.#stats.startedAtMs = performance.now();
+    this.emit('start', { sessionId: this.#stats.sessionId });
+    try {
+      const digest = await this.#streamData(source, bucket);
+      await this.#sendEnd(digest, bucket);
+      this.#stats.sha256 = Buffer.from(digest).toString('hex');
+      this.#stats.durationMs = performance.now() - this.#stats.startedAtMs;
+      return this.stats;
+    } finally {
+      await closeSocket(this.#socket);
+      this.#socket = null;
+    }
+  }
+
+  async #streamData(source: AsyncIterable<Uint8Array>, bucket: TokenBucket): Promise<Uint8Array> {
+    const options = this.#options;
+    const slabs = Array.from({ length: options.slabCount }, () => this.#makeSlab());
+    const free: Slab[] = [...slabs];
+    const sealed: Slab[] = [];
+    let freeWaiter: (() => void) | null = null;
+    let sealedWaiter: (() => void) | null = null;
+    let producerDone = false;
+    const hash = createHash('sha256');
+    const reader = new ChunkReader(source, (chunk) => {
+      hash.update(chunk);
+    });
+
+    let failure: unknown = null;
+    const wake = (waiter: (() => void) | null): null => {
+      waiter?.();
+      return null;
+    };
+    const fail = (error: unknown): void => {
+      failure ??= error;
+      freeWaiter = wake(freeWaiter);
+      sealedWaiter = wake(sealedWaiter);
+    };
+
+    const producer = async (): Promise<void> => {
+      try {
+        for (;;) {
+          while (free.length === 0 && failure === null) {
+            await new Promise<void>((resolve) => (freeWaiter = resolve));
+          }
+          if (failure !== null) return;
+          this.#throwIfStopped();
+          const slab = free.shift()!;
+          const filled = await this.#fillSlab(slab, reader);
+          if (filled === 0) {
+            free.push(slab);
+            return;
+          }
+          const keys = options.keys;
+          this.#stampSlab(slab, keys.epoch);
+          await options.sealer(keys.key, { slab: slab.memory, layout: slab.layout, nonces: slab.nonces, count: slab.count });
+          sealed.push(slab);
+          sealedWaiter = wake(sealedWaiter);
+          if (reader.done) return;
+        }
+      } catch (error) {
+        fail(error);
+      } finally {
+        producerDone = true;
+        sealedWaiter = wake(sealedWaiter);
+      }
+    };
+
+    const transmitter = async (): Promise<void> => {
+      try {
+        for (;;) {
+          while (sealed.length === 0 && failure === null) {
+            if (producerDone) return;
+            await new Promise<void>((resolve) => (sealedWaiter = resolve));
+          }
+          if (failure !== null) return;
+          const slab = sealed.shift()!;
+          await this.#transmitSlab(slab, bucket);
+          slab.release = () => {
+            free.push(slab);
+            freeWaiter = wake(freeWaiter);
+          };
+          if (slab.pending === 0) slab.release();
+        }
+      } catch (error) {
+        fail(error);
+      }
+    };
+
+    await Promise.all([producer(), transmitter()]);
+    // Every datagram must have left before END (and before the socket closes on failure).
+    // The kernel completes sends within milliseconds, so polling here is short and bounded.
+    while (slabs.some((slab) => slab.pending > 0)) await sleep(1);
+    if (failure !== null) throw failure;
+    this.#throwIfStopped();
+    return hash.digest();
+  }
+
+  #makeSlab(): Slab {
+    const { slabSlots, datagramBytes, backend } = this.#options;
+    const memory = Buffer.alloc(slabSlots * datagramBytes);
+    const layout = new Uint32Array(slabSlots * backend.constants.layoutWords);
+    const fullViews: Buffer[] = [];
+    for (let slot = 0; slot < slabSlots; slot++) {
+      fullViews.push(Buffer.from(memory.buffer, memory.byteOffset + slot * datagramBytes, datagramBytes));
+    }
+    return { memory, layout, nonces: new Uint8Array(slabSlots * NONCE_BYTES), fullViews, lengths: new Uint32Array(slabSlots), count: 0, pending: 0, release: null };
+  }
+
+  /** Copies input into the payload regions of the slab's slots; returns how many slots hold data. */
+  async #fillSlab(slab: Slab, reader: ChunkReader): Promise<number> {
+    const { slabSlots, datagramBytes } = this.#options;
+    const payloadMax = this.#payloadBytesMax;
+    let slot = 0;
+    while (slot < slabSlots) {
+      const payloadOffset = slot * datagramBytes + HEADER_BYTES;
+      const copied = await reader.readInto(slab.memory, payloadOffset, payloadMax);
+      if (copied === 0) break;
+      slab.lengths[slot] = copied;
+      slot++;
+      if (copied < payloadMax) break;
+    }
+    slab.count = slot;
+    return slot;
+  }
+
+  /** Writes headers, layout and nonces for every filled slot: one reserved block of sequences. */
+  #stampSlab(slab: Slab, epoch: number): void {
+    const { datagramBytes, sessionId, backend } = this.#options;
+    const words = backend.constants.layoutWords;
+    const firstSequence = this.#sequencer.reserve(slab.count);
+    for (let slot = 0; slot < slab.count; slot++) {
+      const offset = slot * datagramBytes;
+      const payloadBytes = slab.lengths[slot];
+      const sequence = firstSequence + slot;
+      writeHeaderUnchecked(slab.memory, offset, this.#suiteId, PacketType.DATA, sessionId, epoch, sequence, this.#stats.bytes, payloadBytes);
+      writeNonce(slab.nonces, slot * NONCE_BYTES, epoch, sequence);
+      slab.layout[slot * words] = offset;
+      slab.layout[slot * words + 1] = HEADER_BYTES;
+      slab.layout[slot * words + 2] = payloadBytes;
+      this.#stats.bytes += payloadBytes;
+      this.#stats.dataPackets++;
+    }
+  }
+
+  async #transmitSlab(slab: Slab, bucket: TokenBucket): Promise<void> {
+    const { datagramBytes } = this.#options;
+    const socket = this.#socket!;
+    const onSent = (error: Error | null): void => {
+      if (error) this.#sendError ??= error;
+      slab.pending--;
+      if (slab.pending === 0) slab.release?.();
+    };
+    slab.release = null;
+    for (let slot = 0; slot < slab.count; slot++) {
+      const length = HEADER_BYTES + slab.lengths[slot] + TAG_BYTES;
+      let waitMs = bucket.take(length);
+      while (waitMs > 0) {
+        this.#throwIfStopped();
+        await sleep(waitMs);
+        waitMs = bucket.take(length);
+      }
+      const view = length === datagramBytes ? slab.fullViews[slot] : Buffer.from(slab.memory.buffer, slab.memory.byteOffset + slot * datagramBytes, length);
+      slab.pending++;
+      socket.send(view, onSent);
+      this.#stats.datagramsSent++;
+    }
+  }
+
+  async #sendEnd(digest: Uint8Array, bucket: TokenBucket): Promise<void> {
+    const { sessionId, backend, endRepeats, endSpacingMs } = this.#options;
+    const packetBytes = HEADER_BYTES + END_PAYLOAD_BYTES + TAG_BYTES;
+    const memory = Buffer.alloc(packetBytes);
+    const nonces = new Uint8Array(NONCE_BYTES);
+    const layout = new Uint32Array(backend.constants.layoutWords);
+    const source = this.#options.keys;
+    const sequence = this.#sequencer.reserve(1);
+    writeHeaderUnchecked(memory, 0, this.#suiteId, PacketType.END, sessionId, source.epoch, sequence, this.#stats.bytes, END_PAYLOAD_BYTES);
+    encodeEnd(memory, HEADER_BYTES, { totalBytes: this.#stats.bytes, dataPackets: this.#stats.dataPackets, sha256: digest });
+    writeNonce(nonces, 0, source.epoch, sequence);
+    layout[0] = 0;
+    layout[1] = HEADER_BYTES;
+    layout[2] = END_PAYLOAD_BYTES;
+    await this.#options.sealer(source.key, { slab: memory, layout, nonces, count: 1 });
+    // The same sealed bytes go out several times: a repeat is a resend, never a re-encryption.
+    for (let copy = 0; copy < endRepeats; copy++) {
+      if (copy > 0) await sleep(endSpacingMs);
+      while (bucket.take(packetBytes) > 0) await sleep(1);
+      await new Promise<void>((resolve) => {
+        this.#socket!.send(memory, (error) => {
+          if (error) this.#sendError ??= error;
+          resolve();
+        });
+      });
+      this.#stats.datagramsSent++;
+    }
+    if (this.#sendError) throw new SealcastError('E_IO', `sending to the group failed: ${this.#sendError.message}`, { cause: this.#sendError });
+  }
+
+  #throwIfStopped(): void {
+    if (this.#sendError) throw new SealcastError('E_IO', `sending to the group failed: ${this.#sendError.message}`, { cause: this.#sendError });
+    if (this.#options.signal?.aborted) throw new SealcastError('E_CLOSED', 'sending was stopped');
+  }
+}
+
+/**
+ * Pulls chunks from an async iterable and copies them into caller regions, so slot payloads are
+ * filled completely regardless of how the source chunks its data.
+ */
+class ChunkReader {
+  readonly #iterator: AsyncIterator<Uint8Array>;
+  readonly #onChunk: (chunk: Uint8Array) => void;
+  #chunk: Uint8Array | null = null;
+  #position = 0;
+  done = false;
+
+  constructor(source: AsyncIterable<Uint8Array>, onChunk: (chunk: Uint8Array) => void) {
+    this.#iterator = source[Symbol.asyncIterator]();
+    this.#onChunk = onChunk;
+  }
+
+  /** Copies up to `bytes` into target at offset; returns fewer only at the end of the input. */
+  async readInto(target: Uint8Array, offset: number, bytes: number): Promise<number> {
+    let copied = 0;
+    while (copied < bytes) {
+      if (this.#chunk === null || this.#position >= this.#chunk.byteLength) {
+        if (this.done) break;
+        let next: IteratorResult<Uint8Array>;
+        try {
+          next = await this.#iterator.next();
+        } catch (error) {
+          throw new SealcastError('E_IO', `reading the input failed: ${(error as Error).message}`, { cause: error });
+        }
+        if (next.done) {
+          this.done = true;
+          this.#chunk = null;
+          break;
+        }
+        const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+        if (!(chunk instanceof Uint8Array)) throw new TypeError('the input must yield Uint8Array chunks');
+        this.#onChunk(chunk);
+        this.#chunk = chunk;
+        this.#position = 0;
+        continue;
+      }
+      const take = Math.min(bytes - copied, this.#chunk.byteLength - this.#position);
+      target.set(this.#chunk.subarray(this.#position, this.#position + take), offset + copied);
+      this.#position += take;
+      copied += take;
+    }
+    return copied;
+  }
+}
+
+function requirePositive(value: number, name: string, max: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new RangeError(`${name} must be an integer between 1 and ${max}, got ${value}`);
+  return value;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.ceil(ms))));
+}
+
+function closeSocket(socket: dgram.Socket | null): Promise<void> {
+  if (socket === null) return Promise.resolve();
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}

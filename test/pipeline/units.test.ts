@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { describeRanges, ReorderWindow } from '../../dist/pipeline/reorder.js';
+import { TokenBucket } from '../../dist/pipeline/token-bucket.js';
+import { parseGroup, parseRate, parseSeconds, parsePacketSize } from '../../dist/cli/options.js';
+
+describe('TokenBucket', () => {
+  it('lets a full burst through, then paces at the rate', () => {
+    let now = 0;
+    const bucket = new TokenBucket(1000, 3000, () => now);
+    expect(bucket.take(1000)).toBe(0);
+    expect(bucket.take(1000)).toBe(0);
+    expect(bucket.take(1000)).toBe(0);
+    expect(bucket.take(1000)).toBeCloseTo(1000);
+    now += 500;
+    expect(bucket.take(1000)).toBeCloseTo(500);
+    now += 500;
+    expect(bucket.take(1000)).toBe(0);
+  });
+
+  it('never accumulates more than the burst', () => {
+    let now = 0;
+    const bucket = new TokenBucket(1000, 2000, () => now);
+    now += 1_000_000;
+    expect(bucket.take(2000)).toBe(0);
+    expect(bucket.take(1)).toBeGreaterThan(0);
+  });
+
+  it('lets a request bigger than the burst through once the bucket is full', () => {
+    let now = 0;
+    const bucket = new TokenBucket(1000, 100, () => now);
+    expect(bucket.take(500)).toBe(0);
+    expect(bucket.take(500)).toBeGreaterThan(0);
+    now += 10_000;
+    expect(bucket.take(500)).toBe(0);
+  });
+
+  it('rejects bad rates', () => {
+    expect(() => new TokenBucket(0, 100)).toThrow(RangeError);
+    expect(() => new TokenBucket(Number.POSITIVE_INFINITY, 100)).toThrow(RangeError);
+  });
+});
+
+describe('ReorderWindow', () => {
+  it('places next, old, held and ahead payloads and releases held ones in order', () => {
+    const window = new ReorderWindow(100, 4, 10_000);
+    expect(window.place(100)).toBe('next');
+    expect(window.place(50)).toBe('old');
+    expect(window.place(110)).toBe('ahead');
+    window.hold(110, new Uint8Array(10));
+    window.hold(120, new Uint8Array(10));
+    expect(window.place(110)).toBe('buffered');
+    window.advance(10);
+    expect(window.nextOffset).toBe(110);
+    expect(window.takeNext()?.byteLength).toBe(10);
+    window.advance(10);
+    expect(window.takeNext()?.byteLength).toBe(10);
+    window.advance(10);
+    expect(window.takeNext()).toBeUndefined();
+    expect(window.heldPackets).toBe(0);
+  });
+
+  it('copies held payloads, so the caller may reuse its buffer', () => {
+    const window = new ReorderWindow(0, 4, 1000);
+    const payload = new Uint8Array(10).fill(5);
+    window.hold(10, payload);
+    payload.fill(0);
+    window.advance(10);
+    expect([...window.takeNext()!]).toEqual(new Array(10).fill(5));
+  });
+
+  it('overflows at its packet bound and at its span bound', () => {
+    const window = new ReorderWindow(0, 2, 100);
+    window.hold(10, new Uint8Array(10));
+    window.hold(20, new Uint8Array(10));
+    expect(window.place(30)).toBe('overflow');
+    const wide = new ReorderWindow(0, 100, 100);
+    expect(wide.place(101)).toBe('overflow');
+    expect(wide.place(100)).toBe('ahead');
+  });
+
+  it('names the missing ranges', () => {
+    const window = new ReorderWindow(0, 10, 10_000);
+    window.hold(20, new Uint8Array(10));
+    window.hold(50, new Uint8Array(10));
+    expect(window.missingRanges(100)).toEqual([
+      { from: 0, to: 20 },
+      { from: 30, to: 50 },
+      { from: 60, to: 100 },
+    ]);
+    expect(describeRanges([{ from: 0, to: 20 }])).toBe('bytes 0..19 (20 bytes)');
+  });
+});
+
+describe('CLI option parsers', () => {
+  it.each([
+    ['400M', 400e6],
+    ['1G', 1e9],
+    ['1.5G', 1.5e9],
+    ['800k', 800e3],
+    ['2000000', 2e6],
+    ['100Mbit/s', 100e6],
+  ])('parses rate %s', (text, bits) => {
+    expect(parseRate(text)).toBe(bits);
+  });
+
+  it.each(['', 'fast', '-1M', '1T', '5', '1e9'])('rejects rate "%s"', (text) => {
+    expect(() => parseRate(text)).toThrow(/--rate/);
+  });
+
+  it('parses and checks groups', () => {
+    expect(parseGroup('239.1.2.3:5000')).toEqual({ address: '239.1.2.3', port: 5000 });
+    expect(() => parseGroup('10.0.0.1:5000')).toThrow(/not an IPv4 multicast/);
+    expect(() => parseGroup('239.1.2.3')).toThrow(/ADDR:PORT/);
+    expect(() => parseGroup('239.1.2.3:0')).toThrow(/port/);
+    expect(() => parseGroup('[ff02::1]:5000')).toThrow(/IPv6/);
+  });
+
+  it('parses seconds and packet sizes', () => {
+    expect(parseSeconds('1.5', '--idle-timeout', false)).toBe(1500);
+    expect(parseSeconds('0', '--start-timeout', true)).toBe(0);
+    expect(() => parseSeconds('0', '--idle-timeout', false)).toThrow(/--idle-timeout/);
+    expect(parsePacketSize('65507')).toBe(65507);
+    expect(() => parsePacketSize('65508')).toThrow(/--packet-size/);
+    expect(() => parsePacketSize('10')).toThrow(/--packet-size/);
+  });
+});
