@@ -4,6 +4,9 @@
 import { Command, CommanderError } from 'commander';
 import { isSealcastError } from '../errors.js';
 import { registerDoctor } from './doctor.js';
+import { registerKeygen } from './keygen.js';
+import { registerRecv } from './recv.js';
+import { registerSend } from './send.js';
 import { registerSubscribers } from './subscribers.js';
 import { EXIT_CODE_BY_ERROR } from './exit-codes.js';
 import { processIo, writeLine, type CliIo, type CommandContext } from './io.js';
@@ -12,7 +15,7 @@ import { VERSION } from '../version.js';
 type Register = (program: Command, context: CommandContext) => void;
 
 /** Command modules; each adds its subcommand to the program. */
-const COMMANDS: Register[] = [registerDoctor, registerSubscribers];
+const COMMANDS: Register[] = [registerDoctor, registerSubscribers, registerKeygen, registerSend, registerRecv];
 
 export function buildProgram(context: CommandContext): Command {
   const program = new Command('sealcast');
