@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  decodeClientMessage,
+  decodeServerMessage,
+  encodeMessage,
+  type ClientMessage,
+  type ServerMessage,
+} from '../../dist/control/messages.js';
+import { SealcastError } from '../../dist/errors.js';
+
+const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((a) => Buffer.from(a));
+const clientId = fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/);
+const epoch = fc.integer({ min: 0, max: 0xffff_ffff });
+const keyKind = fc.constantFrom('psk' as const, 'hsm' as const, 'pubkey' as const, 'cert' as const);
+const wrappedKey = fc.record({
+  keyKind,
+  epoch,
+  nonce: bytes(12),
+  sealed: fc.oneof(bytes(48), bytes(80)),
+});
+
+const clientMessage: fc.Arbitrary<ClientMessage> = fc.oneof(
+  fc.record({ type: fc.constant('hello' as const), v: fc.constant(1 as const), clientId, keyKind, clientNonce: bytes(32) }),
+  fc.record({ type: fc.constant('proof' as const), v: fc.constant(1 as const), mac: bytes(32) }),
+  fc.record({ type: fc.constant('keyAck' as const), v: fc.constant(1 as const), epoch }),
+  fc.constant({ type: 'bye' as const, v: 1 as const }),
+);
+
+const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
+  fc.record({
+    type: fc.constant('challenge' as const),
+    v: fc.constant(1 as const),
+    serverNonce: bytes(32),
+    serverPublicKey: bytes(32),
+    session: fc.record({
+      sessionId: bytes(8),
+      group: fc.constantFrom('239.1.2.3', 'ff15::1234', '232.255.77.10'),
+      port: fc.integer({ min: 1, max: 65535 }),
+      suite: fc.constantFrom('chacha20-poly1305' as const, 'aes-256-gcm' as const),
+      packetBytes: fc.integer({ min: 64, max: 65507 }),
+    }),
+    signature: bytes(64),
+  }),
+  fc.record({ type: fc.constant('welcome' as const), v: fc.constant(1 as const), key: wrappedKey }),
+  fc.record({ type: fc.constant('key' as const), v: fc.constant(1 as const), key: wrappedKey }),
+  fc.record({
+    type: fc.constant('error' as const),
+    v: fc.constant(1 as const),
+    reason: fc.constantFrom('unknown-client' as const, 'bad-proof' as const, 'protocol' as const),
+    text: fc.string({ maxLength: 500 }),
+  }),
+);
+
+/** A decode either returns a message or fails with E_PROTOCOL; any other outcome is a bug. */
+function decodeCleanly(decode: (payload: Uint8Array) => unknown, payload: Uint8Array): unknown {
+  try {
+    return decode(payload);
+  } catch (error) {
+    expect(error).toBeInstanceOf(SealcastError);
+    expect((error as SealcastError).code).toBe('E_PROTOCOL');
+    return error;
+  }
+}
+
+function mutate(payload: Buffer, edits: Array<{ at: number; value: number }>, cut: number | null): Buffer {
+  const copy = Buffer.from(payload);
+  for (const { at, value } of edits) copy[at % copy.byteLength] = value;
+  return cut === null ? copy : copy.subarray(0, cut % (copy.byteLength + 1));
+}
+
+const edits = fc.array(fc.record({ at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }), { maxLength: 4 });
+const cut = fc.option(fc.nat(), { nil: null });
+
+describe('control messages', () => {
+  it('round-trip through encode and decode', () => {
+    fc.assert(
+      fc.property(clientMessage, (message) => {
+        expect(decodeClientMessage(encodeMessage(message))).toEqual(message);
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(serverMessage, (message) => {
+        expect(decodeServerMessage(encodeMessage(message))).toEqual(message);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('mutated or truncated messages decode to a valid message or fail with E_PROTOCOL', () => {
+    fc.assert(
+      fc.property(clientMessage, edits, cut, (message, changes, length) => {
+        decodeCleanly(decodeClientMessage, mutate(encodeMessage(message), changes, length));
+      }),
+      { numRuns: 1000 },
+    );
+    fc.assert(
+      fc.property(serverMessage, edits, cut, (message, changes, length) => {
+        decodeCleanly(decodeServerMessage, mutate(encodeMessage(message), changes, length));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('arbitrary JSON values and random bytes end in E_PROTOCOL, never another error', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const payload = Buffer.from(JSON.stringify(value) ?? 'null');
+        for (const decode of [decodeClientMessage, decodeServerMessage]) {
+          expect(decodeCleanly(decode, payload)).toBeInstanceOf(SealcastError);
+        }
+      }),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (payload) => {
+        decodeCleanly(decodeClientMessage, payload);
+        decodeCleanly(decodeServerMessage, payload);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('valid-looking objects with a field replaced by any JSON value never decode to a wrong shape', () => {
+    const hello = { type: 'hello', v: 1, clientId: 'alice', keyKind: 'psk', clientNonce: Buffer.alloc(32, 7).toString('base64') };
+    fc.assert(
+      fc.property(fc.constantFrom(...Object.keys(hello)), fc.jsonValue(), (field, value) => {
+        const result = decodeCleanly(decodeClientMessage, Buffer.from(JSON.stringify({ ...hello, [field]: value })));
+        if (!(result instanceof SealcastError)) {
+          const message = result as { type: string; clientId: string; clientNonce: Buffer };
+          expect(message.type).toBe('hello');
+          expect(message.clientId).toMatch(/^[A-Za-z0-9._-]{1,64}$/);
+          expect(message.clientNonce.byteLength).toBe(32);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('refuses unknown fields, other versions, the wrong direction and non-canonical base64', () => {
+    const nonce = Buffer.alloc(32, 1).toString('base64');
+    const ok = { type: 'hello', v: 1, clientId: 'a', keyKind: 'psk', clientNonce: nonce };
+    expect(decodeClientMessage(Buffer.from(JSON.stringify(ok))).type).toBe('hello');
+    expect(() => decodeClientMessage(Buffer.from(JSON.stringify({ ...ok, extra: 1 })))).toThrow(/unknown field/);
+    expect(() => decodeClientMessage(Buffer.from(JSON.stringify({ ...ok, v: 2 })))).toThrow(/protocol version 2/);
+    expect(() => decodeServerMessage(Buffer.from(JSON.stringify(ok)))).toThrow(/unknown server message type/);
+    expect(() => decodeClientMessage(Buffer.from(JSON.stringify({ ...ok, clientNonce: nonce.replace(/=$/, '') })))).toThrow(/base64 of 32 bytes/);
+    expect(() => decodeClientMessage(Buffer.from(JSON.stringify({ ...ok, clientId: 'a b' })))).toThrow(/clientId/);
+    expect(() => decodeClientMessage(Buffer.from(JSON.stringify({ ...ok, clientId: 'x'.repeat(65) })))).toThrow(/clientId/);
+    expect(() => decodeClientMessage(Buffer.from('{"__proto__":{"type":"bye"},"v":1}'))).toThrow(SealcastError);
+  });
+
+  it('names reserved message types as reserved (receipts, withdrawal, repair)', () => {
+    for (const type of ['receipt', 'withdraw', 'withdrawn', 'nack']) {
+      expect(() => decodeClientMessage(Buffer.from(JSON.stringify({ type, v: 1 })))).toThrow(/reserved/);
+    }
+  });
+});
