@@ -23,6 +23,11 @@ import { uftp } from './peers/uftp.mjs';
 import { iperf } from './peers/iperf.mjs';
 
 const MIB = 1024 * 1024;
+// sealcast has no loss repair yet: a run that loses a datagram fails with E_GAP and is retried at
+// 0.6 x the rate, at most 4 times (3G -> 1.8G -> 1.08G -> 648M -> 389M); later runs of the same
+// row start at the last rate tried.
+const GAP_RETRIES_MAX = 4;
+const GAP_RATE_FACTOR = 0.6;
 const GIB = 1024 * MIB;
 
 // ---------------------------------------------------------------------------------------------
@@ -214,7 +219,17 @@ function summariseRow(key, attempts, runsWanted) {
   const good = attempts.filter((attempt) => attempt.ok);
   const failed = attempts.filter((attempt) => !attempt.ok);
   const notes = [...new Set(attempts.flatMap((attempt) => attempt.notes))];
-  for (const attempt of failed) notes.push(`FAILED run: ${attempt.failures.join('; ')}`);
+  if (key.tool === 'sealcast') {
+    const outcome = (attempt) => (attempt.ok ? 'ok' : attempt.gap ? 'E_GAP' : 'failed');
+    notes.unshift(`--rate: ${attempts.map((attempt) => `${attempt.settings.rate} ${outcome(attempt)}`).join(', ')}`);
+  }
+  // One line per distinct failure, so a row that failed the same way five times stays readable.
+  const failureCounts = new Map();
+  for (const attempt of failed) {
+    const text = attempt.failures.join('; ').replace(/\d+\.\.\d+ \(\d+ bytes\)/g, 'N..M');
+    failureCounts.set(text, (failureCounts.get(text) ?? 0) + 1);
+  }
+  for (const [text, count] of failureCounts) notes.push(`FAILED x${count}: ${text}`);
   if (good.length < runsWanted) notes.push(`${good.length} of ${runsWanted} runs succeeded`);
   const isCeiling = key.tool === 'iperf2';
   return {
@@ -326,6 +341,8 @@ async function main() {
   const input = { path: inputPath, bytes, digest };
   const receiverCountMax = Math.max(...options.receivers);
   for (const peer of active) peer.prepare?.({ workDir, receiverCountMax });
+  const sealcastActive = active.find((peer) => peer.tool === 'sealcast');
+  const sealcastStartupCpuSec = sealcastActive ? await sealcastActive.startupCpuSec({ workDir }) : null;
 
   const rows = [];
   const sealcastRate = new Map();
@@ -374,7 +391,7 @@ async function main() {
               }
               const rateKey = `${path}/${receiverCount}/${packetBytes}/${peer.mode}`;
               let rate = sealcastRate.get(rateKey) ?? options.sealcastRates[packetBytes] ?? '2G';
-              const tries = peer.retriesOnGap ? 3 : 1;
+              const tries = peer.retriesOnGap ? GAP_RETRIES_MAX + 1 : 1;
               for (let attempt = 1; attempt <= tries; attempt += 1) {
                 const runDir = workDir;
                 log(`${path} ${receiverCount}r ${packetBytes}B ${peer.tool} ${peer.mode} run ${run}/${options.runs}${peer.retriesOnGap ? ` --rate ${rate}` : ''}`);
@@ -385,7 +402,7 @@ async function main() {
                 entry.attempts.push(outcome);
                 log(`  -> ${outcome.ok ? `${outcome.mbPerSec.toFixed(1)} MB/s, sender ${outcome.senderCpuSecPerGiB?.toFixed(2)} CPU-s/GiB` : `FAILED: ${outcome.failures.join('; ')}`}`);
                 if (outcome.ok || !outcome.gap) break;
-                rate = lowerRate(rate, 0.6);
+                rate = lowerRate(rate, GAP_RATE_FACTOR);
                 sealcastRate.set(rateKey, rate);
               }
             }
@@ -424,13 +441,16 @@ async function main() {
     for (const row of skipped) process.stdout.write(`  ${row.tool} ${row.mode} ${row.path} ${row.receivers ?? '*'} receiver(s) ${row.packetBytes ?? '*'} B: ${row.notes.join('; ')}\n`);
   }
   for (const skip of globalSkips) process.stdout.write(`  ${skip.tool} ${skip.mode}: not run: ${skip.reason}\n`);
+  if (sealcastStartupCpuSec !== null) {
+    process.stdout.write(`\nOne sealcast process costs ${sealcastStartupCpuSec.toFixed(2)} CPU-s to start (sealcast doctor), i.e. ${(sealcastStartupCpuSec / (bytes / GIB)).toFixed(2)} CPU-s/GiB of this ${options.sizeMib} MiB file; it is included in every sealcast CPU figure above.\n`);
+  }
   if (targets.length) {
     process.stdout.write('\nTargets at 1400 B (same run):\n');
     for (const verdict of targets) process.stdout.write(`  ${verdict.pass === null ? 'n/a ' : verdict.pass ? 'PASS' : 'FAIL'}  ${verdict.target}: ${verdict.detail}\n`);
   }
   const resultsPath = writeResults('pipeline', {
     machine: machineInfo({ root: isRoot, scratch: scratchRoot }),
-    settings: { sizeBytes: bytes, runs: options.runs, quick: options.quick, paths: options.paths, receivers: options.receivers, packetBytes: options.packetBytes, skippedTools: globalSkips },
+    settings: { sealcastStartupCpuSec, sizeBytes: bytes, runs: options.runs, quick: options.quick, paths: options.paths, receivers: options.receivers, packetBytes: options.packetBytes, skippedTools: globalSkips },
     rows,
     targets,
     elapsedSec: (performance.now() - startedAtMs) / 1000,

@@ -6,15 +6,16 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sleep, spawnMeasured } from './process.mjs';
+import { spawnMeasured, waitFor } from './process.mjs';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(REPO_ROOT, 'bin', 'sealcast.js');
 const GROUP = '239.255.77.30:47030';
 export const EXIT_GAP = 7;
-// Node needs a moment to start and join the group; the sender's clock starts after this pause,
-// so it is not charged to sealcast's throughput.
-const RECEIVER_START_MS = 1500;
+const END_REPEATS_MAX = 8;
+// The sender starts once every receiver has said it is listening (it has joined the group); the
+// clock starts with the sender, so Node's start-up in the receivers is not charged to sealcast.
+const RECEIVER_READY_MS = 15_000;
 const KEYGEN_TIMEOUT_MS = 20_000;
 
 /** A sealcast variant: one AEAD suite. */
@@ -41,6 +42,16 @@ export function sealcastPeer({ suite }) {
       return null;
     },
 
+    /**
+     * CPU seconds one `sealcast doctor` process costs (Node start-up, module loading, backend
+     * load): every sealcast process in a run pays about this much, which matters at --quick sizes.
+     */
+    async startupCpuSec({ workDir }) {
+      const child = spawnMeasured({ label: 'sealcast doctor', cwd: workDir, timeoutMs: KEYGEN_TIMEOUT_MS, cpuFile: join(workDir, 'sealcast-doctor.cpu'), argv: [process.execPath, CLI, 'doctor'] });
+      const result = await child.done;
+      return result.code === 0 ? result.cpuSec : null;
+    },
+
     prepare({ workDir }) {
       const keyDir = join(workDir, 'sealcast-keys');
       mkdirSync(keyDir, { recursive: true, mode: 0o700 });
@@ -61,11 +72,13 @@ export function sealcastPeer({ suite }) {
           timeoutMs,
           cpuFile: join(workDir, `sealcast-r${index + 1}.cpu`),
           argv: [process.execPath, CLI, 'recv', '--group', GROUP, '--key-file', this.keyPath,
-            '--interface', endpoint.address, '-o', outputPath, '--json', '--quiet'],
+            '--interface', endpoint.address, '-o', outputPath, '--json'],
         });
         return { child, outputPath };
       });
-      await sleep(RECEIVER_START_MS);
+      for (const { child } of receiverProcesses) {
+        await waitFor(() => child.stderrSoFar().includes('listening on'), RECEIVER_READY_MS);
+      }
       const senderProcess = spawnMeasured({
         label: 'sealcast send',
         namespace: sender.namespace,
@@ -79,6 +92,13 @@ export function sealcastPeer({ suite }) {
       const senderResult = await senderProcess.done;
       const receiverResults = await Promise.all(receiverProcesses.map(({ child }) => child.done));
       const gap = receiverResults.some((result) => result.code === EXIT_GAP);
+      const notes = [];
+      receiverResults.forEach((result, index) => {
+        const summary = lastJsonLine(result.stderrTail);
+        // END is sent several times by design, so a few duplicates are expected and not worth a note.
+        const dropped = summary?.drops ? Object.entries(summary.drops).filter(([kind, count]) => count > (kind === 'duplicate' ? END_REPEATS_MAX : 0)) : [];
+        if (dropped.length) notes.push(`receiver ${index + 1} dropped ${dropped.map(([kind, count]) => `${count} ${kind}`).join(', ')}`);
+      });
       return {
         startedAtMs: senderProcess.startedAtMs,
         sender: senderResult,
@@ -87,9 +107,20 @@ export function sealcastPeer({ suite }) {
         endedAtMs: Math.max(senderResult.endedAtMs, ...receiverResults.map((result) => result.endedAtMs)),
         gap,
         settings: { rate },
-        notes: [`--rate ${rate}`],
+        notes,
       };
     },
   };
 }
 
+
+// `--json` ends stderr with a one-line JSON summary (drops, exit code, digest).
+function lastJsonLine(text) {
+  const line = text.trim().split('\n').reverse().find((candidate) => candidate.startsWith('{'));
+  if (!line) return null;
+  try {
+    return JSON.parse(line);
+  } catch {
+    return null;
+  }
+}
