@@ -4,6 +4,8 @@ export * from './crypto/backend.js';
 export { loadBackend, backendPreferenceFromEnv, nativeUnavailableReason } from './crypto/load.js';
 export type { BackendPreference } from './crypto/load.js';
 export { run } from './cli/main.js';
+export { AeadPool, PoolKeyHandle, defaultPoolThreads } from './pool/pool.js';
+export type { AeadPoolOptions, PoolOpenResult } from './pool/pool.js';
 export { startControlServer } from './control/server.js';
 export type { ControlServer, ControlServerOptions, ControlSessionOptions, ControlLogger, KeyHolder } from './control/server.js';
 export { registerWithServer } from './control/client.js';

@@ -159,6 +159,8 @@ type PoolState = 'open' | 'closing' | 'closed';
  * **Backpressure.** At most `queueDepthMax` batches are in flight (submitted and not yet
  * delivered). A seal() or open() beyond that rejects at once with E_POOL and leaves the batch
  * untouched; a producer waits with `while (!pool.hasCapacity) await pool.whenCapacity();`.
+ * Callbacks attached to a delivered batch's promise run before whenCapacity() resolves, so a
+ * producer that recycles slabs from its results finds the returned slab there.
  *
  * **Failures.** An error thrown inside a worker rejects that batch with the same class and
  * message (TypeError, RangeError, SealcastError with its code). A worker thread that dies
@@ -366,30 +368,40 @@ export class AeadPool {
    * Resolves with the sealed batch: the same views for SharedArrayBuffer memory, new views over
    * the returned buffers otherwise.
    */
-  async seal(handle: PoolKeyHandle, batch: PacketBatch): Promise<PacketBatch> {
-    this.#requireSubmittable(handle);
-    validateBatch(batch, this.constants);
-    this.#requireCapacity();
-    const { slab, layout, nonces, count } = batch;
-    return this.#submit(
-      { kind: 'seal', taskId: 0, keyId: handle.id, slab, layout, nonces, count },
-      [slab, layout, nonces],
-    ) as Promise<PacketBatch>;
+  seal(handle: PoolKeyHandle, batch: PacketBatch): Promise<PacketBatch> {
+    // Not an async function: the promise returned is the task's own, so its callbacks run
+    // before those of whenCapacity() when a delivery frees a place (one fewer promise hop).
+    try {
+      this.#requireSubmittable(handle);
+      validateBatch(batch, this.constants);
+      this.#requireCapacity();
+      const { slab, layout, nonces, count } = batch;
+      return this.#submit(
+        { kind: 'seal', taskId: 0, keyId: handle.id, slab, layout, nonces, count },
+        [slab, layout, nonces],
+      ) as Promise<PacketBatch>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
    * Opens every slot of `batch` on a worker, writing one status byte per slot into `status`.
    * A forged slot is a status (its payload zeroed), never a rejection.
    */
-  async open(handle: PoolKeyHandle, batch: PacketBatch, status: Uint8Array): Promise<PoolOpenResult> {
-    this.#requireSubmittable(handle);
-    validateBatch(batch, this.constants, status);
-    this.#requireCapacity();
-    const { slab, layout, nonces, count } = batch;
-    return this.#submit(
-      { kind: 'open', taskId: 0, keyId: handle.id, slab, layout, nonces, count, status },
-      [slab, layout, nonces, status],
-    ) as Promise<PoolOpenResult>;
+  open(handle: PoolKeyHandle, batch: PacketBatch, status: Uint8Array): Promise<PoolOpenResult> {
+    try {
+      this.#requireSubmittable(handle);
+      validateBatch(batch, this.constants, status);
+      this.#requireCapacity();
+      const { slab, layout, nonces, count } = batch;
+      return this.#submit(
+        { kind: 'open', taskId: 0, keyId: handle.id, slab, layout, nonces, count, status },
+        [slab, layout, nonces, status],
+      ) as Promise<PoolOpenResult>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
