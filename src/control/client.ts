@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { SealcastError, type ErrorCode } from '../errors.js';
 import { requireUint8Array } from '../crypto/validate.js';
-import { deriveKey } from '../keys/kdf.js';
+import { deriveClientKeys } from './client-keys.js';
 import { fingerprintOf, parseFingerprint, verifyServerSignature } from '../keys/identity.js';
 import { checkKnownServer, defaultKnownServersPath, serverAddressKey } from '../keys/known-servers.js';
 import { FRAME_BYTES_MAX_DEFAULT } from './frames.js';
@@ -218,10 +218,10 @@ class ControlClientImpl extends EventEmitter implements ControlClient {
     this.serverFingerprint = fingerprint;
     this.session = challenge.session;
     const { sessionId } = challenge.session;
-    const macKey = deriveKey('registrationMacKey', options.psk, sessionId, [options.clientId]);
+    const { macKey, wrapKey } = deriveClientKeys(options.psk, sessionId, options.clientId);
     const mac = clientProofMac(macKey, transcript);
     macKey.fill(0);
-    this.wrapKey = deriveKey('clientWrapKey', options.psk, sessionId, [options.clientId]);
+    this.wrapKey = wrapKey;
     this.state = 'welcome';
     this.send({ type: 'proof', v: 1, mac });
   }

@@ -6,7 +6,8 @@
 // to one (session, client) pair and wraps one bundle per epoch, a handful of messages, so the
 // chance that two random nonces collide under one key is negligible (about n^2 / 2^97).
 
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { nonces } from './random-pool.js';
 import { SealcastError } from '../errors.js';
 import { requireUint8Array } from '../crypto/validate.js';
 import {
@@ -63,7 +64,7 @@ export function wrapKeyBundle(wrapKey: Uint8Array, context: WrapContext, bundle:
   if (!Number.isInteger(bundle.epoch) || bundle.epoch < 0 || bundle.epoch > EPOCH_MAX) {
     throw new RangeError(`epoch must be an integer between 0 and ${EPOCH_MAX}, got ${bundle.epoch}`);
   }
-  const nonce = randomBytes(WRAP_NONCE_BYTES);
+  const nonce = nonces.take(WRAP_NONCE_BYTES);
   const cipher = createCipheriv(WRAP_CIPHER, wrapKey, nonce, { authTagLength: WRAP_TAG_BYTES });
   cipher.setAAD(keyWrapAad(context, bundle.epoch), { plaintextLength: bundle.updateKey ? 2 * DATA_KEY_BYTES : DATA_KEY_BYTES });
   const parts = [cipher.update(bundle.dataKey)];

@@ -5,13 +5,14 @@
 // reason, a connection that does not finish its registration within the handshake deadline is
 // closed, and the number of connections is bounded.
 
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { SealcastError } from '../errors.js';
 import { requireUint8Array } from '../crypto/validate.js';
 import { isWireSuiteName } from '../crypto/backend.js';
-import { deriveKey, SESSION_ID_BYTES } from '../keys/kdf.js';
+import { SESSION_ID_BYTES } from '../keys/kdf.js';
+import { deriveClientKeys } from './client-keys.js';
+import { nonces } from './random-pool.js';
 import type { ServerIdentity } from '../keys/identity.js';
 import { Registry } from '../store/registry.js';
 import { FRAME_BYTES_MAX_DEFAULT } from './frames.js';
@@ -280,7 +281,7 @@ class ServerConnection {
   state: ConnectionState = 'hello';
   clientId = '';
   keyKind: KeyKind = 'psk';
-  remote: string;
+  private remoteText: string | null = null;
   deliveredEpoch = -1;
   ackedEpoch = -1;
   private clientNonce: Buffer | null = null;
@@ -294,8 +295,6 @@ class ServerConnection {
     private readonly owner: ControlServerImpl,
     private readonly socket: Socket,
   ) {
-    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    socket.setKeepAlive(true, 30_000);
     this.handshakeTimer = setTimeout(() => {
       this.close('timeout', `registration not completed within ${owner.handshakeTimeoutMs} ms`, 'warn');
     }, owner.handshakeTimeoutMs);
@@ -306,6 +305,16 @@ class ServerConnection {
     socket.on('error', (error) => this.close(null, `socket error: ${error.message}`, 'info'));
     socket.on('end', () => this.close(null, 'peer closed the connection', 'info'));
     socket.on('close', () => this.close(null, 'connection closed', 'info'));
+  }
+
+  /** The peer's address, looked up only when a log line or holder list needs it. */
+  get remote(): string {
+    if (this.remoteText === null) {
+      // A socket whose handle is gone no longer knows its peer; say so rather than "undefined".
+      if (this.socket.remoteAddress === undefined) return 'a disconnected peer';
+      this.remoteText = `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+    }
+    return this.remoteText;
   }
 
   private label(): string {
@@ -380,14 +389,13 @@ class ServerConnection {
     }
     const { sessionId } = this.owner.session;
     try {
-      this.macKey = deriveKey('registrationMacKey', found.psk, sessionId, [hello.clientId]);
-      this.wrapKey = deriveKey('clientWrapKey', found.psk, sessionId, [hello.clientId]);
+      ({ macKey: this.macKey, wrapKey: this.wrapKey } = deriveClientKeys(found.psk, sessionId, hello.clientId));
     } finally {
       found.psk.fill(0);
     }
     this.keyKind = hello.keyKind;
     this.clientNonce = hello.clientNonce;
-    const serverNonce = randomBytes(SERVER_NONCE_BYTES);
+    const serverNonce = nonces.take(SERVER_NONCE_BYTES);
     this.transcript = registrationTranscript({
       clientId: hello.clientId,
       keyKind: hello.keyKind,
@@ -421,6 +429,8 @@ class ServerConnection {
     const previous = this.owner.registered.get(this.clientId);
     if (previous && previous !== this) previous.close('replaced', 'a newer registration of the same subscriber replaced this connection', 'info', true);
     this.state = 'registered';
+    // Registered clients stay connected for key pushes; keepalive notices the ones that vanish.
+    this.socket.setKeepAlive(true, 30_000);
     this.owner.registered.set(this.clientId, this);
     this.owner.logger.info(`control: ${this.label()} registered`);
     this.deliver(this.owner.currentEpoch(), 'welcome');

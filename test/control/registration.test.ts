@@ -266,3 +266,18 @@ describe('key wrap', () => {
     }
   });
 });
+
+describe('client key derivation', () => {
+  it('equals deriveKey for both labels (the fast path is plain HKDF-SHA256)', async () => {
+    const { deriveClientKeys } = await import('../../dist/control/client-keys.js');
+    for (let i = 0; i < 20; i++) {
+      const psk = randomBytes(32);
+      const sessionId = randomBytes(8);
+      const clientId = `client-${i}`;
+      const keys = deriveClientKeys(psk, sessionId, clientId);
+      expect(keys.macKey.equals(deriveKey('registrationMacKey', psk, sessionId, [clientId]))).toBe(true);
+      expect(keys.wrapKey.equals(deriveKey('clientWrapKey', psk, sessionId, [clientId]))).toBe(true);
+      expect(keys.macKey.equals(keys.wrapKey)).toBe(false);
+    }
+  });
+});

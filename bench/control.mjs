@@ -1,0 +1,245 @@
+// Control-plane benchmark: registrations per second, and the time until 1 000 simulated clients
+// hold the key, then a rotation to all of them (wrapped-key deliveries per second).
+//
+// The control server runs alone in a child process (one core: Node runs JavaScript on one
+// thread, and the server's CPU time is measured with process.cpuUsage). All simulated clients
+// share this process on the other core. Every client runs the real protocol, including the
+// Ed25519 check of the server's signature, which costs the client about three times what signing
+// costs the server; so the wall-clock rate is bounded by the client process, and the server's
+// CPU time per registration gives the rate one server core sustains.
+//
+//   npm run bench:control                     (build first)
+//   node bench/control.mjs [--clients 1000] [--concurrency 64] [--rounds 3]
+
+import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { machineInfo } from './lib/machine.mjs';
+import { printTable } from './lib/table.mjs';
+import { writeResults } from './lib/results.mjs';
+
+const SELF = fileURLToPath(import.meta.url);
+
+function option(name, fallback) {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 ? Number(process.argv[index + 1]) : fallback;
+}
+
+// ---------------------------------------------------------------- server child
+async function serverMain(dbPath) {
+  const { startControlServer } = await import('../dist/control/server.js');
+  const { generateIdentity } = await import('../dist/keys/identity.js');
+  const identity = generateIdentity();
+  let epoch = { epoch: 0, dataKey: randomBytes(32) };
+  const server = await startControlServer({
+    dbPath,
+    identity,
+    session: { sessionId: randomBytes(8), group: '239.255.77.30', port: 47010, suite: 'chacha20-poly1305', packetBytes: 1400 },
+    currentEpoch: () => epoch,
+    connectionsMax: 8192,
+  });
+  const say = (object) => process.stdout.write(`${JSON.stringify(object)}\n`);
+  say({ port: server.address.port, fingerprint: identity.fingerprint });
+  const lines = createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    const [command, argument] = line.split(' ');
+    if (command === 'cpu') {
+      const usage = process.cpuUsage();
+      say({ cpuMicros: usage.user + usage.system });
+    } else if (command === 'wait') {
+      const start = performance.now();
+      const cpuStart = process.cpuUsage();
+      await server.waitForHolders(Number(argument), 120_000);
+      const cpu = process.cpuUsage(cpuStart);
+      say({ heldMs: performance.now() - start, cpuMicros: cpu.user + cpu.system, holders: server.holders().length });
+    } else if (command === 'push') {
+      const next = epoch.epoch + 1;
+      epoch = { epoch: next, dataKey: randomBytes(32), updateKey: randomBytes(32) };
+      const start = performance.now();
+      const cpuStart = process.cpuUsage();
+      const sent = server.pushEpoch();
+      const wrapMs = performance.now() - start;
+      while (server.holders().filter((holder) => holder.epoch === next).length < sent) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      const cpu = process.cpuUsage(cpuStart);
+      say({ sent, wrapMs, ackedMs: performance.now() - start, cpuMicros: cpu.user + cpu.system });
+    } else if (command === 'quit') {
+      await server.close();
+      say({ closed: true });
+      process.exit(0);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- clients (parent)
+function startServerChild(dbPath) {
+  // --profile-server DIR writes a V8 CPU profile of the server process, to see where its time goes.
+  const profileIndex = process.argv.indexOf('--profile-server');
+  const profile = profileIndex >= 0 ? ['--cpu-prof', `--cpu-prof-dir=${process.argv[profileIndex + 1]}`] : [];
+  const child = spawn(process.execPath, [...profile, SELF, '--server', dbPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const pending = [];
+  lines.on('line', (line) => pending.shift()?.(JSON.parse(line)));
+  const next = () => new Promise((resolve) => pending.push(resolve));
+  return {
+    child,
+    next,
+    ask(command) {
+      const answer = next();
+      child.stdin.write(`${command}\n`);
+      return answer;
+    },
+  };
+}
+
+async function withConcurrency(items, concurrency, task) {
+  let index = 0;
+  const workers = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (index < items.length) {
+      const item = items[index++];
+      await task(item);
+    }
+  });
+  await Promise.all(workers);
+}
+
+async function main() {
+  const clientCount = option('clients', 1000);
+  const concurrency = option('concurrency', 64);
+  const rounds = option('rounds', 3);
+  const { Registry } = await import('../dist/store/registry.js');
+  const { registerWithServer } = await import('../dist/control/client.js');
+
+  const dir = mkdtempSync(join(tmpdir(), 'sealcast-bench-control-'));
+  const dbPath = join(dir, 'registry.db');
+  const rows = [];
+  let server = null;
+  try {
+    // Registry adds: one transaction and one synchronous (fsync'd) commit per subscriber.
+    const registry = Registry.open(dbPath);
+    const clients = [];
+    const addStart = performance.now();
+    for (let i = 0; i < clientCount; i++) {
+      const clientId = `client-${i}`;
+      const psk = randomBytes(32);
+      registry.addPskSubscriber(clientId, psk);
+      clients.push({ clientId, psk });
+    }
+    const addMs = performance.now() - addStart;
+    registry.close();
+    rows.push({ measure: 'registry adds (synchronous=FULL, one commit each)', count: clientCount, ms: addMs, perSecond: (clientCount * 1000) / addMs });
+
+    server = startServerChild(dbPath);
+    const { port, fingerprint } = await server.next();
+    const register = (client) =>
+      registerWithServer({ host: '127.0.0.1', port, clientId: client.clientId, psk: client.psk, pinnedFingerprint: fingerprint, timeoutMs: 60_000 });
+
+    // Registrations per second: each is a new TCP connection running the full protocol.
+    for (let round = 0; round < rounds; round++) {
+      const before = (await server.ask('cpu')).cpuMicros;
+      const start = performance.now();
+      await withConcurrency(clients, concurrency, async (client) => {
+        const connection = await register(client);
+        connection.initialKey.dataKey.fill(0);
+        connection.close();
+      });
+      const ms = performance.now() - start;
+      const serverCpuMicros = (await server.ask('cpu')).cpuMicros - before;
+      rows.push({
+        measure: `registrations, ${concurrency} in flight (round ${round + 1})`,
+        count: clientCount,
+        ms,
+        perSecond: (clientCount * 1000) / ms,
+        serverCpuMicrosPerOp: serverCpuMicros / clientCount,
+        serverOneCorePerSecond: 1e6 / (serverCpuMicros / clientCount),
+      });
+    }
+
+    // Time until all clients hold the key: every client connects at once.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const held = server.next();
+    server.child.stdin.write(`wait ${clientCount}\n`);
+    const start = performance.now();
+    const connected = await Promise.all(clients.map(register));
+    const holding = await held;
+    const allMs = performance.now() - start;
+    rows.push({
+      measure: `${clientCount} clients connect at once until all hold the key`,
+      count: clientCount,
+      ms: allMs,
+      perSecond: (clientCount * 1000) / allMs,
+      serverCpuMicrosPerOp: holding.cpuMicros / clientCount,
+      serverOneCorePerSecond: 1e6 / (holding.cpuMicros / clientCount),
+    });
+
+    // Rotation: the server wraps a new epoch for every connected client and waits for all acks.
+    for (let round = 0; round < rounds; round++) {
+      let received = 0;
+      const allReceived = new Promise((resolve) => {
+        for (const connection of connected) {
+          connection.once('key', (key) => {
+            key.dataKey.fill(0);
+            key.updateKey?.fill(0);
+            if (++received === connected.length) resolve();
+          });
+        }
+      });
+      const pushed = await server.ask('push');
+      await allReceived;
+      rows.push({
+        measure: `rotation: wrapped-key delivery to ${pushed.sent} clients (round ${round + 1})`,
+        count: pushed.sent,
+        ms: pushed.ackedMs,
+        perSecond: (pushed.sent * 1000) / pushed.ackedMs,
+        serverCpuMicrosPerOp: pushed.cpuMicros / pushed.sent,
+        serverOneCorePerSecond: 1e6 / (pushed.cpuMicros / pushed.sent),
+      });
+    }
+    for (const connection of connected) {
+      connection.initialKey.dataKey.fill(0);
+      connection.close();
+    }
+    const exited = new Promise((resolve) => server.child.once('exit', resolve));
+    await server.ask('quit');
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  } finally {
+    if (server && server.child.exitCode === null) server.child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  printTable(rows, [
+    { key: 'measure', title: 'measure' },
+    { key: 'count', title: 'n' },
+    { key: 'ms', title: 'wall ms' },
+    { key: 'perSecond', title: 'per s (wall)' },
+    { key: 'serverCpuMicrosPerOp', title: 'server CPU µs/op' },
+    { key: 'serverOneCorePerSecond', title: 'per s (one server core)' },
+  ]);
+  const registrationRows = rows.filter((row) => row.measure.startsWith('registrations'));
+  const best = Math.max(...registrationRows.map((row) => row.serverOneCorePerSecond));
+  const bestWall = Math.max(...registrationRows.map((row) => row.perSecond));
+  const summary = {
+    targetRegistrationsPerSecond: 10_000,
+    bestWallRegistrationsPerSecond: bestWall,
+    bestServerOneCoreRegistrationsPerSecond: best,
+    note:
+      'Wall rates are bounded by the client process (Ed25519 verification per registration); the one-core rate is 1 / server CPU time per registration.',
+  };
+  process.stdout.write(`\nregistrations/s: ${bestWall.toFixed(0)} wall, ${best.toFixed(0)} per server core (target 10 000)\n`);
+  const path = writeResults('control', {
+    benchmark: 'control',
+    machine: machineInfo({ serverProcesses: 1, clientProcesses: 1 }),
+    parameters: { clients: clientCount, concurrency, rounds },
+    summary,
+    rows,
+  });
+  process.stdout.write(`results written to ${path}\n`);
+}
+
+if (process.argv[2] === '--server') await serverMain(process.argv[3]);
+else await main();
