@@ -8,10 +8,37 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
+// OpenSSL's internal ChaCha20 and Poly1305 primitives (crypto/include/internal/chacha.h and
+// crypto/poly1305/poly1305.h; these signatures have not changed since OpenSSL 1.1.0). They are
+// not public API, but Node exports every symbol of the OpenSSL it bundles. The references are
+// weak, so where they are not exported they resolve to null and the EVP engine is used.
+#if defined(__linux__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SEALCAST_CHACHA_PRIMITIVES 1
+extern "C" {
+struct poly1305_context;
+void ChaCha20_ctr32(unsigned char* out, const unsigned char* in, std::size_t length, const unsigned int key[8],
+                    const unsigned int counter[4]) __attribute__((weak));
+std::size_t Poly1305_ctx_size(void) __attribute__((weak));
+void Poly1305_Init(poly1305_context* context, const unsigned char key[32]) __attribute__((weak));
+void Poly1305_Update(poly1305_context* context, const unsigned char* in, std::size_t length) __attribute__((weak));
+void Poly1305_Final(poly1305_context* context, unsigned char mac[16]) __attribute__((weak));
+}
+#else
+#define SEALCAST_CHACHA_PRIMITIVES 0
+#endif
+
 namespace sealcast {
+
+struct ChaChaPrimitivesState {
+  // The key as the eight little-endian words ChaCha20_ctr32 takes.
+  unsigned int key_words[8];
+  // Poly1305_ctx_size() bytes; the one-time key it holds is cleansed by Poly1305_Final.
+  unsigned char* poly_memory;
+};
 
 namespace {
 
@@ -70,6 +97,76 @@ Outcome ChangedUnderfoot(std::size_t slot) {
   return Outcome::Fail(ErrorKind::kRange,
                        SlotPrefix(slot) + "the layout changed while the batch was processed (shared memory?)");
 }
+
+#if SEALCAST_CHACHA_PRIMITIVES
+constexpr unsigned char kZeros[64] = {0};
+constexpr std::size_t kPolyAlignment = 64;
+
+void FreePrimitives(ChaChaPrimitivesState* state) {
+  if (state == nullptr) return;
+  OPENSSL_cleanse(state->key_words, sizeof(state->key_words));
+  if (state->poly_memory != nullptr) {
+    OPENSSL_cleanse(state->poly_memory, Poly1305_ctx_size());
+    std::free(state->poly_memory);
+  }
+  delete state;
+}
+
+// Computes the RFC 8439 tag of one slot: Poly1305, keyed with the first ChaCha20 block under
+// `nonce`, over AAD | pad | ciphertext | pad | AAD length | ciphertext length.
+//
+// Each Poly1305_Update costs a fixed setup, so the message goes in as few calls as possible:
+// a short AAD is padded in a stack buffer, an AAD of whole blocks runs straight on into the
+// ciphertext (they are adjacent in the slot), and the ciphertext's last partial block, its
+// padding and the lengths go in one final call.
+void ChaChaTag(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* aad,
+               std::size_t aad_bytes, const std::uint8_t* ciphertext, std::size_t ciphertext_bytes,
+               std::uint8_t tag[kTagBytes]) {
+  auto* poly = reinterpret_cast<poly1305_context*>(state.poly_memory);
+  unsigned int counter[4] = {0, 0, 0, 0};
+  std::memcpy(&counter[1], nonce, kNonceBytes);
+  unsigned char one_time_key[64];
+  ChaCha20_ctr32(one_time_key, kZeros, sizeof(one_time_key), state.key_words, counter);
+  Poly1305_Init(poly, one_time_key);
+  OPENSSL_cleanse(one_time_key, sizeof(one_time_key));
+
+  const std::size_t ciphertext_whole = ciphertext_bytes & ~static_cast<std::size_t>(15);
+  const std::size_t ciphertext_tail = ciphertext_bytes - ciphertext_whole;
+  constexpr std::size_t kShortAadBytes = 64;
+  if (aad_bytes % 16 == 0) {
+    Poly1305_Update(poly, aad, aad_bytes + ciphertext_whole);
+  } else {
+    if (aad_bytes <= kShortAadBytes) {
+      unsigned char padded[kShortAadBytes] = {0};
+      std::memcpy(padded, aad, aad_bytes);
+      Poly1305_Update(poly, padded, (aad_bytes + 15) & ~static_cast<std::size_t>(15));
+    } else {
+      Poly1305_Update(poly, aad, aad_bytes);
+      Poly1305_Update(poly, kZeros, 16 - aad_bytes % 16);
+    }
+    Poly1305_Update(poly, ciphertext, ciphertext_whole);
+  }
+  // The last partial ciphertext block, zero padding, then both lengths as 64-bit
+  // little-endian words (the host is little-endian; see the #if above).
+  unsigned char last[32] = {0};
+  std::memcpy(last, ciphertext + ciphertext_whole, ciphertext_tail);
+  const std::size_t lengths_at = ciphertext_tail == 0 ? 0 : 16;
+  const std::uint64_t lengths[2] = {aad_bytes, ciphertext_bytes};
+  std::memcpy(last + lengths_at, lengths, sizeof(lengths));
+  Poly1305_Update(poly, last, lengths_at + 16);
+  Poly1305_Final(poly, tag);
+}
+
+// Encrypts or decrypts in place: ChaCha20 from block counter 1 under `nonce`.
+void ChaChaXor(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, std::uint8_t* data, std::size_t bytes) {
+  if (bytes == 0) return;
+  unsigned int counter[4] = {1, 0, 0, 0};
+  std::memcpy(&counter[1], nonce, kNonceBytes);
+  ChaCha20_ctr32(data, data, bytes, state.key_words, counter);
+}
+#else
+void FreePrimitives(ChaChaPrimitivesState* state) { delete state; }
+#endif
 
 Outcome OpenSslFailure(const char* what) {
   // Node reads the same per-thread error queue, so nothing of ours may be left on it.
@@ -149,7 +246,16 @@ Outcome CheckBatch(const BatchView& batch, const std::uint8_t* status, std::size
   return Outcome::Ok();
 }
 
-AeadContext::AeadContext(const SuiteInfo& suite) : suite_(suite) {}
+bool ChaChaPrimitivesAvailable() {
+#if SEALCAST_CHACHA_PRIMITIVES
+  return ChaCha20_ctr32 != nullptr && Poly1305_ctx_size != nullptr && Poly1305_Init != nullptr &&
+         Poly1305_Update != nullptr && Poly1305_Final != nullptr;
+#else
+  return false;
+#endif
+}
+
+AeadContext::AeadContext(const SuiteInfo& suite) : suite_(suite), primitives_(nullptr, FreePrimitives) {}
 
 AeadContext::~AeadContext() {
   // Freeing a context makes OpenSSL cleanse the key schedule it holds.
@@ -158,7 +264,7 @@ AeadContext::~AeadContext() {
 }
 
 std::unique_ptr<AeadContext> AeadContext::Create(const SuiteInfo& suite, const std::uint8_t* key,
-                                                 std::size_t key_bytes, Outcome* error) {
+                                                 std::size_t key_bytes, bool allow_primitives, Outcome* error) {
   if (key_bytes != suite.key_bytes) {
     *error = Outcome::Fail(ErrorKind::kRange, std::string("key must be ") + std::to_string(suite.key_bytes) +
                                                   " bytes for " + suite.name + ", got " + std::to_string(key_bytes));
@@ -183,10 +289,120 @@ std::unique_ptr<AeadContext> AeadContext::Create(const SuiteInfo& suite, const s
     *error = OpenSslFailure("use a 12-byte nonce");
     return nullptr;
   }
+#if SEALCAST_CHACHA_PRIMITIVES
+  if (allow_primitives && suite.suite == Suite::kChaCha20Poly1305 && ChaChaPrimitivesAvailable()) {
+    const std::size_t poly_bytes = (Poly1305_ctx_size() + kPolyAlignment - 1) / kPolyAlignment * kPolyAlignment;
+    auto* state = new ChaChaPrimitivesState();
+    state->poly_memory = static_cast<unsigned char*>(std::aligned_alloc(kPolyAlignment, poly_bytes));
+    std::memcpy(state->key_words, key, sizeof(state->key_words));
+    context->primitives_.reset(state);
+    // The primitives are not public API, so they are trusted only after they reproduce EVP.
+    if (state->poly_memory == nullptr || !context->PrimitivesAgreeWithEvp()) context->primitives_.reset();
+  }
+#else
+  (void)allow_primitives;
+#endif
   return context;
 }
 
+bool AeadContext::PrimitivesAgreeWithEvp() {
+  // Sizes that cover an empty payload, a partial block, one block and the many-block code
+  // path (above 512 bytes); the AAD is 13
+  // bytes, so its padding is exercised too.
+  constexpr std::size_t kSampleSizes[] = {0, 1, 64, 600};
+  constexpr std::size_t kAadBytes = 13;
+  constexpr std::size_t kSlabBytes = kAadBytes + 600 + kTagBytes;
+  for (std::size_t payload_bytes : kSampleSizes) {
+    std::uint8_t evp_slab[kSlabBytes];
+    std::uint8_t primitives_slab[kSlabBytes];
+    std::uint8_t nonce[kNonceBytes];
+    for (std::size_t i = 0; i < kSlabBytes; i++) evp_slab[i] = static_cast<std::uint8_t>(i * 7 + payload_bytes);
+    for (std::size_t i = 0; i < kNonceBytes; i++) nonce[i] = static_cast<std::uint8_t>(0xa0 + i);
+    std::memcpy(primitives_slab, evp_slab, kSlabBytes);
+    std::uint8_t original[kSlabBytes];
+    std::memcpy(original, evp_slab, kSlabBytes);
+    const std::uint32_t layout[kLayoutWords] = {0, kAadBytes, static_cast<std::uint32_t>(payload_bytes)};
+    BatchView evp_batch{evp_slab, kSlabBytes, layout, kLayoutWords, nonce, kNonceBytes, 1};
+    BatchView primitives_batch{primitives_slab, kSlabBytes, layout, kLayoutWords, nonce, kNonceBytes, 1};
+    if (!SealBatchEvp(evp_batch).ok() || !SealBatchPrimitives(primitives_batch).ok()) return false;
+    if (std::memcmp(evp_slab, primitives_slab, kSlabBytes) != 0) return false;
+    std::uint8_t status = kStatusAuthFailed;
+    std::size_t authenticated = 0;
+    if (!OpenBatchPrimitives(primitives_batch, &status, &authenticated).ok() || authenticated != 1) return false;
+    if (std::memcmp(primitives_slab, original, kAadBytes + payload_bytes) != 0) return false;
+    primitives_slab[kAadBytes + payload_bytes] ^= 1;  // A forged tag must now fail.
+    if (!OpenBatchPrimitives(primitives_batch, &status, &authenticated).ok() || authenticated != 0) return false;
+  }
+  return true;
+}
+
 Outcome AeadContext::SealBatch(const BatchView& batch) {
+  return primitives_ != nullptr ? SealBatchPrimitives(batch) : SealBatchEvp(batch);
+}
+
+Outcome AeadContext::OpenBatch(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated) {
+  return primitives_ != nullptr ? OpenBatchPrimitives(batch, status, authenticated)
+                                : OpenBatchEvp(batch, status, authenticated);
+}
+
+#if SEALCAST_CHACHA_PRIMITIVES
+Outcome AeadContext::SealBatchPrimitives(const BatchView& batch) {
+  const ChaChaPrimitivesState& state = *primitives_;
+  std::size_t previous_end = 0;
+  for (std::size_t index = 0; index < batch.count; index++) {
+    const Slot slot = ReadSlot(batch.layout, index);
+    if (!SlotInBounds(slot, previous_end, batch.slab_bytes)) return ChangedUnderfoot(index);
+    previous_end = slot.end;
+    std::uint8_t* aad = batch.slab + slot.offset;
+    std::uint8_t* payload = aad + slot.aad_bytes;
+    const std::uint8_t* nonce = batch.nonces + index * kNonceBytes;
+    ChaChaXor(state, nonce, payload, slot.payload_bytes);
+    ChaChaTag(state, nonce, aad, slot.aad_bytes, payload, slot.payload_bytes, payload + slot.payload_bytes);
+  }
+  return Outcome::Ok();
+}
+
+Outcome AeadContext::OpenBatchPrimitives(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated) {
+  const ChaChaPrimitivesState& state = *primitives_;
+  std::size_t verified = 0;
+  std::size_t previous_end = 0;
+  for (std::size_t index = 0; index < batch.count; index++) {
+    const Slot slot = ReadSlot(batch.layout, index);
+    if (!SlotInBounds(slot, previous_end, batch.slab_bytes)) {
+      std::memset(status + index, kStatusAuthFailed, batch.count - index);
+      *authenticated = verified;
+      return ChangedUnderfoot(index);
+    }
+    previous_end = slot.end;
+    std::uint8_t* aad = batch.slab + slot.offset;
+    std::uint8_t* payload = aad + slot.aad_bytes;
+    const std::uint8_t* tag = payload + slot.payload_bytes;
+    const std::uint8_t* nonce = batch.nonces + index * kNonceBytes;
+    std::uint8_t expected[kTagBytes];
+    ChaChaTag(state, nonce, aad, slot.aad_bytes, payload, slot.payload_bytes, expected);
+    // The tag is checked before anything is decrypted, in constant time.
+    if (CRYPTO_memcmp(expected, tag, kTagBytes) == 0) {
+      ChaChaXor(state, nonce, payload, slot.payload_bytes);
+      status[index] = kStatusOk;
+      verified++;
+    } else {
+      // The payload is still ciphertext, but a failed slot reads as zeros on every engine.
+      OPENSSL_cleanse(payload, slot.payload_bytes);
+      status[index] = kStatusAuthFailed;
+    }
+  }
+  *authenticated = verified;
+  return Outcome::Ok();
+}
+#else
+Outcome AeadContext::SealBatchPrimitives(const BatchView& batch) { return SealBatchEvp(batch); }
+
+Outcome AeadContext::OpenBatchPrimitives(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated) {
+  return OpenBatchEvp(batch, status, authenticated);
+}
+#endif
+
+Outcome AeadContext::SealBatchEvp(const BatchView& batch) {
   EVP_CIPHER_CTX* ctx = seal_;
   std::size_t previous_end = 0;
   for (std::size_t index = 0; index < batch.count; index++) {
@@ -220,7 +436,7 @@ Outcome AeadContext::SealBatch(const BatchView& batch) {
   return Outcome::Ok();
 }
 
-Outcome AeadContext::OpenBatch(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated) {
+Outcome AeadContext::OpenBatchEvp(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated) {
   EVP_CIPHER_CTX* ctx = open_;
   std::size_t verified = 0;
   std::size_t previous_end = 0;

@@ -107,7 +107,8 @@ bool ReadBatch(const Napi::CallbackInfo& info, BatchView* batch, ArrayView<std::
   return true;
 }
 
-// One key schedule, exposed to JS as `new AeadKey(suite, key)`.
+// One key schedule, exposed to JS as `new AeadKey(suite, key, engine?)`, where engine is
+// "auto" (the default: the fastest engine that passes its self-check) or "evp" (force EVP).
 class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -118,6 +119,7 @@ class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
                            InstanceMethod<&AeadKeyWrap::Destroy>("destroy"),
                            InstanceAccessor<&AeadKeyWrap::Destroyed>("destroyed"),
                            InstanceAccessor<&AeadKeyWrap::Suite>("suite"),
+                           InstanceAccessor<&AeadKeyWrap::EngineName>("engine"),
                        });
   }
 
@@ -135,8 +137,17 @@ class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
     }
     ArrayView<std::uint8_t> key;
     if (!ReadTypedArray(env, info[1], napi_uint8_array, "Uint8Array", "key", &key)) return;
+    bool allow_primitives = true;
+    if (!info[2].IsUndefined()) {
+      const std::string engine = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : std::string();
+      if (engine != "auto" && engine != "evp") {
+        Napi::TypeError::New(env, "engine must be \"auto\" or \"evp\"").ThrowAsJavaScriptException();
+        return;
+      }
+      allow_primitives = engine == "auto";
+    }
     Outcome error;
-    context_ = AeadContext::Create(*suite, key.data, key.length, &error);
+    context_ = AeadContext::Create(*suite, key.data, key.length, allow_primitives, &error);
     if (context_ == nullptr) ThrowOutcome(env, error);
   }
 
@@ -192,6 +203,12 @@ class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
     return Napi::String::New(info.Env(), context_->suite().name);
   }
 
+  Napi::Value EngineName(const Napi::CallbackInfo& info) {
+    if (context_ == nullptr) return info.Env().Null();
+    const bool primitives = context_->engine() == sealcast::Engine::kPrimitives;
+    return Napi::String::New(info.Env(), primitives ? "primitives" : "evp");
+  }
+
   std::unique_ptr<AeadContext> context_;
 };
 
@@ -219,6 +236,9 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                                            napi_enumerable),
                              InstanceValue("SUITES", suites, napi_enumerable),
                              InstanceValue("SUITE_KEY_BYTES", suite_key_bytes, napi_enumerable),
+                             InstanceValue("CHACHA_PRIMITIVES_AVAILABLE",
+                                           Napi::Boolean::New(env, sealcast::ChaChaPrimitivesAvailable()),
+                                           napi_enumerable),
                              InstanceValue("OPENSSL_VERSION", Napi::String::New(env, sealcast::OpenSslVersion()),
                                            napi_enumerable),
                              InstanceValue("AeadKey", AeadKeyWrap::Define(env), napi_enumerable),

@@ -18,6 +18,8 @@ export interface NativeKeyHandle {
   destroy(): void;
   readonly destroyed: boolean;
   readonly suite: string | null;
+  /** How ChaCha20-Poly1305 is computed: OpenSSL's EVP AEAD, or its ChaCha20/Poly1305 primitives. */
+  readonly engine: 'evp' | 'primitives' | null;
 }
 
 /** What `build/Release/sealcast.node` exports. Internal: use `loadNativeBackend()`. */
@@ -33,7 +35,10 @@ export interface NativeBinding {
   readonly SUITES: readonly string[];
   readonly SUITE_KEY_BYTES: Readonly<Record<string, number>>;
   readonly OPENSSL_VERSION: string;
-  readonly AeadKey: new (suite: string, key: Uint8Array) => NativeKeyHandle;
+  /** True when Node exports OpenSSL's ChaCha20 and Poly1305 primitives (the faster engine). */
+  readonly CHACHA_PRIMITIVES_AVAILABLE: boolean;
+  /** `engine` "auto" (default) picks the fastest engine that passes its self-check; "evp" forces EVP. */
+  readonly AeadKey: new (suite: string, key: Uint8Array, engine?: 'auto' | 'evp') => NativeKeyHandle;
 }
 
 /** Where the addon may be, relative to this file once compiled (dist/crypto/native.js). */

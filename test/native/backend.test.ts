@@ -23,7 +23,7 @@ function asBatch(batch: TestBatch): PacketBatch {
 
 function mixedSpecs(): SlotSpec[] {
   return PAYLOAD_SIZES.map((payloadBytes, index) => ({
-    aadBytes: [0, 1, 13, 28, 64][index % 5],
+    aadBytes: [0, 1, 13, 28, 64, 100][index % 6],
     payloadBytes,
     gapBytes: index % 4,
   }));
