@@ -157,6 +157,10 @@ void ChaChaTag(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, co
   Poly1305_Final(poly, tag);
 }
 
+// ChaCha20_ctr32 increments only the 32-bit block counter; a slot's payload is far too small
+// to wrap it.
+static_assert(kPayloadBytesMax / 64 + 2 < 0xffffffffu, "a payload must not wrap the ChaCha20 block counter");
+
 // Encrypts or decrypts in place: ChaCha20 from block counter 1 under `nonce`.
 void ChaChaXor(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, std::uint8_t* data, std::size_t bytes) {
   if (bytes == 0) return;
@@ -307,8 +311,7 @@ std::unique_ptr<AeadContext> AeadContext::Create(const SuiteInfo& suite, const s
 
 bool AeadContext::PrimitivesAgreeWithEvp() {
   // Sizes that cover an empty payload, a partial block, one block and the many-block code
-  // path (above 512 bytes); the AAD is 13
-  // bytes, so its padding is exercised too.
+  // path (above 512 bytes); the AAD is 13 bytes, so its padding is exercised too.
   constexpr std::size_t kSampleSizes[] = {0, 1, 64, 600};
   constexpr std::size_t kAadBytes = 13;
   constexpr std::size_t kSlabBytes = kAadBytes + 600 + kTagBytes;
