@@ -373,6 +373,7 @@ export class AeadPool {
     // before those of whenCapacity() when a delivery frees a place (one fewer promise hop).
     try {
       this.#requireSubmittable(handle);
+      requireAttached(batch);
       validateBatch(batch, this.constants);
       this.#requireCapacity();
       const { slab, layout, nonces, count } = batch;
@@ -392,6 +393,7 @@ export class AeadPool {
   open(handle: PoolKeyHandle, batch: PacketBatch, status: Uint8Array): Promise<PoolOpenResult> {
     try {
       this.#requireSubmittable(handle);
+      requireAttached(batch, status);
       validateBatch(batch, this.constants, status);
       this.#requireCapacity();
       const { slab, layout, nonces, count } = batch;
@@ -685,6 +687,30 @@ function startWorker(index: number, workerUrl: URL, startData: WorkerStartData, 
       await exited;
     },
   };
+}
+
+/**
+ * The likeliest misuse of a pool is to submit views that were moved away: those of a batch
+ * still in flight, or the originals of a delivered batch instead of the returned ones. Their
+ * buffers are detached (empty), which validation alone would report as a confusing size error.
+ */
+function requireAttached(batch: unknown, status?: unknown): void {
+  if (typeof batch !== 'object' || batch === null) return;
+  const { slab, layout, nonces, count } = batch as Record<string, unknown>;
+  if (typeof count !== 'number' || count <= 0) return;
+  const views: Array<[string, unknown]> = [
+    ['batch.slab', slab],
+    ['batch.layout', layout],
+    ['batch.nonces', nonces],
+    ['status', status],
+  ];
+  for (const [name, view] of views) {
+    if (ArrayBuffer.isView(view) && !isShared(view) && view.buffer.byteLength === 0) {
+      throw new TypeError(
+        `${name} is detached: its buffer was moved to a pool worker. Submit the views a delivered batch returns, not the originals, and never a batch that is still in flight`,
+      );
+    }
+  }
 }
 
 function optionalInteger(value: unknown, name: string, min: number, max: number): number | undefined {

@@ -2,11 +2,12 @@
 // finish (or cuts off stuck ones), leaves no thread behind, and every later call gets E_CLOSED.
 
 import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CryptoBackend, SuiteName } from '../../dist/crypto/backend.js';
 import { isSealcastError } from '../../dist/errors.js';
-import { AeadPool } from '../../dist/pool/pool.js';
+import { AeadPool, defaultPoolThreads } from '../../dist/pool/pool.js';
 import {
   HOOKED_WORKER_URL,
   MARKERS,
@@ -151,3 +152,19 @@ for (const entry of backends) {
     });
   });
 }
+
+describe('pool defaults', () => {
+  it('leaves a core to the main thread, starts at least one worker, and queues two batches per worker', async () => {
+    const threads = defaultPoolThreads();
+    expect(threads).toBeGreaterThanOrEqual(1);
+    expect(threads).toBeLessThanOrEqual(Math.max(1, availableParallelism() - 1));
+    const pool = await AeadPool.create({ backend: 'wasm' });
+    try {
+      expect(pool.threads).toBe(threads);
+      expect(pool.liveThreads).toBe(threads);
+      expect(pool.queueDepthMax).toBe(2 * threads);
+    } finally {
+      await pool.close();
+    }
+  });
+});

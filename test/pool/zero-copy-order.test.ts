@@ -86,6 +86,14 @@ for (const entry of backends) {
         expect(Buffer.from(result.slab).equals(Buffer.from(expected.slab))).toBe(true);
         expect([...result.layout]).toEqual([...expected.layout]);
         expect(Buffer.from(result.nonces).equals(Buffer.from(expected.nonces))).toBe(true);
+
+        // Submitting the moved-away originals again is refused with a message that says so.
+        const again = await pool.seal(handle, built.batch).then(
+          () => null,
+          (error: unknown) => error,
+        );
+        expect(again).toBeInstanceOf(TypeError);
+        expect(String((again as Error).message)).toMatch(/batch\.slab is detached/);
       });
 
       it('returns slab, layout and nonces that shared one ordinary buffer over one buffer again', async () => {
