@@ -248,9 +248,6 @@ export class AeadPool {
     this.constants = Object.freeze({ ...ready.constants });
     for (const slot of slots) {
       slot.worker.on('message', (message: FromWorker) => this.#onMessage(slot, message));
-      slot.worker.on('error', (error: Error) => {
-        slot.lastError = error;
-      });
       slot.worker.on('messageerror', (error: Error) => {
         // A reply that cannot be deserialized leaves its task unanswerable; treat the thread as failed.
         slot.lastError = error;
@@ -640,12 +637,16 @@ function startWorker(index: number, workerUrl: URL, startData: WorkerStartData, 
     lastError: null,
     exited,
   };
+  // Attached for the worker's whole life: an 'error' event without a listener would be thrown
+  // in the main thread, and the pool reports the last one when the thread exits.
+  worker.on('error', (error: Error) => {
+    slot.lastError = error;
+  });
   worker.once('exit', () => {
     slot.alive = false;
     markExited();
   });
   const ready = new Promise<ReadyReply>((resolve, reject) => {
-    let lastError: Error | null = null;
     const timer = setTimeout(() => {
       finish();
       reject(new SealcastError('E_POOL', `pool worker ${index} did not report ready within ${startTimeoutMs} ms`));
@@ -656,11 +657,9 @@ function startWorker(index: number, workerUrl: URL, startData: WorkerStartData, 
       else if (message.kind === 'startFailed') reject(deserializeError(message.error));
       else reject(new SealcastError('E_POOL', `pool worker ${index} sent ${message.kind} before ready`));
     };
-    const onError = (error: Error): void => {
-      lastError = error;
-    };
     const onExit = (exitCode: number): void => {
       finish();
+      const { lastError } = slot;
       reject(
         new SealcastError(
           'E_POOL',
@@ -672,11 +671,9 @@ function startWorker(index: number, workerUrl: URL, startData: WorkerStartData, 
     const finish = (): void => {
       clearTimeout(timer);
       worker.off('message', onMessage);
-      worker.off('error', onError);
       worker.off('exit', onExit);
     };
     worker.on('message', onMessage);
-    worker.on('error', onError);
     worker.on('exit', onExit);
   });
   return {
@@ -696,8 +693,7 @@ function startWorker(index: number, workerUrl: URL, startData: WorkerStartData, 
  */
 function requireAttached(batch: unknown, status?: unknown): void {
   if (typeof batch !== 'object' || batch === null) return;
-  const { slab, layout, nonces, count } = batch as Record<string, unknown>;
-  if (typeof count !== 'number' || count <= 0) return;
+  const { slab, layout, nonces } = batch as Record<string, unknown>;
   const views: Array<[string, unknown]> = [
     ['batch.slab', slab],
     ['batch.layout', layout],
@@ -705,11 +701,22 @@ function requireAttached(batch: unknown, status?: unknown): void {
     ['status', status],
   ];
   for (const [name, view] of views) {
-    if (ArrayBuffer.isView(view) && !isShared(view) && view.buffer.byteLength === 0) {
+    if (ArrayBuffer.isView(view) && !isShared(view) && isDetached(view.buffer as ArrayBuffer)) {
       throw new TypeError(
         `${name} is detached: its buffer was moved to a pool worker. Submit the views a delivered batch returns, not the originals, and never a batch that is still in flight`,
       );
     }
+  }
+}
+
+/** Node 20 lacks ArrayBuffer.prototype.detached; constructing a view is what fails on one. */
+function isDetached(buffer: ArrayBuffer): boolean {
+  if (buffer.byteLength !== 0) return false;
+  try {
+    new Uint8Array(buffer);
+    return false;
+  } catch {
+    return true;
   }
 }
 
