@@ -372,7 +372,7 @@ async function main() {
           const runnable = [];
           for (const peer of active) {
             const key = { tool: peer.tool, mode: peer.mode, path, receivers: receiverCount, packetBytes };
-            const reason = peer.unsupported({ path, receivers: receiverCount }) ?? (peer === iperf && !topology ? 'not root: iperf binds its group on the default interface, so it runs only inside a namespace' : null);
+            const reason = peer.unsupported({ path, receivers: receiverCount, privateNamespace: topology !== null });
             if (reason) {
               rows.push(skippedRow(key, reason));
               continue;

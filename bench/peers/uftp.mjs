@@ -52,7 +52,10 @@ export const uftp = {
     return null;
   },
 
-  unsupported({ path, receivers }) {
+  unsupported({ path, receivers, privateNamespace }) {
+    // Tried in a namespace shaped like a host (lo without the MULTICAST flag, a default route
+    // elsewhere): with -I lo the session timed out and a datagram left by the default route.
+    if (!privateNamespace) return 'not root: UFTP with -I lo on the host loopback does not stay on lo, so it runs only inside a namespace';
     // uftpd binds port 1044 exclusively, so one host holds one client.
     if (path === 'loopback' && receivers > 1) return 'uftpd binds its port exclusively: one client per host, so >1 receiver runs only on the bridge path';
     return null;
