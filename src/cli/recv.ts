@@ -1,5 +1,7 @@
 // `sealcast recv --group ADDR:PORT --key-file FILE [-o FILE]`: joins the group and writes the
 // authenticated stream to stdout (or a file), exiting 0 only when END proves it complete.
+// `--server HOST:PORT --id NAME --psk-file FILE` instead registers with the sender's control
+// server, which supplies the group, the session and the keys.
 
 import type { Command } from 'commander';
 import { createWriteStream } from 'node:fs';
@@ -12,12 +14,18 @@ import { DEFAULT_INTERFACE, readRmemMax, SOCKET_BUFFER_BYTES_WANTED, type Multic
 import { DEFAULT_IDLE_TIMEOUT_MS, describeDrops, Receiver, type ReceiveResult } from '../pipeline/receiver.js';
 import { EXIT_PARTIAL } from './exit-codes.js';
 import { writeLine, type CommandContext } from './io.js';
+import { connectReceiverControl, parseFingerprintFlag, parseHostPort, type HostPort, type ReceiverControl } from './control-options.js';
 import { parseGroup, parseInterface, parseSeconds } from './options.js';
 import { exitFields, formatBytes, isTerminal, megabytesPerSecond, startProgress, writeJsonSummary } from './transfer-report.js';
 
 interface RecvFlags {
-  group: MulticastGroup;
-  keyFile: string;
+  group?: MulticastGroup;
+  keyFile?: string;
+  server?: HostPort;
+  id?: string;
+  pskFile?: string;
+  serverFingerprint?: string;
+  knownServers?: string;
   interface: string;
   output?: string;
   startTimeout: number;
@@ -30,8 +38,13 @@ export function registerRecv(program: Command, context: CommandContext): void {
   program
     .command('recv')
     .description('join the group and write the decrypted stream to stdout (or -o FILE)')
-    .requiredOption('--group <addr:port>', 'IPv4 multicast group and port, e.g. 239.255.0.1:5000', parseGroup)
-    .requiredOption('--key-file <file>', 'the 32-byte group key, mode 0600')
+    .option('--group <addr:port>', 'IPv4 multicast group and port, e.g. 239.255.0.1:5000 (with --key-file)', parseGroup)
+    .option('--key-file <file>', 'the 32-byte group key, mode 0600; or use --server')
+    .option('--server <host:port>', "the sender's control server: register there and get group, session and keys from it", (text: string) => parseHostPort(text, '--server'))
+    .option('--id <name>', 'with --server: this subscriber\'s id (sealcast subscribers add NAME)')
+    .option('--psk-file <file>', 'with --server: this subscriber\'s 32-byte pre-shared key, mode 0600')
+    .option('--server-fingerprint <fp>', "with --server: the server's fingerprint as printed by the sender (SHA256:...)", parseFingerprintFlag)
+    .option('--known-servers <file>', 'with --server: trust-on-first-use file (default ~/.config/sealcast/known_servers)')
     .option('--interface <ip>', 'IPv4 address of the interface to join the group on', parseInterface, DEFAULT_INTERFACE)
     .option('-o, --output <file>', 'write to FILE instead of stdout')
     .option('--start-timeout <seconds>', 'give up when no stream starts within this time (0 = wait forever)', (text: string) => parseSeconds(text, '--start-timeout', true), 0)
@@ -51,22 +64,45 @@ export function registerRecv(program: Command, context: CommandContext): void {
 async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<number> {
   const { stderr } = context.io;
   const backend = await loadBackend(backendPreferenceFromEnv(context.io.env));
-  const groupKey = await readKeyFile(flags.keyFile);
-  const ring = new GroupKeyRing(backend, groupKey);
-  groupKey.fill(0);
-  const output = flags.output === undefined ? context.io.stdout : await openOutput(flags.output);
+  requireOneKeyMode(flags);
+  // With --server, registration comes first: a refused subscriber fails before any output exists.
+  let control: ReceiverControl | null = null;
+  let ring: { lookup: GroupKeyRing['lookup']; destroy(): void };
+  if (flags.server !== undefined) {
+    control = await connectReceiverControl(
+      { server: flags.server, id: flags.id as string, pskFile: flags.pskFile as string, serverFingerprint: flags.serverFingerprint, knownServers: flags.knownServers },
+      backend,
+      { stderr, quiet: flags.quiet === true, signal: context.io.signal, env: context.io.env },
+    );
+    ring = { lookup: control.ring.lookup, destroy: () => control?.close() };
+    flags.group = control.group;
+  } else {
+    const groupKey = await readKeyFile(flags.keyFile as string);
+    ring = new GroupKeyRing(backend, groupKey);
+    groupKey.fill(0);
+  }
+  let output: Writable;
+  try {
+    output = flags.output === undefined ? context.io.stdout : await openOutput(flags.output);
+  } catch (error) {
+    ring.destroy();
+    throw error;
+  }
+  const group = flags.group as MulticastGroup;
   const receiver = new Receiver({
     backend,
     keys: ring.lookup,
-    group: flags.group,
+    sessionId: control?.client.session.sessionId,
+    group,
     interfaceAddress: flags.interface,
     startTimeoutMs: flags.startTimeout,
     idleTimeoutMs: flags.idleTimeout,
     signal: context.io.signal,
   });
   receiver.on('listening', ({ recvBufferBytes }: { recvBufferBytes: number }) => {
+    control?.ready();
     if (!flags.quiet) {
-      writeLine(stderr, `sealcast recv: listening on ${flags.group.address}:${flags.group.port} via ${flags.interface} (${backend.name} backend, receive buffer ${formatBytes(recvBufferBytes)})`);
+      writeLine(stderr, `sealcast recv: listening on ${group.address}:${group.port} via ${flags.interface} (${backend.name} backend, receive buffer ${formatBytes(recvBufferBytes)})`);
     }
     // Linux reports twice the size it granted; a buffer below the wanted size loses packets at high rates.
     const rmemMax = readRmemMax();
@@ -135,6 +171,20 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
   }
   if (failure !== null) throw failure;
   return partial ? EXIT_PARTIAL : 0;
+}
+
+/** Exactly one of --key-file (with --group) and --server (with --id and --psk-file). */
+function requireOneKeyMode(flags: RecvFlags): void {
+  if ((flags.keyFile === undefined) === (flags.server === undefined)) {
+    throw new SealcastError('E_ARG', 'give exactly one of --key-file FILE --group ADDR:PORT (group key) and --server HOST:PORT --id NAME --psk-file FILE (registration)');
+  }
+  if (flags.keyFile !== undefined && flags.group === undefined) throw new SealcastError('E_ARG', '--key-file needs --group ADDR:PORT');
+  if (flags.server !== undefined) {
+    if (flags.id === undefined || flags.pskFile === undefined) throw new SealcastError('E_ARG', '--server needs --id NAME and --psk-file FILE');
+    if (flags.group !== undefined) throw new SealcastError('E_ARG', '--group does not apply with --server: the server names the group');
+  } else if (flags.id !== undefined || flags.pskFile !== undefined || flags.serverFingerprint !== undefined || flags.knownServers !== undefined) {
+    throw new SealcastError('E_ARG', '--id, --psk-file, --server-fingerprint and --known-servers only apply with --server');
+  }
 }
 
 async function openOutput(path: string): Promise<Writable> {

@@ -1,5 +1,7 @@
 // `sealcast send [FILE|-] --group ADDR:PORT --key-file FILE ...`: one session from a file or
 // stdin to the group, sealed with the group key's packet key for a fresh session id.
+// `--control HOST:PORT --db PATH` instead runs the control server beside the data plane: a fresh
+// data key is delivered to each registered subscriber, wrapped under its own key.
 
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
@@ -16,12 +18,18 @@ import { DEFAULT_DATAGRAM_BYTES } from '../packet/format.js';
 import { defaultTtl, DEFAULT_INTERFACE, type MulticastGroup } from '../pipeline/multicast.js';
 import { DEFAULT_RATE_BITS_PER_SECOND, Sender, type SendStats } from '../pipeline/sender.js';
 import { writeLine, type CommandContext } from './io.js';
-import { formatRate, parseGroup, parseInterface, parsePacketSize, parseRate, parseSuite, parseTtl } from './options.js';
+import { parseHostPort, parseWaitFor, startSenderControl, type HostPort, type SenderControl } from './control-options.js';
+import { formatRate, parseGroup, parseInterface, parsePacketSize, parseRate, parseSeconds, parseSuite, parseTtl } from './options.js';
 import { exitFields, formatBytes, isTerminal, megabytesPerSecond, startProgress, writeJsonSummary } from './transfer-report.js';
 
 interface SendFlags {
   group: MulticastGroup;
-  keyFile: string;
+  keyFile?: string;
+  control?: HostPort;
+  db?: string;
+  waitFor?: number;
+  waitTimeout: number;
+  serverKey?: string;
   interface: string;
   ttl?: number;
   rate: number;
@@ -39,7 +47,12 @@ export function registerSend(program: Command, context: CommandContext): void {
     .description('multicast a file or stdin to the group, encrypted with the group key')
     .argument('[file]', 'the file to send; - or nothing reads stdin')
     .requiredOption('--group <addr:port>', 'IPv4 multicast group and port, e.g. 239.255.0.1:5000', parseGroup)
-    .requiredOption('--key-file <file>', 'the 32-byte group key (sealcast keygen FILE), mode 0600')
+    .option('--key-file <file>', 'the 32-byte group key (sealcast keygen FILE), mode 0600; or use --control')
+    .option('--control <host:port>', 'run the control server here: subscribers register and get the key by unicast (needs --db)', (text: string) => parseHostPort(text, '--control'))
+    .option('--db <path>', 'the subscriber registry (sealcast subscribers add), with --control')
+    .option('--wait-for <n>', 'with --control: start sending once N subscribers hold the key', parseWaitFor)
+    .option('--wait-timeout <seconds>', 'with --wait-for: fail (E_TIMEOUT) after this long (default 60)', (text: string) => parseSeconds(text, '--wait-timeout', false), 60_000)
+    .option('--server-key <file>', "with --control: the server's Ed25519 signing key, created on first use (default ~/.config/sealcast/server_ed25519.pem)")
     .option('--interface <ip>', 'IPv4 address of the interface to multicast on', parseInterface, DEFAULT_INTERFACE)
     .option('--ttl <n>', 'multicast TTL (default 0 on loopback, 1 on any other interface)', parseTtl)
     .option('--rate <bits>', `sending rate in bits per second, e.g. 400M, 1G, 800k (default ${formatRate(DEFAULT_RATE_BITS_PER_SECOND)})`, parseRate, DEFAULT_RATE_BITS_PER_SECOND)
@@ -58,14 +71,28 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
   if (!backend.suites.includes(flags.suite)) {
     throw new SealcastError('E_BACKEND', `suite ${flags.suite} is not available on the ${backend.name} backend (it offers ${backend.suites.join(', ')}); build the native addon or use --suite chacha20-poly1305`);
   }
-  const groupKey = await readKeyFile(flags.keyFile);
+  requireOneKeyMode(flags);
+  const groupKey = flags.keyFile !== undefined ? await readKeyFile(flags.keyFile) : null;
   const input = await openInput(file, context.io.stdin);
   const sessionId = randomBytes(SESSION_ID_BYTES);
+  let control: SenderControl | null = null;
+  if (flags.control !== undefined) {
+    try {
+      control = await startSenderControl(
+        { control: flags.control, db: flags.db as string, serverKey: flags.serverKey, waitFor: flags.waitFor, waitTimeout: flags.waitTimeout },
+        { sessionId, group: flags.group, suite: flags.suite, packetBytes: flags.packetSize },
+        { stderr, quiet: flags.quiet === true, signal: context.io.signal, env: context.io.env },
+      );
+    } catch (error) {
+      input.destroy();
+      throw error;
+    }
+  }
   let packetKey;
   try {
-    packetKey = derivePacketKey(backend, flags.suite, groupKey, sessionId, 0);
+    packetKey = derivePacketKey(backend, flags.suite, (groupKey ?? control?.dataKey) as Buffer, sessionId, 0);
   } finally {
-    groupKey.fill(0);
+    groupKey?.fill(0);
   }
   const ttl = flags.ttl ?? defaultTtl(flags.interface);
   const sender = new Sender({
@@ -97,6 +124,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
     stopProgress();
     packetKey.destroy();
     input.destroy();
+    await control?.close();
   }
   const final = stats ?? sender.stats;
   if (!flags.quiet && failure === null) {
@@ -121,6 +149,17 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
   }
   if (failure !== null) throw failure;
   return 0;
+}
+
+/** Exactly one of --key-file and --control; the control options only with --control. */
+function requireOneKeyMode(flags: SendFlags): void {
+  if ((flags.keyFile === undefined) === (flags.control === undefined)) {
+    throw new SealcastError('E_ARG', 'give exactly one of --key-file FILE (group key) and --control HOST:PORT --db PATH (per-subscriber keys)');
+  }
+  if (flags.control !== undefined && flags.db === undefined) throw new SealcastError('E_ARG', '--control needs --db PATH (the subscriber registry)');
+  if (flags.control === undefined && (flags.db !== undefined || flags.waitFor !== undefined || flags.serverKey !== undefined)) {
+    throw new SealcastError('E_ARG', '--db, --wait-for and --server-key only apply with --control');
+  }
 }
 
 /** Opens the input before anything is sent, so an unreadable file fails with E_IO up front. */

@@ -50,6 +50,11 @@ export interface RegisterOptions {
   logger?: ControlLogger;
   frameBytesMax?: number;
   signal?: AbortSignal;
+  /**
+   * Hold back the confirmation (keyAck) of the initial key until acknowledgeKey() is called, so
+   * that the server counts this client as a holder only once its data plane is listening.
+   */
+  deferInitialAck?: boolean;
 }
 
 export interface DeliveredKey {
@@ -69,6 +74,8 @@ export interface ControlClient {
   readonly initialKey: DeliveredKey;
   /** The latest epoch received. */
   readonly epoch: number;
+  /** Confirms the latest epoch to the server (only needed with deferInitialAck). */
+  acknowledgeKey(): void;
   close(): void;
   on(event: 'key', listener: (key: DeliveredKey) => void): this;
   /** Emitted once when the connection ends; `error` is set when it ended abnormally. */
@@ -236,7 +243,7 @@ class ControlClientImpl extends EventEmitter implements ControlClient {
       wrapped,
     );
     this.epoch = bundle.epoch;
-    this.send({ type: 'keyAck', v: 1, epoch: bundle.epoch });
+    if (!initial || !this.options.deferInitialAck) this.send({ type: 'keyAck', v: 1, epoch: bundle.epoch });
     if (initial) {
       this.initialKey = bundle;
       this.state = 'registered';
@@ -287,6 +294,10 @@ class ControlClientImpl extends EventEmitter implements ControlClient {
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
     this.emit('close');
+  }
+
+  acknowledgeKey(): void {
+    if (this.state === 'registered') this.send({ type: 'keyAck', v: 1, epoch: this.epoch });
   }
 
   close(): void {
