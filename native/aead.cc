@@ -38,6 +38,8 @@ struct ChaChaPrimitivesState {
   unsigned int key_words[8];
   // Poly1305_ctx_size() bytes; the one-time key it holds is cleansed by Poly1305_Final.
   unsigned char* poly_memory;
+  // 64 + kPayloadBytesMax bytes, for running block 0 and the payload through one ChaCha20 call.
+  unsigned char* scratch;
 };
 
 namespace {
@@ -101,6 +103,8 @@ Outcome ChangedUnderfoot(std::size_t slot) {
 #if SEALCAST_CHACHA_PRIMITIVES
 constexpr unsigned char kZeros[64] = {0};
 constexpr std::size_t kPolyAlignment = 64;
+constexpr std::size_t kChaChaBlockBytes = 64;
+constexpr std::size_t kScratchBytes = kChaChaBlockBytes + kPayloadBytesMax;
 
 void FreePrimitives(ChaChaPrimitivesState* state) {
   if (state == nullptr) return;
@@ -109,27 +113,25 @@ void FreePrimitives(ChaChaPrimitivesState* state) {
     OPENSSL_cleanse(state->poly_memory, Poly1305_ctx_size());
     std::free(state->poly_memory);
   }
+  if (state->scratch != nullptr) {
+    OPENSSL_cleanse(state->scratch, kScratchBytes);
+    std::free(state->scratch);
+  }
   delete state;
 }
 
-// Computes the RFC 8439 tag of one slot: Poly1305, keyed with the first ChaCha20 block under
-// `nonce`, over AAD | pad | ciphertext | pad | AAD length | ciphertext length.
+// Computes the RFC 8439 tag of one slot: Poly1305 keyed with `one_time_key` (the first 32
+// bytes of ChaCha20 block 0) over AAD | pad | ciphertext | pad | AAD length | ciphertext length.
 //
 // Each Poly1305_Update costs a fixed setup, so the message goes in as few calls as possible:
 // a short AAD is padded in a stack buffer, an AAD of whole blocks runs straight on into the
 // ciphertext (they are adjacent in the slot), and the ciphertext's last partial block, its
 // padding and the lengths go in one final call.
-void ChaChaTag(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* aad,
-               std::size_t aad_bytes, const std::uint8_t* ciphertext, std::size_t ciphertext_bytes,
-               std::uint8_t tag[kTagBytes]) {
+void PolyTag(const ChaChaPrimitivesState& state, const unsigned char* one_time_key, const std::uint8_t* aad,
+             std::size_t aad_bytes, const std::uint8_t* ciphertext, std::size_t ciphertext_bytes,
+             std::uint8_t tag[kTagBytes]) {
   auto* poly = reinterpret_cast<poly1305_context*>(state.poly_memory);
-  unsigned int counter[4] = {0, 0, 0, 0};
-  std::memcpy(&counter[1], nonce, kNonceBytes);
-  unsigned char one_time_key[64];
-  ChaCha20_ctr32(one_time_key, kZeros, sizeof(one_time_key), state.key_words, counter);
   Poly1305_Init(poly, one_time_key);
-  OPENSSL_cleanse(one_time_key, sizeof(one_time_key));
-
   const std::size_t ciphertext_whole = ciphertext_bytes & ~static_cast<std::size_t>(15);
   const std::size_t ciphertext_tail = ciphertext_bytes - ciphertext_whole;
   constexpr std::size_t kShortAadBytes = 64;
@@ -161,12 +163,99 @@ void ChaChaTag(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, co
 // to wrap it.
 static_assert(kPayloadBytesMax / 64 + 2 < 0xffffffffu, "a payload must not wrap the ChaCha20 block counter");
 
-// Encrypts or decrypts in place: ChaCha20 from block counter 1 under `nonce`.
-void ChaChaXor(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, std::uint8_t* data, std::size_t bytes) {
-  if (bytes == 0) return;
-  unsigned int counter[4] = {1, 0, 0, 0};
+// Whether block 0 (the one-time key) and the payload should go through ChaCha20 in one call.
+// Implementations compute several blocks in parallel (4, 8 or 16), so one more block is free
+// unless the payload fills its last group exactly, while a separate call for block 0 alone
+// costs a whole group (about 100 ns here). The one call needs the payload copied next to block
+// 0 in the scratch buffer and back, which costs less than that group only for small payloads:
+// measured at 1400 bytes it gains about 9 %; beyond about 4 KiB the copies cost more.
+constexpr std::size_t kOneCallPayloadBytesMax = 4096;
+
+bool OneCallPays(std::size_t payload_bytes) {
+  const std::size_t blocks = (payload_bytes + kChaChaBlockBytes - 1) / kChaChaBlockBytes;
+  return payload_bytes > 0 && payload_bytes <= kOneCallPayloadBytesMax && blocks % 16 != 0;
+}
+
+void InitialCounter(const std::uint8_t* nonce, unsigned int counter[4]) {
+  counter[0] = 0;
   std::memcpy(&counter[1], nonce, kNonceBytes);
-  ChaCha20_ctr32(data, data, bytes, state.key_words, counter);
+}
+
+// Runs block 0 and the payload through ChaCha20 in one call, in the scratch buffer: on return
+// scratch[0, 64) is block 0 and scratch[64, 64 + bytes) the transformed payload. The payload
+// itself is not touched.
+void ChaChaIntoScratch(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* payload,
+                       std::size_t bytes) {
+  unsigned int counter[4];
+  InitialCounter(nonce, counter);
+  std::memset(state.scratch, 0, kChaChaBlockBytes);
+  std::memcpy(state.scratch + kChaChaBlockBytes, payload, bytes);
+  ChaCha20_ctr32(state.scratch, state.scratch, kChaChaBlockBytes + bytes, state.key_words, counter);
+}
+
+// Computes block 0 alone into `block`.
+void ChaChaBlockZero(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, unsigned char block[64]) {
+  unsigned int counter[4];
+  InitialCounter(nonce, counter);
+  ChaCha20_ctr32(block, kZeros, kChaChaBlockBytes, state.key_words, counter);
+}
+
+// Encrypts or decrypts in place from block 1 on.
+void ChaChaPayloadInPlace(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, std::uint8_t* payload,
+                          std::size_t bytes) {
+  if (bytes == 0) return;
+  unsigned int counter[4];
+  InitialCounter(nonce, counter);
+  counter[0] = 1;
+  ChaCha20_ctr32(payload, payload, bytes, state.key_words, counter);
+}
+
+// Seals one slot: encrypts the payload in place and writes the tag after it.
+void SealSlotPrimitives(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* aad,
+                        std::size_t aad_bytes, std::uint8_t* payload, std::size_t payload_bytes) {
+  if (OneCallPays(payload_bytes)) {
+    ChaChaIntoScratch(state, nonce, payload, payload_bytes);
+    std::memcpy(payload, state.scratch + kChaChaBlockBytes, payload_bytes);
+    PolyTag(state, state.scratch, aad, aad_bytes, payload, payload_bytes, payload + payload_bytes);
+    OPENSSL_cleanse(state.scratch, kChaChaBlockBytes);
+  } else {
+    unsigned char block_zero[kChaChaBlockBytes];
+    ChaChaBlockZero(state, nonce, block_zero);
+    ChaChaPayloadInPlace(state, nonce, payload, payload_bytes);
+    PolyTag(state, block_zero, aad, aad_bytes, payload, payload_bytes, payload + payload_bytes);
+    OPENSSL_cleanse(block_zero, sizeof(block_zero));
+  }
+}
+
+// Opens one slot: verifies the tag (in constant time) over the ciphertext still in the slab,
+// and only then puts the plaintext in place. Returns whether the tag verified; if not, the
+// payload is zeroed so that a failed slot reads the same on every engine.
+bool OpenSlotPrimitives(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* aad,
+                        std::size_t aad_bytes, std::uint8_t* payload, std::size_t payload_bytes) {
+  const std::uint8_t* tag = payload + payload_bytes;
+  std::uint8_t expected[kTagBytes];
+  bool authentic;
+  if (OneCallPays(payload_bytes)) {
+    // The plaintext lands in the scratch buffer and reaches the slab only once authenticated.
+    ChaChaIntoScratch(state, nonce, payload, payload_bytes);
+    PolyTag(state, state.scratch, aad, aad_bytes, payload, payload_bytes, expected);
+    authentic = CRYPTO_memcmp(expected, tag, kTagBytes) == 0;
+    if (authentic) {
+      std::memcpy(payload, state.scratch + kChaChaBlockBytes, payload_bytes);
+      OPENSSL_cleanse(state.scratch, kChaChaBlockBytes);
+    } else {
+      OPENSSL_cleanse(state.scratch, kChaChaBlockBytes + payload_bytes);
+    }
+  } else {
+    unsigned char block_zero[kChaChaBlockBytes];
+    ChaChaBlockZero(state, nonce, block_zero);
+    PolyTag(state, block_zero, aad, aad_bytes, payload, payload_bytes, expected);
+    OPENSSL_cleanse(block_zero, sizeof(block_zero));
+    authentic = CRYPTO_memcmp(expected, tag, kTagBytes) == 0;
+    if (authentic) ChaChaPayloadInPlace(state, nonce, payload, payload_bytes);
+  }
+  if (!authentic) OPENSSL_cleanse(payload, payload_bytes);
+  return authentic;
 }
 #else
 void FreePrimitives(ChaChaPrimitivesState* state) { delete state; }
@@ -298,10 +387,13 @@ std::unique_ptr<AeadContext> AeadContext::Create(const SuiteInfo& suite, const s
     const std::size_t poly_bytes = (Poly1305_ctx_size() + kPolyAlignment - 1) / kPolyAlignment * kPolyAlignment;
     auto* state = new ChaChaPrimitivesState();
     state->poly_memory = static_cast<unsigned char*>(std::aligned_alloc(kPolyAlignment, poly_bytes));
+    state->scratch = static_cast<unsigned char*>(std::aligned_alloc(kPolyAlignment, kScratchBytes));
     std::memcpy(state->key_words, key, sizeof(state->key_words));
     context->primitives_.reset(state);
     // The primitives are not public API, so they are trusted only after they reproduce EVP.
-    if (state->poly_memory == nullptr || !context->PrimitivesAgreeWithEvp()) context->primitives_.reset();
+    if (state->poly_memory == nullptr || state->scratch == nullptr || !context->PrimitivesAgreeWithEvp()) {
+      context->primitives_.reset();
+    }
   }
 #else
   (void)allow_primitives;
@@ -310,11 +402,12 @@ std::unique_ptr<AeadContext> AeadContext::Create(const SuiteInfo& suite, const s
 }
 
 bool AeadContext::PrimitivesAgreeWithEvp() {
-  // Sizes that cover an empty payload, a partial block, one block and the many-block code
-  // path (above 512 bytes); the AAD is 13 bytes, so its padding is exercised too.
-  constexpr std::size_t kSampleSizes[] = {0, 1, 64, 600};
+  // Sizes that cover an empty payload, a partial block, one block, the many-block code path
+  // (above 512 bytes), and both ways of producing block 0 (see OneCallPays); the AAD is 13
+  // bytes, so its padding is exercised too.
+  constexpr std::size_t kSampleSizes[] = {0, 1, 64, 600, 1024};
   constexpr std::size_t kAadBytes = 13;
-  constexpr std::size_t kSlabBytes = kAadBytes + 600 + kTagBytes;
+  constexpr std::size_t kSlabBytes = kAadBytes + 1024 + kTagBytes;
   for (std::size_t payload_bytes : kSampleSizes) {
     std::uint8_t evp_slab[kSlabBytes];
     std::uint8_t primitives_slab[kSlabBytes];
@@ -358,9 +451,7 @@ Outcome AeadContext::SealBatchPrimitives(const BatchView& batch) {
     previous_end = slot.end;
     std::uint8_t* aad = batch.slab + slot.offset;
     std::uint8_t* payload = aad + slot.aad_bytes;
-    const std::uint8_t* nonce = batch.nonces + index * kNonceBytes;
-    ChaChaXor(state, nonce, payload, slot.payload_bytes);
-    ChaChaTag(state, nonce, aad, slot.aad_bytes, payload, slot.payload_bytes, payload + slot.payload_bytes);
+    SealSlotPrimitives(state, batch.nonces + index * kNonceBytes, aad, slot.aad_bytes, payload, slot.payload_bytes);
   }
   return Outcome::Ok();
 }
@@ -379,18 +470,11 @@ Outcome AeadContext::OpenBatchPrimitives(const BatchView& batch, std::uint8_t* s
     previous_end = slot.end;
     std::uint8_t* aad = batch.slab + slot.offset;
     std::uint8_t* payload = aad + slot.aad_bytes;
-    const std::uint8_t* tag = payload + slot.payload_bytes;
-    const std::uint8_t* nonce = batch.nonces + index * kNonceBytes;
-    std::uint8_t expected[kTagBytes];
-    ChaChaTag(state, nonce, aad, slot.aad_bytes, payload, slot.payload_bytes, expected);
-    // The tag is checked before anything is decrypted, in constant time.
-    if (CRYPTO_memcmp(expected, tag, kTagBytes) == 0) {
-      ChaChaXor(state, nonce, payload, slot.payload_bytes);
+    if (OpenSlotPrimitives(state, batch.nonces + index * kNonceBytes, aad, slot.aad_bytes, payload,
+                           slot.payload_bytes)) {
       status[index] = kStatusOk;
       verified++;
     } else {
-      // The payload is still ciphertext, but a failed slot reads as zeros on every engine.
-      OPENSSL_cleanse(payload, slot.payload_bytes);
       status[index] = kStatusAuthFailed;
     }
   }
