@@ -122,15 +122,16 @@ void FreePrimitives(ChaChaPrimitivesState* state) {
 
 // Computes the RFC 8439 tag of one slot: Poly1305 keyed with `one_time_key` (the first 32
 // bytes of ChaCha20 block 0) over AAD | pad | ciphertext | pad | AAD length | ciphertext length.
+// The ciphertext is the one in the slot, directly after the AAD.
 //
 // Each Poly1305_Update costs a fixed setup, so the message goes in as few calls as possible:
 // a short AAD is padded in a stack buffer, an AAD of whole blocks runs straight on into the
 // ciphertext (they are adjacent in the slot), and the ciphertext's last partial block, its
 // padding and the lengths go in one final call.
 void PolyTag(const ChaChaPrimitivesState& state, const unsigned char* one_time_key, const std::uint8_t* aad,
-             std::size_t aad_bytes, const std::uint8_t* ciphertext, std::size_t ciphertext_bytes,
-             std::uint8_t tag[kTagBytes]) {
+             std::size_t aad_bytes, std::size_t ciphertext_bytes, std::uint8_t tag[kTagBytes]) {
   auto* poly = reinterpret_cast<poly1305_context*>(state.poly_memory);
+  const std::uint8_t* ciphertext = aad + aad_bytes;
   Poly1305_Init(poly, one_time_key);
   const std::size_t ciphertext_whole = ciphertext_bytes & ~static_cast<std::size_t>(15);
   const std::size_t ciphertext_tail = ciphertext_bytes - ciphertext_whole;
@@ -216,13 +217,13 @@ void SealSlotPrimitives(const ChaChaPrimitivesState& state, const std::uint8_t* 
   if (OneCallPays(payload_bytes)) {
     ChaChaIntoScratch(state, nonce, payload, payload_bytes);
     std::memcpy(payload, state.scratch + kChaChaBlockBytes, payload_bytes);
-    PolyTag(state, state.scratch, aad, aad_bytes, payload, payload_bytes, payload + payload_bytes);
+    PolyTag(state, state.scratch, aad, aad_bytes, payload_bytes, payload + payload_bytes);
     OPENSSL_cleanse(state.scratch, kChaChaBlockBytes);
   } else {
     unsigned char block_zero[kChaChaBlockBytes];
     ChaChaBlockZero(state, nonce, block_zero);
     ChaChaPayloadInPlace(state, nonce, payload, payload_bytes);
-    PolyTag(state, block_zero, aad, aad_bytes, payload, payload_bytes, payload + payload_bytes);
+    PolyTag(state, block_zero, aad, aad_bytes, payload_bytes, payload + payload_bytes);
     OPENSSL_cleanse(block_zero, sizeof(block_zero));
   }
 }
@@ -238,7 +239,7 @@ bool OpenSlotPrimitives(const ChaChaPrimitivesState& state, const std::uint8_t* 
   if (OneCallPays(payload_bytes)) {
     // The plaintext lands in the scratch buffer and reaches the slab only once authenticated.
     ChaChaIntoScratch(state, nonce, payload, payload_bytes);
-    PolyTag(state, state.scratch, aad, aad_bytes, payload, payload_bytes, expected);
+    PolyTag(state, state.scratch, aad, aad_bytes, payload_bytes, expected);
     authentic = CRYPTO_memcmp(expected, tag, kTagBytes) == 0;
     if (authentic) {
       std::memcpy(payload, state.scratch + kChaChaBlockBytes, payload_bytes);
@@ -249,7 +250,7 @@ bool OpenSlotPrimitives(const ChaChaPrimitivesState& state, const std::uint8_t* 
   } else {
     unsigned char block_zero[kChaChaBlockBytes];
     ChaChaBlockZero(state, nonce, block_zero);
-    PolyTag(state, block_zero, aad, aad_bytes, payload, payload_bytes, expected);
+    PolyTag(state, block_zero, aad, aad_bytes, payload_bytes, expected);
     OPENSSL_cleanse(block_zero, sizeof(block_zero));
     authentic = CRYPTO_memcmp(expected, tag, kTagBytes) == 0;
     if (authentic) ChaChaPayloadInPlace(state, nonce, payload, payload_bytes);
