@@ -87,6 +87,7 @@ export class GroupKeyRing {
   readonly #cache = new Map<string, AeadKey>();
   readonly #cacheEntriesMax: number;
   #destroyed = false;
+  #last: { sessionId: Uint8Array; suite: WireSuiteName; key: AeadKey } | null = null;
 
   constructor(backend: CryptoBackend, groupKey: Uint8Array, cacheEntriesMax = 8) {
     this.#backend = backend;
@@ -97,6 +98,9 @@ export class GroupKeyRing {
   /** A PacketKeyLookup bound to this ring. */
   readonly lookup: PacketKeyLookup = (sessionId, epoch, suite) => {
     if (this.#destroyed || epoch !== 0 || sessionId.byteLength !== SESSION_ID_BYTES) return undefined;
+    // Fast path: nearly every packet names the same session as the one before it.
+    const last = this.#last;
+    if (last !== null && last.suite === suite && !last.key.destroyed && sameSession(last.sessionId, sessionId)) return last.key;
     if (!this.#backend.suites.includes(suite)) return undefined;
     const name = `${Buffer.from(sessionId.buffer, sessionId.byteOffset, sessionId.byteLength).toString('hex')}/${suite}`;
     const cached = this.#cache.get(name);
@@ -104,10 +108,12 @@ export class GroupKeyRing {
       // Move to the back so the cache evicts the least recently used entry.
       this.#cache.delete(name);
       this.#cache.set(name, cached);
+      this.#last = { sessionId: new Uint8Array(sessionId), suite, key: cached };
       return cached;
     }
     const key = derivePacketKey(this.#backend, suite, this.#groupKey, sessionId, 0);
     this.#cache.set(name, key);
+    this.#last = { sessionId: new Uint8Array(sessionId), suite, key };
     if (this.#cache.size > this.#cacheEntriesMax) {
       const [oldestName, oldestKey] = this.#cache.entries().next().value as [string, AeadKey];
       this.#cache.delete(oldestName);
@@ -121,8 +127,14 @@ export class GroupKeyRing {
     this.#destroyed = true;
     for (const key of this.#cache.values()) key.destroy();
     this.#cache.clear();
+    this.#last = null;
     this.#groupKey.fill(0);
   }
+}
+
+function sameSession(a: Uint8Array, b: Uint8Array): boolean {
+  for (let index = 0; index < SESSION_ID_BYTES; index++) if (a[index] !== b[index]) return false;
+  return true;
 }
 
 function requireEpoch(epoch: number): void {

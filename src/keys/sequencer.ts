@@ -39,8 +39,15 @@ export class NonceSequencer {
 
 /** Writes the nonce for (epoch, sequence) at `offset` of `target`. */
 export function writeNonce(target: Uint8Array, offset: number, epoch: number, sequence: number): void {
-  const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
-  view.setUint32(offset, epoch);
-  view.setUint32(offset + 4, Math.floor(sequence / 0x1_0000_0000));
-  view.setUint32(offset + 8, sequence >>> 0);
+  // Byte writes rather than a DataView: this runs once per packet on both sides.
+  writeU32BE(target, offset, epoch);
+  writeU32BE(target, offset + 4, Math.floor(sequence / 0x1_0000_0000));
+  writeU32BE(target, offset + 8, sequence >>> 0);
+}
+
+function writeU32BE(target: Uint8Array, offset: number, value: number): void {
+  target[offset] = value >>> 24;
+  target[offset + 1] = (value >>> 16) & 0xff;
+  target[offset + 2] = (value >>> 8) & 0xff;
+  target[offset + 3] = value & 0xff;
 }

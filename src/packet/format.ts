@@ -70,22 +70,28 @@ const TWO_POW_32 = 0x1_0000_0000;
 
 /** Writes a u64 that is a safe integer as two big-endian u32 words (no BigInt on the hot path). */
 export function writeU64(target: Uint8Array, offset: number, value: number): void {
-  const view = viewOf(target);
-  view.setUint32(offset, Math.floor(value / TWO_POW_32));
-  view.setUint32(offset + 4, value >>> 0);
+  writeU32(target, offset, Math.floor(value / TWO_POW_32));
+  writeU32(target, offset + 4, value >>> 0);
 }
 
 /** Reads a u64; returns -1 when it does not fit a safe integer (callers treat that as malformed). */
 export function readU64(source: Uint8Array, offset: number): number {
-  const view = viewOf(source);
-  const high = view.getUint32(offset);
-  const low = view.getUint32(offset + 4);
+  const high = readU32(source, offset);
+  const low = readU32(source, offset + 4);
   if (high > 0x1f_ffff) return -1;
   return high * TWO_POW_32 + low;
 }
 
-function viewOf(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+// Byte-wise big-endian access: these run per packet, where a DataView per call costs more.
+export function writeU32(target: Uint8Array, offset: number, value: number): void {
+  target[offset] = value >>> 24;
+  target[offset + 1] = (value >>> 16) & 0xff;
+  target[offset + 2] = (value >>> 8) & 0xff;
+  target[offset + 3] = value & 0xff;
+}
+
+export function readU32(source: Uint8Array, offset: number): number {
+  return ((source[offset] << 24) >>> 0) + (source[offset + 1] << 16) + (source[offset + 2] << 8) + source[offset + 3];
 }
 
 /** Writes a header at `offset` of `target`. Validates every field (this is a TS boundary). */
@@ -133,8 +139,7 @@ export function writeHeaderUnchecked(
   target[offset + 6] = payloadBytes >>> 8;
   target[offset + 7] = payloadBytes & 0xff;
   target.set(sessionId, offset + HeaderField.sessionId);
-  const view = viewOf(target);
-  view.setUint32(offset + HeaderField.epoch, epoch);
+  writeU32(target, offset + HeaderField.epoch, epoch);
   writeU64(target, offset + HeaderField.sequence, sequence);
   writeU64(target, offset + HeaderField.streamOffset, streamOffset);
 }
@@ -160,8 +165,7 @@ export function decodeHeader(datagram: Uint8Array): DecodeResult {
   if (datagram[5] !== 0) return { ok: false, reason: 'flags' };
   const payloadBytes = (datagram[6] << 8) | datagram[7];
   if (HEADER_BYTES + payloadBytes + TAG_BYTES !== datagram.byteLength) return { ok: false, reason: 'length' };
-  const view = viewOf(datagram);
-  const epoch = view.getUint32(HeaderField.epoch);
+  const epoch = readU32(datagram, HeaderField.epoch);
   const sequence = readU64(datagram, HeaderField.sequence);
   const streamOffset = readU64(datagram, HeaderField.streamOffset);
   if (sequence < 0 || streamOffset < 0) return { ok: false, reason: 'range' };

@@ -21,11 +21,13 @@ import { describeRanges, ReorderWindow } from './reorder.js';
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 5_000;
 export const DEFAULT_END_GRACE_MS = 1_000;
+export const DEFAULT_START_SETTLE_MS = 200;
 export const DEFAULT_WRONG_KEY_PACKETS = 64;
 export const DEFAULT_REORDER_PACKETS = 8_192;
 export const DEFAULT_RECEIVE_SLAB_BYTES = 1024 * 1024;
 export const DEFAULT_RECEIVE_SLAB_SLOTS = 512;
 const OUTPUT_CHUNK_BYTES = 256 * 1024;
+const OUTPUT_FLUSH_BYTES = 64 * 1024;
 const TICK_MS = 100;
 
 export interface ReceiverOptions {
@@ -43,6 +45,11 @@ export interface ReceiverOptions {
   idleTimeoutMs?: number;
   /** After END, how long missing packets may still arrive (late, reordered) before it is a gap. */
   endGraceMs?: number;
+  /**
+   * A receiver whose first packet is not at offset 0 waits this long for earlier packets (they
+   * may merely be reordered) before it starts mid-stream at the lowest offset it holds.
+   */
+  startSettleMs?: number;
   /** Failed packets, with none authenticated, after which the key is declared wrong. */
   wrongKeyPackets?: number;
   /** Out-of-order packets the reorder window holds before a hole counts as lost. */
@@ -113,6 +120,8 @@ export class Receiver extends EventEmitter {
   #window: ReorderWindow | null = null;
   #startOffset: number | null = null;
   #end: EndRecord | null = null;
+  readonly #beforeStart = new Map<number, Uint8Array>();
+  #beforeStartSinceMs = 0;
   #endAtMs = 0;
   readonly #hash: Hash = createHash('sha256');
 
@@ -144,6 +153,7 @@ export class Receiver extends EventEmitter {
       recvBufferBytes: options.recvBufferBytes,
       startTimeoutMs: requireMs(options.startTimeoutMs ?? 0, 'startTimeoutMs'),
       idleTimeoutMs: requireMs(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs', 1),
+      startSettleMs: requireMs(options.startSettleMs ?? DEFAULT_START_SETTLE_MS, 'startSettleMs'),
       endGraceMs: requireMs(options.endGraceMs ?? DEFAULT_END_GRACE_MS, 'endGraceMs'),
       wrongKeyPackets: requireCountOption(options.wrongKeyPackets ?? DEFAULT_WRONG_KEY_PACKETS, 'wrongKeyPackets'),
       reorderPacketsMax: requireCountOption(options.reorderPacketsMax ?? DEFAULT_REORDER_PACKETS, 'reorderPacketsMax'),
@@ -234,20 +244,6 @@ export class Receiver extends EventEmitter {
       this.#drops.otherSession++;
       return;
     }
-    // Cheap replay and duplicate check before spending an AEAD open on the packet. It only
-    // drops: an unauthenticated header can never make anything be written.
-    if (this.#window !== null) {
-      if (header.type === PacketType.DATA) {
-        const placement = this.#window.place(header.streamOffset);
-        if (placement === 'old' || placement === 'buffered') {
-          this.#drops.duplicate++;
-          return;
-        }
-      } else if (this.#end !== null) {
-        this.#drops.duplicate++;
-        return;
-      }
-    }
     if (!this.#options.backend.suites.includes(header.suite)) {
       this.#drops.noKey++;
       if (this.#authenticated === 0 && this.#drops.noKey >= this.#options.wrongKeyPackets) {
@@ -264,6 +260,20 @@ export class Receiver extends EventEmitter {
     if (key === undefined || key.destroyed) {
       this.#drops.noKey++;
       return;
+    }
+    // Cheap replay and duplicate check before spending an AEAD open on the packet. It only
+    // drops: an unauthenticated header can never make anything be written.
+    if (this.#window !== null) {
+      if (header.type === PacketType.DATA) {
+        const placement = this.#window.place(header.streamOffset);
+        if (placement === 'old' || placement === 'buffered') {
+          this.#drops.duplicate++;
+          return;
+        }
+      } else if (this.#end !== null) {
+        this.#drops.duplicate++;
+        return;
+      }
     }
     if (this.#slabCount > 0 && (key !== this.#slabKey || this.#slabUsed + datagram.byteLength > this.#slab.byteLength)) {
       this.#openSlab();
@@ -318,7 +328,9 @@ export class Receiver extends EventEmitter {
       this.#onAuthenticated(this.#layout[slot * words], this.#layout[slot * words + 2]);
     }
     if (this.#finished) return;
-    this.#flushOutput();
+    // Small writes cost a system call each; gather output until a chunk's worth is ready (the
+    // ticker and completion flush the rest).
+    if (this.#outUsed - this.#outStart >= OUTPUT_FLUSH_BYTES) this.#flushOutput();
     if (this.#authenticated === 0 && this.#drops.authFailed >= this.#options.wrongKeyPackets) {
       this.#fail(
         new SealcastError(
@@ -351,7 +363,37 @@ export class Receiver extends EventEmitter {
       this.#drops.malformed++;
       return;
     }
-    if (this.#window === null) this.#begin(streamOffset);
+    if (this.#window === null) {
+      this.#holdBeforeStart(streamOffset, payload);
+      return;
+    }
+    this.#acceptData(streamOffset, payload);
+  }
+
+  /**
+   * Before the stream start is known, authenticated payloads wait here briefly: offset 0 starts
+   * the stream at once; otherwise the receiver joined mid-stream (or packets came reordered) and
+   * it starts at the lowest offset seen once the settle time passed or the holding area filled.
+   */
+  #holdBeforeStart(streamOffset: number, payload: Uint8Array): void {
+    if (this.#beforeStart.size === 0) this.#beforeStartSinceMs = performance.now();
+    if (!this.#beforeStart.has(streamOffset)) this.#beforeStart.set(streamOffset, Uint8Array.prototype.slice.call(payload));
+    else this.#drops.duplicate++;
+    if (streamOffset === 0 || this.#beforeStart.size >= this.#options.reorderPacketsMax) this.#startFromHeld();
+  }
+
+  #startFromHeld(): void {
+    if (this.#window !== null || this.#beforeStart.size === 0) return;
+    const held = [...this.#beforeStart.entries()].sort((a, b) => a[0] - b[0]);
+    this.#beforeStart.clear();
+    this.#begin(held[0][0]);
+    for (const [offset, payload] of held) {
+      if (this.#finished) return;
+      this.#acceptData(offset, payload);
+    }
+  }
+
+  #acceptData(streamOffset: number, payload: Uint8Array): void {
     const window = this.#window!;
     switch (window.place(streamOffset)) {
       case 'next':
@@ -393,6 +435,8 @@ export class Receiver extends EventEmitter {
       this.#drops.malformed++;
       return;
     }
+    this.#startFromHeld();
+    if (this.#finished) return;
     this.#end = record;
     this.#endAtMs = performance.now();
     this.emit('end', { totalBytes: record.totalBytes, dataPackets: record.dataPackets, sha256: Buffer.from(record.sha256).toString('hex') });
@@ -445,6 +489,7 @@ export class Receiver extends EventEmitter {
 
   async #complete(): Promise<void> {
     this.#stopListening();
+    this.#flushOutput();
     const end = this.#end!;
     const sha256 = this.#hash.digest();
     try {
@@ -472,7 +517,15 @@ export class Receiver extends EventEmitter {
   readonly #onTick = (): void => {
     if (this.#finished) return;
     const now = performance.now();
+    this.#flushOutput();
     this.emit('progress', this.stats);
+    if (this.#window === null && this.#beforeStart.size > 0 && now - this.#beforeStartSinceMs >= this.#options.startSettleMs) {
+      this.#startFromHeld();
+      if (this.#finished) return;
+      this.#flushOutput();
+      this.#checkComplete();
+      if (this.#finished) return;
+    }
     if (this.#window === null) {
       const { startTimeoutMs } = this.#options;
       if (startTimeoutMs > 0 && now - this.#listeningAtMs > startTimeoutMs) {
@@ -507,6 +560,7 @@ export class Receiver extends EventEmitter {
     this.#finished = true;
     this.#stopListening();
     this.#window?.clear();
+    this.#flushOutput();
     void (async () => {
       // What was delivered before the failure is authenticated and contiguous: let it reach the
       // output, so a gap error leaves exactly the prefix before the gap.

@@ -1,0 +1,99 @@
+// End to end: sender and two receivers as separate processes on loopback (multicast interface
+// 127.0.0.1, TTL 0). Every receiver's output must hash to the input's SHA-256.
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { listBackends } from '../helpers/backends.js';
+import { killAll, makeTempDir, removeDir, sha256File, writeKey, writeRandomFile } from '../helpers/cli-process.js';
+import { transfer } from '../helpers/transfer.js';
+
+const MiB = 1024 * 1024;
+const backends = await listBackends();
+const nativeAvailable = backends.some((entry) => entry.name === 'native' && entry.backend !== null);
+
+let dir: string;
+let keyFile: string;
+const inputs = new Map<number, { path: string; sha256: string }>();
+
+beforeAll(async () => {
+  dir = await makeTempDir();
+  keyFile = join(dir, 'group.key');
+  await writeKey(keyFile);
+  // Payload per 1400-byte datagram is 1348 bytes, so 1348/1349 straddle one packet boundary.
+  for (const size of [0, 1, 1348, 1349, 1399, 1400, 10 * MiB]) {
+    const path = join(dir, `input-${size}.bin`);
+    await writeRandomFile(path, size);
+    inputs.set(size, { path, sha256: await sha256File(path) });
+  }
+});
+
+afterEach(() => killAll());
+afterAll(async () => {
+  killAll();
+  await removeDir(dir);
+});
+
+interface Case {
+  backend: 'native' | 'wasm';
+  suite: 'chacha20-poly1305' | 'aes-256-gcm';
+  size: number;
+  fromStdin: boolean;
+}
+
+const cases: Case[] = [];
+for (const fromStdin of [false, true]) {
+  for (const size of [0, 1, 1348, 1349, 1399, 1400, 10 * MiB]) {
+    cases.push({ backend: 'native', suite: 'chacha20-poly1305', size, fromStdin });
+  }
+  for (const size of [0, 1, 1349, 1400, 10 * MiB]) {
+    cases.push({ backend: 'native', suite: 'aes-256-gcm', size, fromStdin });
+    cases.push({ backend: 'wasm', suite: 'chacha20-poly1305', size, fromStdin });
+  }
+}
+
+async function expectExactTransfer(testCase: Case, input: { path: string; sha256: string }, rate?: string, timeoutMs = 60_000): Promise<void> {
+  const result = await transfer({
+    dir,
+    input: input.path,
+    keyFile,
+    fromStdin: testCase.fromStdin,
+    backend: testCase.backend,
+    suite: testCase.suite,
+    rate,
+    timeoutMs,
+  });
+  expect(result.sender.code, result.sender.stderr).toBe(0);
+  expect(result.senderSummary.sha256).toBe(input.sha256);
+  expect(result.senderSummary.backend).toBe(testCase.backend);
+  expect(result.senderSummary.suite).toBe(testCase.suite);
+  for (const receiver of result.receivers) {
+    expect(receiver.finished.code, receiver.finished.stderr).toBe(0);
+    expect(receiver.summary.exit).toBe('ok');
+    expect(receiver.summary.backend).toBe(testCase.backend);
+    expect(await sha256File(receiver.output)).toBe(input.sha256);
+  }
+}
+
+describe.each(cases)('$backend $suite, $size bytes, stdin=$fromStdin, two receivers', (testCase) => {
+  const available = testCase.backend === 'wasm' || nativeAvailable;
+  it.skipIf(!available)('every receiver writes exactly the input', async () => {
+    await expectExactTransfer(testCase, inputs.get(testCase.size)!);
+  }, 90_000);
+});
+
+describe('200 MiB random file, once per backend', () => {
+  let big: { path: string; sha256: string };
+  beforeAll(async () => {
+    const path = join(dir, 'input-200MiB.bin');
+    await writeRandomFile(path, 200 * MiB);
+    big = { path, sha256: await sha256File(path) };
+  }, 120_000);
+
+  it.skipIf(!nativeAvailable)('native backend, chacha20-poly1305, two receivers', async () => {
+    await expectExactTransfer({ backend: 'native', suite: 'chacha20-poly1305', size: 200 * MiB, fromStdin: false }, big, undefined, 150_000);
+  }, 180_000);
+
+  it('wasm backend, chacha20-poly1305, from stdin, two receivers', async () => {
+    await expectExactTransfer({ backend: 'wasm', suite: 'chacha20-poly1305', size: 200 * MiB, fromStdin: true }, big, undefined, 150_000);
+  }, 180_000);
+});
