@@ -134,6 +134,8 @@ export class Receiver extends EventEmitter {
   #ticker: NodeJS.Timeout | null = null;
   #listeningAtMs = 0;
   #lastAuthenticatedAtMs = 0;
+  #firstAuthenticatedAtMs = 0;
+  #stoppedAtMs = 0;
   #finished = false;
   #settle: { resolve: (result: ReceiveResult) => void; reject: (error: unknown) => void } | null = null;
   #used = false;
@@ -187,7 +189,7 @@ export class Receiver extends EventEmitter {
       drops: { ...this.#drops },
       recvBufferBytes: this.#recvBufferBytes,
       totalBytes: this.#end?.totalBytes ?? null,
-      durationMs: this.#listeningAtMs > 0 ? performance.now() - this.#listeningAtMs : 0,
+      durationMs: this.#firstAuthenticatedAtMs > 0 ? (this.#stoppedAtMs || performance.now()) - this.#firstAuthenticatedAtMs : 0,
     };
   }
 
@@ -350,6 +352,7 @@ export class Receiver extends EventEmitter {
     const payload = slab.subarray(slotOffset + HEADER_BYTES, slotOffset + HEADER_BYTES + payloadBytes);
     this.#authenticated++;
     this.#lastAuthenticatedAtMs = performance.now();
+    if (this.#firstAuthenticatedAtMs === 0) this.#firstAuthenticatedAtMs = this.#lastAuthenticatedAtMs;
     if (this.#session === null) {
       this.#session = new Uint8Array(slab.subarray(slotOffset + HeaderField.sessionId, slotOffset + HeaderField.sessionId + SESSION_ID_BYTES));
     }
@@ -580,6 +583,7 @@ export class Receiver extends EventEmitter {
   }
 
   #stopListening(): void {
+    this.#stoppedAtMs ||= performance.now();
     if (this.#ticker !== null) clearInterval(this.#ticker);
     this.#ticker = null;
     const socket = this.#socket;
