@@ -99,8 +99,9 @@ bool ChaChaPrimitivesAvailable();
 struct ChaChaPrimitivesState;
 
 // A key schedule for one suite and one key: two OpenSSL contexts, one sealing and one opening,
-// each given the key once. Per packet only the nonce is set. Not thread-safe: each thread
-// (worker) creates its own.
+// each given the key once, so that per packet only the nonce is set; for ChaCha20-Poly1305
+// usually the primitives engine instead (see Engine). Not thread-safe: each thread (worker)
+// creates its own.
 class AeadContext {
  public:
   // Returns nullptr and sets `error` when the key has the wrong size or OpenSSL fails. With

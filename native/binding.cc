@@ -2,8 +2,8 @@
 // the TypeScript wrapper already validated (defence in depth: a bad call must throw, never
 // corrupt memory), and makes exactly one call into the core per batch.
 //
-// The addon is context-aware: all per-environment state (the AeadKey constructor) lives in the
-// Napi::Addon instance, so it can be loaded by the main thread and by every worker thread.
+// The addon is context-aware (Napi::Addon): everything it exports is created per environment
+// and there are no mutable globals, so the main thread and every worker thread can load it.
 
 #include <napi.h>
 

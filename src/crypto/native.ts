@@ -138,7 +138,7 @@ class NativeAeadKey implements AeadKey {
     return this.#handle.openBatch(batch.slab, batch.layout, batch.nonces, batch.count, status);
   }
 
-  /** Frees the OpenSSL contexts, which cleanses the key schedule. The addon holds no key copy. */
+  /** Frees the OpenSSL contexts (which cleanses their key schedules) and cleanses the addon's own key words. */
   destroy(): void {
     this.#destroyed = true;
     this.#handle.destroy();
