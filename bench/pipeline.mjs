@@ -26,9 +26,9 @@ import { nodeDgram } from './peers/node-dgram.mjs';
 const TOOL_NAMES = ['sealcast', 'sealcast-aes', 'udpcast', 'uftp', 'iperf', 'node-dgram'];
 const MIB = 1024 * 1024;
 // sealcast has no loss repair yet: a run that loses a datagram fails with E_GAP and is retried at
-// 0.6 x the rate, at most 4 times (3G -> 1.8G -> 1.08G -> 648M -> 389M); later runs of the same
-// row start at the last rate tried.
-const GAP_RETRIES_MAX = 4;
+// 0.6 x the rate, at most 6 times (3G -> 1.8G -> 1.08G -> 648M -> 389M -> 233M -> 140M); later
+// runs of the same row start at the last rate tried.
+const GAP_RETRIES_MAX = 6;
 const GAP_RATE_FACTOR = 0.6;
 const GIB = 1024 * MIB;
 
@@ -208,7 +208,7 @@ async function runOnce(peer, context) {
     verified,
     mbPerSec: bytes / seconds / 1e6,
     senderCpuSecPerGiB: result.sender.cpuSec === null ? null : result.sender.cpuSec / gib,
-    receiverCpuSecPerGiB: receiverCpu.includes(null) ? null : { mean: mean(receiverCpu), max: Math.max(...receiverCpu) },
+    receiverCpuSecPerGiB: receiverCpu.includes(null) ? null : { mean: mean(receiverCpu), max: Math.max(...receiverCpu), perReceiver: receiverCpu },
     datagramBytes: meanDatagramBytes(countersBefore, countersAfter),
     settings: result.settings ?? {},
     notes: result.notes ?? [],
@@ -244,6 +244,7 @@ function summariseRow(key, attempts, runsWanted) {
     receiverCpuSecPerGiB: isCeiling || good.length === 0 ? null : {
       mean: median(good.map((attempt) => attempt.receiverCpuSecPerGiB?.mean)),
       max: median(good.map((attempt) => attempt.receiverCpuSecPerGiB?.max)),
+      perReceiver: Array.from({ length: key.receivers }, (_, index) => median(good.map((attempt) => attempt.receiverCpuSecPerGiB?.perReceiver[index]))),
     },
     verified: good.length > 0 && !hasOutputs ? null : good.length > 0 && good.every((attempt) => attempt.verified === true),
     runs: good.length,

@@ -11,6 +11,7 @@ import { namespacePrefix } from '../netns.mjs';
 const GNU_TIME = '/usr/bin/time';
 const STDERR_TAIL_BYTES = 8192;
 const STDOUT_KEEP_BYTES = 1 << 20;
+const CLOSE_WAIT_MS = 2000;
 
 const liveGroups = new Set();
 let exitHandlerInstalled = false;
@@ -95,11 +96,12 @@ export function spawnMeasured({ argv, namespace = null, cwd, env, timeoutMs, cpu
     killGroup(child.pid, 'SIGKILL');
   }, timeoutMs);
   const done = new Promise((resolve) => {
+    let endedAtMs = null;
+    let settled = false;
     const finish = (code, signal, spawnError) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      const endedAtMs = performance.now();
-      // Whatever the leader did, nothing of this group may outlive it.
-      killGroup(child.pid, 'SIGKILL');
       liveGroups.delete(child.pid);
       const cpu = readCpuFile(cpuFile);
       resolve({
@@ -110,14 +112,24 @@ export function spawnMeasured({ argv, namespace = null, cwd, env, timeoutMs, cpu
         spawnError: spawnError?.message ?? null,
         cpuSec: cpu ? cpu.userSec + cpu.systemSec : null,
         startedAtMs,
-        endedAtMs,
+        endedAtMs: endedAtMs ?? performance.now(),
         stderrTail,
         stdout,
       });
     };
     child.once('error', (error) => finish(null, null, error));
-    // 'close' rather than 'exit': stderr must be fully read before the result is used.
-    child.once('close', (code, signal) => finish(code, signal, null));
+    child.once('exit', (code, signal) => {
+      endedAtMs = performance.now();
+      // Whatever the leader did, nothing of its group may outlive it (a forked daemon would
+      // also hold stderr open and delay 'close' forever).
+      killGroup(child.pid, 'SIGKILL');
+      // 'close' follows once stderr is drained; the bound covers a pipe some stray process holds.
+      const closeTimer = setTimeout(() => finish(code, signal, null), CLOSE_WAIT_MS);
+      child.once('close', () => {
+        clearTimeout(closeTimer);
+        finish(code, signal, null);
+      });
+    });
   });
   return {
     pid: child.pid,

@@ -89,10 +89,24 @@ export function sealcastPeer({ suite }) {
           '--interface', sender.address, '--ttl', ttl, '--rate', rate, '--packet-size', String(packetBytes),
           '--suite', suite, '--json', '--quiet'],
       });
+      // sealcast's sender does not hear from receivers; once every receiver has ended and one of
+      // them failed, the attempt is lost and the rest of the file need not be sent.
+      let senderStopped = false;
+      let senderEnded = false;
+      senderProcess.done.then(() => {
+        senderEnded = true;
+      });
+      const receiversDone = Promise.all(receiverProcesses.map(({ child }) => child.done));
+      receiversDone.then((results) => {
+        if (!senderEnded && results.some((result) => result.code !== 0)) {
+          senderStopped = true;
+          senderProcess.stop('SIGKILL');
+        }
+      });
       const senderResult = await senderProcess.done;
-      const receiverResults = await Promise.all(receiverProcesses.map(({ child }) => child.done));
+      const receiverResults = await receiversDone;
       const gap = receiverResults.some((result) => result.code === EXIT_GAP);
-      const notes = [];
+      const notes = senderStopped ? ['sender stopped once every receiver had ended'] : [];
       receiverResults.forEach((result, index) => {
         const summary = lastJsonLine(result.stderrTail);
         // END is sent several times by design, so a few duplicates are expected and not worth a note.
@@ -101,7 +115,8 @@ export function sealcastPeer({ suite }) {
       });
       return {
         startedAtMs: senderProcess.startedAtMs,
-        sender: senderResult,
+        // A sender stopped because its receivers failed is not a sender failure of its own.
+        sender: senderStopped ? { ...senderResult, code: 0 } : senderResult,
         receivers: receiverResults,
         outputs: receiverProcesses.map(({ outputPath }) => outputPath),
         endedAtMs: Math.max(senderResult.endedAtMs, ...receiverResults.map((result) => result.endedAtMs)),
