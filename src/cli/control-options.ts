@@ -21,11 +21,11 @@ export interface HostPort {
   port: number;
 }
 
-/** "HOST:PORT" or "[v6]:PORT" for --control and --server. */
-export function parseHostPort(text: string, flag: string): HostPort {
+/** "HOST:PORT" or "[v6]:PORT" for --control and --server; port 0 (any free port) only to listen. */
+export function parseHostPort(text: string, flag: string, allowAnyPort = false): HostPort {
   const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text.trim());
   const port = match ? Number(match[3]) : NaN;
-  if (match === null || port < 1 || port > 65535) {
+  if (match === null || port < (allowAnyPort ? 0 : 1) || port > 65535) {
     throw new SealcastError('E_ARG', `${flag} must be HOST:PORT like 127.0.0.1:7000, got "${text}"`);
   }
   return { host: match[1] ?? match[2], port };

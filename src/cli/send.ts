@@ -48,7 +48,7 @@ export function registerSend(program: Command, context: CommandContext): void {
     .argument('[file]', 'the file to send; - or nothing reads stdin')
     .requiredOption('--group <addr:port>', 'IPv4 multicast group and port, e.g. 239.255.0.1:5000', parseGroup)
     .option('--key-file <file>', 'the 32-byte group key (sealcast keygen FILE), mode 0600; or use --control')
-    .option('--control <host:port>', 'run the control server here: subscribers register and get the key by unicast (needs --db)', (text: string) => parseHostPort(text, '--control'))
+    .option('--control <host:port>', 'run the control server here: subscribers register and get the key by unicast (needs --db)', (text: string) => parseHostPort(text, '--control', true))
     .option('--db <path>', 'the subscriber registry (sealcast subscribers add), with --control')
     .option('--wait-for <n>', 'with --control: start sending once N subscribers hold the key', parseWaitFor)
     .option('--wait-timeout <seconds>', 'with --wait-for: fail (E_TIMEOUT) after this long (default 60)', (text: string) => parseSeconds(text, '--wait-timeout', false), 60_000)
