@@ -3,7 +3,9 @@
 
 import type { Command } from 'commander';
 import { WIRE_SUITES } from '../crypto/backend.js';
+import { randomBytes } from 'node:crypto';
 import { loadBackend, nativeUnavailableReason } from '../crypto/load.js';
+import { loadNativeBinding } from '../crypto/native.js';
 import { defaultPoolThreads } from '../pool/pool.js';
 import { writeLine, type CommandContext } from './io.js';
 
@@ -15,7 +17,25 @@ export interface DoctorReport {
   nodeOpenSsl: string;
   poolThreads: number;
   nativeUnavailable: string | null;
+  /** How the native core computes ChaCha20-Poly1305 ('primitives' or 'evp'); null on WASM. */
+  chachaEngine: string | null;
   node: string;
+}
+
+/**
+ * Asks the addon which ChaCha20-Poly1305 engine a key gets: a fresh key runs the engine's
+ * self-check, so this reports what the sender and receivers will really use.
+ */
+function nativeChachaEngine(): string | null {
+  const key = randomBytes(32);
+  try {
+    const handle = new (loadNativeBinding().AeadKey)('chacha20-poly1305', key);
+    const engine = handle.engine;
+    handle.destroy();
+    return engine;
+  } finally {
+    key.fill(0);
+  }
 }
 
 export async function doctorReport(): Promise<DoctorReport> {
@@ -28,6 +48,7 @@ export async function doctorReport(): Promise<DoctorReport> {
     nodeOpenSsl: process.versions.openssl,
     poolThreads: defaultPoolThreads(),
     nativeUnavailable: nativeUnavailableReason(),
+    chachaEngine: backend.name === 'native' ? nativeChachaEngine() : null,
     node: process.version,
   };
 }
@@ -46,6 +67,7 @@ export function registerDoctor(program: Command, context: CommandContext): void 
         writeLine(out, `backend:      ${report.backend}`);
         writeLine(out, `suites:       ${report.wireSuites.join(', ')}`);
         writeLine(out, `openssl:      ${report.openSsl ?? `none (WASM backend; node links OpenSSL ${report.nodeOpenSsl})`}`);
+        if (report.chachaEngine !== null) writeLine(out, `chacha20:     ${report.chachaEngine} engine`);
         writeLine(out, `pool threads: ${report.poolThreads}`);
         writeLine(out, `node:         ${report.node}`);
         if (report.nativeUnavailable !== null) {

@@ -31,8 +31,10 @@ describe('sealcast doctor', () => {
     if (report.backend === 'native') {
       expect(report.openSsl).toMatch(/OpenSSL \d+\.\d+/);
       expect(report.wireSuites).toContain('aes-256-gcm');
+      expect(['primitives', 'evp']).toContain(report.chachaEngine);
     } else {
       expect(report.openSsl).toBeNull();
+      expect(report.chachaEngine).toBeNull();
     }
     if (process.env.SEALCAST_REQUIRE_NATIVE === '1') expect(report.backend).toBe('native');
   });
