@@ -17,6 +17,7 @@ export const iperf = {
   mode: 'raw UDP',
 
   missing() {
+    if (!haveCommand('stdbuf')) return 'stdbuf (coreutils) not found';
     return haveCommand('iperf') ? null : 'iperf not found (apt-get install iperf)';
   },
 
@@ -36,7 +37,8 @@ export const iperf = {
       timeoutMs,
       cpuFile: join(workDir, 'iperf-s.cpu'),
       captureStdout: true,
-      argv: ['iperf', '-s', '-u', '-B', GROUP, '-l', String(packetBytes)],
+      // Line-buffered stdout: the report must survive the server being killed after the run.
+      argv: ['stdbuf', '-oL', 'iperf', '-s', '-u', '-B', GROUP, '-l', String(packetBytes)],
     });
     // iperf prints its banner on stdout; stderr stays empty, so readiness is a fixed pause.
     await waitFor(() => false, 500);
