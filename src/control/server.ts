@@ -34,8 +34,21 @@ export const HANDSHAKE_TIMEOUT_MS_DEFAULT = 10_000;
 export const CONNECTIONS_MAX_DEFAULT = 4096;
 /** A client whose unread output grows past this is not reading: it is disconnected. */
 export const PENDING_OUTPUT_BYTES_MAX = 256 * 1024;
-/** How long a closing connection may take to flush its last message before it is destroyed. */
+/**
+ * A closing connection is destroyed as soon as its last message is handed to the kernel (which
+ * still delivers it), or after this long if the peer does not let it drain, so that closed
+ * connections never pile up as open descriptors.
+ */
 const CLOSE_FLUSH_MS = 1000;
+
+function endSoon(socket: Socket): void {
+  const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
+  timer.unref();
+  socket.end(() => {
+    clearTimeout(timer);
+    socket.destroy();
+  });
+}
 
 export interface ControlLogger {
   info(message: string): void;
@@ -105,6 +118,7 @@ type ConnectionState = 'hello' | 'proof' | 'registered' | 'closed';
 interface Waiter {
   count: number;
   resolve(): void;
+  reject(error: Error): void;
 }
 
 function validateSession(session: ControlSessionOptions): SessionParams {
@@ -200,8 +214,7 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
       this.logger.warn(`control: refused ${socket.remoteAddress}:${socket.remotePort}: ${this.connectionsMax} connections already open`);
       socket.on('error', () => {});
       writeMessage(socket, { type: 'error', v: 1, reason: 'busy', text: 'the control server has too many connections; try again later' }, this.frameBytesMax);
-      socket.end();
-      setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS).unref();
+      endSoon(socket);
       return;
     }
     this.connections.add(new ServerConnection(this, socket));
@@ -234,7 +247,7 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
         if (error) reject(error);
         else resolve();
       };
-      const waiter: Waiter = { count, resolve: () => finish() };
+      const waiter: Waiter = { count, resolve: () => finish(), reject: (error) => finish(error) };
       const timer = setTimeout(() => {
         finish(new SealcastError('E_TIMEOUT', `only ${this.holderCount()} of ${count} subscribers held the key after ${timeoutMs / 1000} s`));
       }, timeoutMs);
@@ -268,11 +281,10 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     this.closing = new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       for (const connection of [...this.connections]) connection.close('shutdown', 'the control server is shutting down', 'info', true);
-      for (const waiter of [...this.waiters]) waiter.resolve();
+      for (const waiter of [...this.waiters]) waiter.reject(new SealcastError('E_CLOSED', 'the control server closed while waiting for subscribers'));
     }).then(() => {
       if (this.ownsRegistry) this.registry.close();
     });
-    // Waiters must not see a resolved wait for a server that is going away.
     return this.closing;
   }
 }
@@ -289,7 +301,6 @@ class ServerConnection {
   private macKey: Buffer | null = null;
   private wrapKey: Buffer | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
-  private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly owner: ControlServerImpl,
@@ -469,12 +480,7 @@ class ServerConnection {
     if (!this.socket.destroyed) {
       if (graceful && reason === 'shutdown') this.send({ type: 'bye', v: 1 });
       else if (reason !== null) this.send({ type: 'error', v: 1, reason, text });
-      this.socket.end();
-      this.flushTimer = setTimeout(() => this.socket.destroy(), CLOSE_FLUSH_MS);
-      this.flushTimer.unref();
-      this.socket.once('close', () => {
-        if (this.flushTimer) clearTimeout(this.flushTimer);
-      });
+      endSoon(this.socket);
     }
   }
 }

@@ -281,3 +281,22 @@ describe('client key derivation', () => {
     }
   });
 });
+
+describe('server shutdown', () => {
+  it('rejects pending waits with E_CLOSED and tells registered clients goodbye', async () => {
+    const local = await startTestServer(['alice']);
+    try {
+      const client = await local.register('alice');
+      const ended = new Promise<SealcastError | undefined>((resolve) => client.on('close', resolve));
+      const outcome = local.server.waitForHolders(5, 10_000).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      await local.server.close();
+      expect(await outcome).toMatchObject({ code: 'E_CLOSED' });
+      expect(await ended).toBeUndefined();
+    } finally {
+      await local.close();
+    }
+  });
+});
