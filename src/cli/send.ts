@@ -12,14 +12,15 @@ import { DEFAULT_SUITE, type WireSuiteName } from '../crypto/backend.js';
 import { backendPreferenceFromEnv, loadBackend } from '../crypto/load.js';
 import { SealcastError } from '../errors.js';
 import { readKeyFile } from '../keys/key-file.js';
-import { derivePacketKey, EpochKeySource } from '../keys/packet-keys.js';
+import { derivePacketKeyBytes, EpochKeySource } from '../keys/packet-keys.js';
+import { AeadPool } from '../pool/pool.js';
 import { SESSION_ID_BYTES } from '../keys/kdf.js';
 import { DEFAULT_DATAGRAM_BYTES } from '../packet/format.js';
 import { defaultTtl, DEFAULT_INTERFACE, type MulticastGroup } from '../pipeline/multicast.js';
 import { DEFAULT_RATE_BITS_PER_SECOND, Sender, type SendStats } from '../pipeline/sender.js';
 import { writeLine, type CommandContext } from './io.js';
 import { parseHostPort, parseWaitFor, startSenderControl, type HostPort, type SenderControl } from './control-options.js';
-import { formatRate, parseGroup, parseInterface, parsePacketSize, parseRate, parseSeconds, parseSuite, parseTtl } from './options.js';
+import { formatRate, parseGroup, parseInteger, parseInterface, parsePacketSize, parseRate, parseSeconds, parseSuite, parseTtl } from './options.js';
 import { exitFields, formatBytes, isTerminal, megabytesPerSecond, startProgress, writeJsonSummary } from './transfer-report.js';
 
 interface SendFlags {
@@ -35,6 +36,7 @@ interface SendFlags {
   rate: number;
   packetSize: number;
   suite: WireSuiteName;
+  sealThreads: number;
   quiet?: boolean;
   json?: boolean;
 }
@@ -58,6 +60,7 @@ export function registerSend(program: Command, context: CommandContext): void {
     .option('--rate <bits>', `sending rate in bits per second, e.g. 400M, 1G, 800k (default ${formatRate(DEFAULT_RATE_BITS_PER_SECOND)})`, parseRate, DEFAULT_RATE_BITS_PER_SECOND)
     .option('--packet-size <bytes>', 'datagram size: header + payload + tag (default 1400, up to 65507)', parsePacketSize, DEFAULT_DATAGRAM_BYTES)
     .option('--suite <name>', 'AEAD suite: chacha20-poly1305 or aes-256-gcm (native backend only)', parseSuite, DEFAULT_SUITE)
+    .option('--seal-threads <n>', 'seal on N worker threads; 0 (the default) seals on the main thread', (text: string) => parseInteger(text, '--seal-threads', 0, 64), 0)
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'print a one-line JSON summary on stderr at the end')
     .action(async (file: string | undefined, flags: SendFlags) => {
@@ -88,17 +91,32 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
       throw error;
     }
   }
+  let pool: AeadPool | undefined;
   let packetKey;
+  let poolKey;
+  const packetKeyBytes = derivePacketKeyBytes(flags.suite, (groupKey ?? control?.dataKey) as Buffer, sessionId, 0);
   try {
-    packetKey = derivePacketKey(backend, flags.suite, (groupKey ?? control?.dataKey) as Buffer, sessionId, 0);
+    packetKey = backend.createKey(flags.suite, packetKeyBytes);
+    if (flags.sealThreads > 0) {
+      pool = await AeadPool.create({ threads: flags.sealThreads, backend: backend.name });
+      poolKey = await pool.addKey(flags.suite, packetKeyBytes);
+    }
+  } catch (error) {
+    packetKey?.destroy();
+    await pool?.close();
+    input.destroy();
+    await control?.close();
+    throw error;
   } finally {
+    packetKeyBytes.fill(0);
     groupKey?.fill(0);
   }
   const ttl = flags.ttl ?? defaultTtl(flags.interface);
   const sender = new Sender({
     backend,
     suite: flags.suite,
-    keys: new EpochKeySource(0, packetKey),
+    keys: new EpochKeySource(0, packetKey, poolKey),
+    pool,
     sessionId,
     group: flags.group,
     interfaceAddress: flags.interface,
@@ -123,6 +141,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
   } finally {
     stopProgress();
     packetKey.destroy();
+    await pool?.close();
     input.destroy();
     await control?.close();
   }

@@ -5,6 +5,7 @@
 
 import type { AeadKey, CryptoBackend, WireSuiteName } from '../crypto/backend.js';
 import { SealcastError } from '../errors.js';
+import type { PoolKeyHandle } from '../pool/pool.js';
 import { deriveKey, SESSION_ID_BYTES } from './kdf.js';
 
 /**
@@ -22,7 +23,7 @@ export function derivePacketKey(
   if (!backend.suites.includes(suite)) {
     throw new SealcastError('E_BACKEND', `suite ${suite} is not available on the ${backend.name} backend (it offers ${backend.suites.join(', ')}); build the native addon or choose chacha20-poly1305`);
   }
-  const keyBytes = deriveKey('packetKey', dataKey, sessionId, [epoch, suite]);
+  const keyBytes = derivePacketKeyBytes(suite, dataKey, sessionId, epoch);
   try {
     return backend.createKey(suite, keyBytes);
   } finally {
@@ -30,10 +31,23 @@ export function derivePacketKey(
   }
 }
 
+/**
+ * The raw packet-key bytes, for callers that install the key elsewhere too (a worker pool).
+ * The caller zeroes them.
+ */
+export function derivePacketKeyBytes(suite: WireSuiteName, dataKey: Uint8Array, sessionId: Uint8Array, epoch: number): Buffer {
+  return deriveKey('packetKey', dataKey, sessionId, [epoch, suite]);
+}
+
 /** What the sender seals with: read once per slab, so a rotation takes effect at a slab boundary. */
 export interface PacketKeySource {
   readonly epoch: number;
   readonly key: AeadKey;
+  /**
+   * The same key installed in an AeadPool, when the sender seals on worker threads. It must hold
+   * exactly the bytes behind `key`.
+   */
+  readonly poolKey?: PoolKeyHandle;
 }
 
 /**
@@ -44,11 +58,17 @@ export interface PacketKeySource {
 export class EpochKeySource implements PacketKeySource {
   #epoch: number;
   #key: AeadKey;
+  #poolKey: PoolKeyHandle | undefined;
 
-  constructor(epoch: number, key: AeadKey) {
+  constructor(epoch: number, key: AeadKey, poolKey?: PoolKeyHandle) {
     requireEpoch(epoch);
     this.#epoch = epoch;
     this.#key = key;
+    this.#poolKey = poolKey;
+  }
+
+  get poolKey(): PoolKeyHandle | undefined {
+    return this.#poolKey;
   }
 
   get epoch(): number {
@@ -60,12 +80,13 @@ export class EpochKeySource implements PacketKeySource {
   }
 
   /** Switches to a new epoch's key; returns the previous key for the caller to destroy. */
-  advance(epoch: number, key: AeadKey): AeadKey {
+  advance(epoch: number, key: AeadKey, poolKey?: PoolKeyHandle): AeadKey {
     requireEpoch(epoch);
     if (epoch <= this.#epoch) throw new RangeError(`epoch must increase (current ${this.#epoch}, got ${epoch})`);
     const previous = this.#key;
     this.#epoch = epoch;
     this.#key = key;
+    this.#poolKey = poolKey;
     return previous;
   }
 }

@@ -12,6 +12,7 @@ import type { AeadKey, CryptoBackend, PacketBatch, WireSuiteName } from '../cryp
 import { SealcastError } from '../errors.js';
 import { NONCE_BYTES, NonceSequencer, writeNonce } from '../keys/sequencer.js';
 import type { PacketKeySource } from '../keys/packet-keys.js';
+import type { AeadPool } from '../pool/pool.js';
 import { END_PAYLOAD_BYTES, encodeEnd } from '../packet/end.js';
 import {
   HEADER_BYTES,
@@ -56,6 +57,11 @@ export interface SenderOptions {
   endRepeats?: number;
   endSpacingMs?: number;
   sealer?: BatchSealer;
+  /**
+   * Seal on these worker threads instead of the main thread, with the key source's poolKey.
+   * Slabs then live in SharedArrayBuffers so the workers seal them in place.
+   */
+  pool?: AeadPool;
   signal?: AbortSignal;
 }
 
@@ -86,7 +92,7 @@ interface Slab {
 }
 
 export class Sender extends EventEmitter {
-  readonly #options: Required<Omit<SenderOptions, 'signal' | 'ttl' | 'interfaceAddress'>> & { signal?: AbortSignal; ttl: number; interfaceAddress: string };
+  readonly #options: Required<Omit<SenderOptions, 'signal' | 'ttl' | 'interfaceAddress' | 'pool'>> & { signal?: AbortSignal; ttl: number; interfaceAddress: string; pool?: AeadPool };
   readonly #payloadBytesMax: number;
   readonly #suiteId: number;
   readonly #sequencer = new NonceSequencer();
@@ -123,6 +129,7 @@ export class Sender extends EventEmitter {
       endRepeats: requirePositive(options.endRepeats ?? DEFAULT_END_REPEATS, 'endRepeats', 100),
       endSpacingMs: options.endSpacingMs ?? DEFAULT_END_SPACING_MS,
       sealer: options.sealer ?? directSealer,
+      pool: options.pool,
       signal: options.signal,
     };
     this.#payloadBytesMax = payloadBytesFor(datagramBytes);
@@ -217,7 +224,7 @@ export class Sender extends EventEmitter {
           }
           const keys = options.keys;
           this.#stampSlab(slab, keys.epoch);
-          await options.sealer(keys.key, { slab: slab.memory, layout: slab.layout, nonces: slab.nonces, count: slab.count });
+          await this.#seal(keys, { slab: slab.memory, layout: slab.layout, nonces: slab.nonces, count: slab.count });
           sealed.push(slab);
           sealedWaiter = wake(sealedWaiter);
           if (reader.done) return;
@@ -262,7 +269,9 @@ export class Sender extends EventEmitter {
 
   #makeSlab(): Slab {
     const { slabSlots, datagramBytes, backend } = this.#options;
-    const memory = Buffer.alloc(slabSlots * datagramBytes);
+    const bytes = slabSlots * datagramBytes;
+    // Shared memory lets pool workers seal in place while the views below stay valid.
+    const memory = this.#options.pool ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.alloc(bytes);
     const layout = new Uint32Array(slabSlots * backend.constants.layoutWords);
     const fullViews: Buffer[] = [];
     for (let slot = 0; slot < slabSlots; slot++) {
@@ -346,6 +355,7 @@ export class Sender extends EventEmitter {
     layout[1] = HEADER_BYTES;
     layout[2] = END_PAYLOAD_BYTES;
     await this.#options.sealer(source.key, { slab: memory, layout, nonces, count: 1 });
+
     // The same sealed bytes go out several times: a repeat is a resend, never a re-encryption.
     for (let copy = 0; copy < endRepeats; copy++) {
       if (copy > 0) await sleep(endSpacingMs);
@@ -359,6 +369,17 @@ export class Sender extends EventEmitter {
       this.#stats.datagramsSent++;
     }
     if (this.#sendError) throw new SealcastError('E_IO', `sending to the group failed: ${this.#sendError.message}`, { cause: this.#sendError });
+  }
+
+  async #seal(keys: PacketKeySource, batch: PacketBatch): Promise<void> {
+    const pool = this.#options.pool;
+    if (pool !== undefined) {
+      if (keys.poolKey === undefined) throw new SealcastError('E_INTERNAL', 'the sender has a pool but its key source has no poolKey');
+      // Layout and nonces are small; giving the pool copies keeps the slab's own arrays usable.
+      await pool.seal(keys.poolKey, { slab: batch.slab, layout: batch.layout.slice(), nonces: batch.nonces.slice(), count: batch.count });
+      return;
+    }
+    await this.#options.sealer(keys.key, batch);
   }
 
   #throwIfStopped(): void {

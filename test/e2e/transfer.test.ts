@@ -51,8 +51,9 @@ for (const fromStdin of [false, true]) {
   }
 }
 
-async function expectExactTransfer(testCase: Case, input: { path: string; sha256: string }, rate?: string, timeoutMs = 60_000): Promise<void> {
+async function expectExactTransfer(testCase: Case, input: { path: string; sha256: string }, rate?: string, timeoutMs = 60_000, extraSenderArgs: string[] = []): Promise<void> {
   const result = await transfer({
+    extraSenderArgs,
     dir,
     input: input.path,
     keyFile,
@@ -78,6 +79,29 @@ describe.each(cases)('$backend $suite, $size bytes, stdin=$fromStdin, two receiv
   const available = testCase.backend === 'wasm' || nativeAvailable;
   it.skipIf(!available)('every receiver writes exactly the input', async () => {
     await expectExactTransfer(testCase, inputs.get(testCase.size)!);
+  }, 90_000);
+});
+
+describe('sealing on a worker pool (--seal-threads 1)', () => {
+  it.each([
+    { backend: 'native' as const, suite: 'aes-256-gcm' as const },
+    { backend: 'wasm' as const, suite: 'chacha20-poly1305' as const },
+  ])('$backend $suite, 10 MiB, two receivers', async ({ backend, suite }) => {
+    if (backend === 'native' && !nativeAvailable) return;
+    await expectExactTransfer({ backend, suite, size: 10 * MiB, fromStdin: false }, inputs.get(10 * MiB)!, undefined, 60_000, ['--seal-threads', '1']);
+  }, 90_000);
+});
+
+describe('jumbo datagrams', () => {
+  it('65507-byte datagrams carry 10 MiB exactly', async () => {
+    const input = inputs.get(10 * MiB)!;
+    const result = await transfer({ dir, input: input.path, keyFile, packetSize: 65_507, timeoutMs: 60_000 });
+    expect(result.sender.code, result.sender.stderr).toBe(0);
+    expect(result.senderSummary.datagramBytes).toBe(65_507);
+    for (const receiver of result.receivers) {
+      expect(receiver.finished.code, receiver.finished.stderr).toBe(0);
+      expect(await sha256File(receiver.output)).toBe(input.sha256);
+    }
   }, 90_000);
 });
 

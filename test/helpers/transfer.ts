@@ -18,6 +18,7 @@ export interface TransferOptions {
   packetSize?: number;
   timeoutMs: number;
   extraReceiverArgs?: string[];
+  extraSenderArgs?: string[];
 }
 
 export interface TransferResult {
@@ -45,6 +46,7 @@ export async function transfer(options: TransferOptions): Promise<TransferResult
   if (options.suite) senderArgs.push('--suite', options.suite);
   if (options.rate) senderArgs.push('--rate', options.rate);
   if (options.packetSize) senderArgs.push('--packet-size', String(options.packetSize));
+  senderArgs.push(...(options.extraSenderArgs ?? []));
   const sender = spawnCli(senderArgs, { env, stdinFile: options.fromStdin ? options.input : undefined, timeoutMs: options.timeoutMs });
   const senderFinished = await sender.finished;
   const finishedReceivers = await Promise.all(
