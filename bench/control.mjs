@@ -9,7 +9,7 @@
 // CPU time per registration gives the rate one server core sustains.
 //
 //   npm run bench:control                     (build first)
-//   node bench/control.mjs [--clients 1000] [--concurrency 64] [--rounds 3]
+//   node bench/control.mjs [--clients 1000] [--concurrency 256] [--rounds 5]
 
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -49,7 +49,7 @@ async function serverMain(dbPath) {
     const [command, argument] = line.split(' ');
     if (command === 'cpu') {
       const usage = process.cpuUsage();
-      say({ cpuMicros: usage.user + usage.system });
+      say({ cpuMicros: usage.user + usage.system, systemMicros: usage.system });
     } else if (command === 'wait') {
       const start = performance.now();
       const cpuStart = process.cpuUsage();
@@ -110,8 +110,8 @@ async function withConcurrency(items, concurrency, task) {
 
 async function main() {
   const clientCount = option('clients', 1000);
-  const concurrency = option('concurrency', 64);
-  const rounds = option('rounds', 3);
+  const concurrency = option('concurrency', 256);
+  const rounds = option('rounds', 5);
   const { Registry } = await import('../dist/store/registry.js');
   const { registerWithServer } = await import('../dist/control/client.js');
 
@@ -141,7 +141,7 @@ async function main() {
 
     // Registrations per second: each is a new TCP connection running the full protocol.
     for (let round = 0; round < rounds; round++) {
-      const before = (await server.ask('cpu')).cpuMicros;
+      const before = await server.ask('cpu');
       const start = performance.now();
       await withConcurrency(clients, concurrency, async (client) => {
         const connection = await register(client);
@@ -149,13 +149,16 @@ async function main() {
         connection.close();
       });
       const ms = performance.now() - start;
-      const serverCpuMicros = (await server.ask('cpu')).cpuMicros - before;
+      const after = await server.ask('cpu');
+      const serverCpuMicros = after.cpuMicros - before.cpuMicros;
+      const serverSystemMicros = after.systemMicros - before.systemMicros;
       rows.push({
         measure: `registrations, ${concurrency} in flight (round ${round + 1})`,
         count: clientCount,
         ms,
         perSecond: (clientCount * 1000) / ms,
         serverCpuMicrosPerOp: serverCpuMicros / clientCount,
+        serverKernelShare: serverSystemMicros / serverCpuMicros,
         serverOneCorePerSecond: 1e6 / (serverCpuMicros / clientCount),
       });
     }
@@ -218,6 +221,7 @@ async function main() {
     { key: 'ms', title: 'wall ms' },
     { key: 'perSecond', title: 'per s (wall)' },
     { key: 'serverCpuMicrosPerOp', title: 'server CPU µs/op' },
+    { key: 'serverKernelShare', title: 'kernel share', format: (value) => (value === undefined ? '-' : `${(value * 100).toFixed(0)} %`) },
     { key: 'serverOneCorePerSecond', title: 'per s (one server core)' },
   ]);
   const registrationRows = rows.filter((row) => row.measure.startsWith('registrations'));
