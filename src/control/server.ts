@@ -103,7 +103,8 @@ export interface ControlServer {
   waitForHolders(count: number, timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /**
    * Wraps the bundle (default: currentEpoch()) for every registered client and sends it: the
-   * rotation path. Returns the number of clients it was sent to.
+   * rotation path. Each client's registry entry is checked first: one removed since it
+   * registered gets no new key and is disconnected. Returns the number of clients it was sent to.
    */
   pushEpoch(bundle?: EpochKeyBundle): number;
   connectionCount(): number;
@@ -268,7 +269,14 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
 
   pushEpoch(bundle: EpochKeyBundle = this.currentEpoch()): number {
     let sent = 0;
-    for (const connection of this.registered.values()) if (connection.deliver(bundle, 'key')) sent++;
+    for (const connection of [...this.registered.values()]) {
+      const status = this.registry.statusOf(connection.clientId);
+      if (status !== 'active') {
+        connection.close('removed-client', `subscriber "${connection.clientId}" was removed; no key for epoch ${bundle.epoch}`, 'info');
+        continue;
+      }
+      if (connection.deliver(bundle, 'key')) sent++;
+    }
     return sent;
   }
 

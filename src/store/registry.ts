@@ -143,6 +143,7 @@ export class Registry {
     remove: Database.Statement;
     recordRemoval: Database.Statement;
     lookup: Database.Statement;
+    status: Database.Statement;
   };
   private closed = false;
 
@@ -163,6 +164,7 @@ export class Registry {
         "INSERT INTO withdrawals (subscriber_id, kind, requested_at_ms, recorded_at_ms) VALUES (?, 'removal', ?, ?)",
       ),
       lookup: db.prepare('SELECT key_kind, psk, removed_at_ms FROM subscribers WHERE id = ?'),
+      status: db.prepare('SELECT removed_at_ms FROM subscribers WHERE id = ?'),
     };
   }
 
@@ -254,6 +256,14 @@ export class Registry {
     if (!row) return { status: 'unknown' };
     if (row.removed_at_ms !== null) return { status: 'removed', keyKind: row.key_kind };
     return { status: 'active', keyKind: row.key_kind, psk: row.psk };
+  }
+
+  /** Whether a subscriber may hold keys, without reading its key material. */
+  statusOf(id: string): 'unknown' | SubscriberStatus {
+    this.requireOpen();
+    const row = this.statements.status.get(id) as { removed_at_ms: number | null } | undefined;
+    if (!row) return 'unknown';
+    return row.removed_at_ms === null ? 'active' : 'removed';
   }
 
   /** Count of withdrawal and removal records (the audit trail); used by tests and reports. */

@@ -103,6 +103,24 @@ describe('registration and key delivery', () => {
     expect(harness.server.pushEpoch()).toBe(0);
   });
 
+  it('a subscriber removed while connected gets no key for the next epoch and is disconnected with E_AUTH', async () => {
+    harness = await startTestServer(['alice', 'bob']);
+    const alice = await harness.register('alice');
+    const bob = await harness.register('bob');
+    const aliceClosed = new Promise<SealcastError | undefined>((resolve) => alice.on('close', resolve));
+    const aliceKeys: DeliveredKey[] = [];
+    alice.on('key', (key) => aliceKeys.push(key));
+    const bobKey = new Promise<DeliveredKey>((resolve) => bob.on('key', resolve));
+    harness.registry.removeSubscriber('alice');
+    harness.setEpoch({ epoch: 1, dataKey: randomBytes(32) });
+    expect(harness.server.pushEpoch()).toBe(1);
+    expect((await bobKey).dataKey.equals(harness.epoch.dataKey)).toBe(true);
+    const reason = await aliceClosed;
+    expect(reason?.code).toBe('E_AUTH');
+    expect(reason?.message).toMatch(/"alice" was removed/);
+    expect(aliceKeys).toHaveLength(0);
+  });
+
   it('refuses an unknown id, a wrong PSK and a removed subscriber with E_AUTH, and keeps serving', async () => {
     harness = await startTestServer(['alice', 'gone']);
     await expectAuthError(harness.register('mallory'), /does not know the subscriber id "mallory"/);
