@@ -444,7 +444,19 @@ async function main() {
   const skipped = rows.filter((row) => row.status === 'skipped');
   if (skipped.length) {
     process.stdout.write('\nSkipped:\n');
-    for (const row of skipped) process.stdout.write(`  ${row.tool} ${row.mode} ${row.path} ${row.receivers ?? '*'} receiver(s) ${row.packetBytes ?? '*'} B: ${row.notes.join('; ')}\n`);
+    // One line per tool and reason, naming the paths, receiver counts and sizes it covers.
+    const groups = new Map();
+    for (const row of skipped) {
+      const groupKey = `${row.tool} ${row.mode}: ${row.notes.join('; ')}`;
+      if (!groups.has(groupKey)) groups.set(groupKey, { paths: new Set(), receivers: new Set(), sizes: new Set() });
+      const group = groups.get(groupKey);
+      group.paths.add(row.path);
+      group.receivers.add(row.receivers ?? 'any');
+      group.sizes.add(row.packetBytes ?? 'any');
+    }
+    for (const [groupKey, group] of groups) {
+      process.stdout.write(`  ${groupKey} [${[...group.paths].join('/')}, ${[...group.receivers].join('/')} receiver(s), ${[...group.sizes].join('/')} B]\n`);
+    }
   }
   for (const skip of globalSkips) process.stdout.write(`  ${skip.tool} ${skip.mode}: not run: ${skip.reason}\n`);
   if (sealcastStartupCpuSec !== null) {
