@@ -18,3 +18,18 @@ export { loadOrCreateIdentity, generateIdentity, fingerprintOf, parseFingerprint
 export type { ServerIdentity } from './keys/identity.js';
 export { defaultKnownServersPath } from './keys/known-servers.js';
 export { generatePsk, readPskFile, writePskFile } from './keys/psk.js';
+// Data plane: wire format, packet keys, sender and receiver pipelines.
+export { PacketType, HEADER_BYTES, TAG_BYTES, DEFAULT_DATAGRAM_BYTES, DATAGRAM_BYTES_MAX, decodeHeader, encodeHeader, payloadBytesFor } from './packet/format.js';
+export type { PacketHeader, DecodeResult, DecodeFailure } from './packet/format.js';
+export { encodeEnd, decodeEnd, END_PAYLOAD_BYTES } from './packet/end.js';
+export type { EndRecord } from './packet/end.js';
+export { NonceSequencer } from './keys/sequencer.js';
+export { derivePacketKey, derivePacketKeyBytes, EpochKeySource, GroupKeyRing } from './keys/packet-keys.js';
+export type { PacketKeySource, PacketKeyLookup } from './keys/packet-keys.js';
+export { readKeyFile, writeNewKeyFile, GROUP_KEY_BYTES } from './keys/key-file.js';
+export { Sender, directSealer, DEFAULT_RATE_BITS_PER_SECOND } from './pipeline/sender.js';
+export type { SenderOptions, SendStats, BatchSealer } from './pipeline/sender.js';
+export { Receiver } from './pipeline/receiver.js';
+export type { ReceiverOptions, ReceiveStats, ReceiveResult, ReceiveOutcome, DropCounts } from './pipeline/receiver.js';
+export { DEFAULT_INTERFACE, isMulticastIPv4, defaultTtl } from './pipeline/multicast.js';
+export type { MulticastGroup } from './pipeline/multicast.js';

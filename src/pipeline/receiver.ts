@@ -27,7 +27,7 @@ export const DEFAULT_REORDER_PACKETS = 8_192;
 export const DEFAULT_RECEIVE_SLAB_BYTES = 1024 * 1024;
 export const DEFAULT_RECEIVE_SLAB_SLOTS = 512;
 const OUTPUT_CHUNK_BYTES = 256 * 1024;
-const OUTPUT_FLUSH_BYTES = 64 * 1024;
+const OUTPUT_FLUSH_BYTES = OUTPUT_CHUNK_BYTES;
 const TICK_MS = 100;
 
 export interface ReceiverOptions {
