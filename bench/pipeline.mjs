@@ -442,8 +442,8 @@ async function main() {
   process.stdout.write(`\nsealcast pipeline benchmark: ${options.sizeMib} MiB random file, median of ${options.runs} run(s), every output SHA-256 verified\n\n`);
   printTable(rows.filter((row) => row.status !== 'skipped'), columns);
   const skipped = rows.filter((row) => row.status === 'skipped');
+  if (skipped.length || globalSkips.length) process.stdout.write('\nSkipped:\n');
   if (skipped.length) {
-    process.stdout.write('\nSkipped:\n');
     // One line per tool and reason, naming the paths, receiver counts and sizes it covers.
     const groups = new Map();
     for (const row of skipped) {
