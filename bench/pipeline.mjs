@@ -7,6 +7,7 @@
 //        [--receivers 1,3] [--packet-bytes 1400,8972] [--tools sealcast,sealcast-aes,udpcast,uftp,iperf,node-dgram]
 //        [--sealcast-rate 1400=3G,8972=8G] [--max-minutes M]
 
+import { execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, existsSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -113,6 +114,18 @@ const median = (values) => {
   const middle = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 };
+/** Debian package versions of the peers, when dpkg knows them. */
+function peerVersions() {
+  try {
+    const text = execFileSync('dpkg-query', ['-W', '-f', '${Package} ${Version}\n', 'uftp', 'udpcast', 'iperf'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    return Object.fromEntries(text.trim().split('\n').map((line) => line.split(' ')));
+  } catch (error) {
+    // dpkg-query exits non-zero when one package is unknown but still prints the others.
+    const text = error.stdout ?? '';
+    return Object.fromEntries(text.trim().split('\n').filter(Boolean).map((line) => line.split(' ')));
+  }
+}
+
 const mean = (values) => (values.length ? values.reduce((sum, value) => sum + value, 0) / values.length : null);
 const log = (text) => process.stderr.write(`${text}\n`);
 
@@ -467,7 +480,7 @@ async function main() {
     for (const verdict of targets) process.stdout.write(`  ${verdict.pass === null ? 'n/a ' : verdict.pass ? 'PASS' : 'FAIL'}  ${verdict.target}: ${verdict.detail}\n`);
   }
   const resultsPath = writeResults('pipeline', {
-    machine: machineInfo({ root: isRoot, scratch: scratchRoot }),
+    machine: machineInfo({ root: isRoot, scratch: scratchRoot, peerVersions: peerVersions() }),
     settings: { sealcastStartupCpuSec, sizeBytes: bytes, runs: options.runs, quick: options.quick, paths: options.paths, receivers: options.receivers, packetBytes: options.packetBytes, skippedTools: globalSkips },
     rows,
     targets,

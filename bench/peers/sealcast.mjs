@@ -72,7 +72,9 @@ export function sealcastPeer({ suite }) {
           timeoutMs,
           cpuFile: join(workDir, `sealcast-r${index + 1}.cpu`),
           argv: [process.execPath, CLI, 'recv', '--group', GROUP, '--key-file', this.keyPath,
-            '--interface', endpoint.address, '-o', outputPath, '--json'],
+            // A receiver that never hears the stream gives up by itself instead of waiting for the
+            // benchmark's deadline.
+            '--interface', endpoint.address, '-o', outputPath, '--start-timeout', '60', '--json'],
         });
         return { child, outputPath };
       });
