@@ -495,7 +495,14 @@ main().then(
     process.exitCode = code;
   },
   (error) => {
+    // Bad options are the user's to fix and need no stack trace.
+    if (error instanceof RangeError) {
+      log(`bench/pipeline: ${error.message}`);
+      process.exit(2);
+    }
     log(`bench/pipeline: ${error.stack ?? error.message}`);
-    process.exitCode = 1;
+    // Exit now rather than when the last child's deadline passes: the exit handlers kill the
+    // children, delete the namespaces and the scratch directory.
+    process.exit(1);
   },
 );
