@@ -29,7 +29,7 @@ interface SendFlags {
   control?: HostPort;
   db?: string;
   waitFor?: number;
-  waitTimeout: number;
+  waitTimeout?: number;
   serverKey?: string;
   interface: string;
   ttl?: number;
@@ -42,18 +42,19 @@ interface SendFlags {
 }
 
 const INPUT_READ_BYTES = 1024 * 1024;
+const WAIT_TIMEOUT_MS_DEFAULT = 60_000;
 
 export function registerSend(program: Command, context: CommandContext): void {
   program
     .command('send')
-    .description('multicast a file or stdin to the group, encrypted with the group key')
+    .description('multicast a file or stdin to the group, encrypted with the group key (--key-file) or a data key delivered to each subscriber (--control)')
     .argument('[file]', 'the file to send; - or nothing reads stdin')
     .requiredOption('--group <addr:port>', 'IPv4 multicast group and port, e.g. 239.255.0.1:5000', parseGroup)
     .option('--key-file <file>', 'the 32-byte group key (sealcast keygen FILE), mode 0600; or use --control')
     .option('--control <host:port>', 'run the control server here: subscribers register and get the key by unicast (needs --db)', (text: string) => parseHostPort(text, '--control', true))
     .option('--db <path>', 'the subscriber registry (sealcast subscribers add), with --control')
     .option('--wait-for <n>', 'with --control: start sending once N subscribers hold the key', parseWaitFor)
-    .option('--wait-timeout <seconds>', 'with --wait-for: fail (E_TIMEOUT) after this long (default 60)', (text: string) => parseSeconds(text, '--wait-timeout', false), 60_000)
+    .option('--wait-timeout <seconds>', 'with --wait-for: fail (E_TIMEOUT) after this long (default 60)', (text: string) => parseSeconds(text, '--wait-timeout', false))
     .option('--server-key <file>', "with --control: the server's Ed25519 signing key, created on first use (default ~/.config/sealcast/server_ed25519.pem)")
     .option('--interface <ip>', 'IPv4 address of the interface to multicast on', parseInterface, DEFAULT_INTERFACE)
     .option('--ttl <n>', 'multicast TTL (default 0 on loopback, 1 on any other interface)', parseTtl)
@@ -82,7 +83,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
   if (flags.control !== undefined) {
     try {
       control = await startSenderControl(
-        { control: flags.control, db: flags.db as string, serverKey: flags.serverKey, waitFor: flags.waitFor, waitTimeout: flags.waitTimeout },
+        { control: flags.control, db: flags.db as string, serverKey: flags.serverKey, waitFor: flags.waitFor, waitTimeout: flags.waitTimeout ?? WAIT_TIMEOUT_MS_DEFAULT },
         { sessionId, group: flags.group, suite: flags.suite, packetBytes: flags.packetSize },
         { stderr, quiet: flags.quiet === true, signal: context.io.signal, env: context.io.env },
       );
@@ -176,8 +177,8 @@ function requireOneKeyMode(flags: SendFlags): void {
     throw new SealcastError('E_ARG', 'give exactly one of --key-file FILE (group key) and --control HOST:PORT --db PATH (per-subscriber keys)');
   }
   if (flags.control !== undefined && flags.db === undefined) throw new SealcastError('E_ARG', '--control needs --db PATH (the subscriber registry)');
-  if (flags.control === undefined && (flags.db !== undefined || flags.waitFor !== undefined || flags.serverKey !== undefined)) {
-    throw new SealcastError('E_ARG', '--db, --wait-for and --server-key only apply with --control');
+  if (flags.control === undefined && (flags.db !== undefined || flags.waitFor !== undefined || flags.waitTimeout !== undefined || flags.serverKey !== undefined)) {
+    throw new SealcastError('E_ARG', '--db, --wait-for, --wait-timeout and --server-key only apply with --control');
   }
 }
 
