@@ -251,7 +251,8 @@ describe('send --control / recv --server end to end', () => {
       'the sender to print its control address',
     );
     const server = `127.0.0.1:${controlPort}`;
-    const early = sealcast(['recv', '--server', server, '--id', 'early', '--psk-file', 'early.psk', '--server-fingerprint', fingerprint]);
+    // The early receiver pins nothing: it trusts on first use and records the server.
+    const early = sealcast(['recv', '--server', server, '--id', 'early', '--psk-file', 'early.psk']);
     // Join once the stream is visibly under way at the early receiver.
     await waitFor(() => /receiving session/.test(early.stderrText()), 'the early receiver to start');
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -260,6 +261,8 @@ describe('send --control / recv --server end to end', () => {
     expect(sent.code, sent.stderr).toBe(0);
     expect(earlyResult.code, earlyResult.stderr).toBe(0);
     expect(earlyResult.stdout.equals(input)).toBe(true);
+    expect(earlyResult.stderr).toMatch(/warning: first contact with the control server at 127\.0\.0\.1:\d+: trusting its fingerprint SHA256:/);
+    expect(readFileSync(join(dir, 'config', 'sealcast', 'known_servers'), 'utf8')).toBe(`${server} ${fingerprint}\n`);
     expect(lateResult.code, lateResult.stderr).toBe(11);
     expect(lateResult.stderr).toMatch(/joined mid-stream/);
     expect(lateResult.stdout.byteLength).toBeGreaterThan(0);
