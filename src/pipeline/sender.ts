@@ -32,7 +32,7 @@ export type BatchSealer = (key: AeadKey, batch: PacketBatch) => void | Promise<v
 
 export const directSealer: BatchSealer = (key, batch) => key.sealBatch(batch);
 
-export const DEFAULT_RATE_BITS_PER_SECOND = 200_000_000;
+export const DEFAULT_RATE_BITS_PER_SECOND = 150_000_000;
 export const DEFAULT_SLAB_SLOTS = 512;
 export const DEFAULT_SLAB_COUNT = 4;
 export const DEFAULT_END_REPEATS = 5;
