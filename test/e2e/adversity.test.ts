@@ -145,6 +145,25 @@ describe('joining mid-stream', () => {
 });
 
 describe('receiver timeouts', () => {
+  it('exits E_TIMEOUT when the sender stops before END', async () => {
+    const group = randomGroup();
+    const output = join(dir, 'stopped.bin');
+    const receiver = spawnCli(['recv', '--group', group, '--key-file', keyFile, '-o', output, '--json', '--start-timeout', '30', '--idle-timeout', '1'], { timeoutMs: 60_000 });
+    await receiver.waitForStderr(/listening on/);
+    const sender = spawnCli(['send', input, '--group', group, '--key-file', keyFile, '--rate', '4M'], { timeoutMs: 60_000 });
+    await receiver.waitForStderr(/receiving session/);
+    sender.child.kill('SIGKILL');
+    const received = await receiver.finished;
+    expect(received.code, received.stderr).toBe(EXIT_CODE_BY_ERROR.E_TIMEOUT);
+    expect(received.stderr).toMatch(/no packet for 1 s after stream offset \d+ and no END/);
+    const summary = jsonSummary(received.stderr);
+    expect(summary.exit).toBe('E_TIMEOUT');
+    // What it wrote is the authenticated prefix of the input.
+    const written = await readFile(output);
+    expect(written.byteLength).toBe(summary.bytes);
+    expect(written.equals((await readFile(input)).subarray(0, written.byteLength))).toBe(true);
+  }, 60_000);
+
   it('exits E_TIMEOUT when no stream starts within --start-timeout', async () => {
     const group = randomGroup();
     const receiver = spawnCli(['recv', '--group', group, '--key-file', keyFile, '--start-timeout', '0.5', '--json'], { stdout: 'ignore', timeoutMs: 30_000 });

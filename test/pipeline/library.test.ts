@@ -121,6 +121,33 @@ describe('Sender and Receiver in one process', () => {
     senderKey.destroy();
   }, 30_000);
 
+  it('an END whose digest does not match what was written gives E_VERIFY', async () => {
+    const group = randomGroup();
+    const sessionId = randomBytes(8);
+    const dataKey = randomBytes(32);
+    const senderKey = derivePacketKey(backend, suite, dataKey, sessionId, 0);
+    const receiverKey = derivePacketKey(backend, suite, dataKey, sessionId, 0);
+    const receiver = new Receiver({ backend, keys: () => receiverKey, group, startTimeoutMs: 10_000 });
+    const output = new Collector();
+    const receiving = receiver.receive(output);
+    receiving.catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // A sender holding the key but lying in its END record: the sealer hook changes one digest
+    // byte of the END payload (the single-slot batch) before sealing it.
+    const lyingSealer = (key: AeadKey, batch: { slab: Uint8Array; layout: Uint32Array; nonces: Uint8Array; count: number }) => {
+      if (batch.count === 1 && batch.slab[3] === 2) batch.slab[36 + 16] ^= 1;
+      key.sealBatch(batch);
+    };
+    const sender = new Sender({ backend, suite, keys: new EpochKeySource(0, senderKey), sessionId, group, rateBitsPerSecond: 50e6, sealer: lyingSealer });
+    const data = randomBytes(100_000);
+    await sender.send(chunksOf(data, 64 * 1024));
+    await expect(receiving).rejects.toMatchObject({ code: 'E_VERIFY' });
+    // Every byte it wrote was authenticated; only the final check failed.
+    expect(output.bytes.equals(data)).toBe(true);
+    senderKey.destroy();
+    receiverKey.destroy();
+  }, 30_000);
+
   it('validates its options at the boundary', () => {
     const keys = new EpochKeySource(0, derivePacketKey(backend, suite, randomBytes(32), randomBytes(8), 0));
     expect(() => new Sender({ backend, suite, keys, sessionId: new Uint8Array(7), group: randomGroup() })).toThrow(/sessionId/);

@@ -124,3 +124,56 @@ describe('CLI option parsers', () => {
     expect(() => parsePacketSize('10')).toThrow(/--packet-size/);
   });
 });
+
+describe('OutputWriter', () => {
+  it('respects write() returning false, delivers everything in order, and reports idle', async () => {
+    const { Writable } = await import('node:stream');
+    const { OutputWriter } = await import('../../dist/pipeline/output.js');
+    const received: number[] = [];
+    const slow = new Writable({
+      highWaterMark: 4,
+      write(chunk: Buffer, _encoding, callback) {
+        received.push(...chunk);
+        setTimeout(callback, 2);
+      },
+    });
+    // Count writes the stream receives while it has asked its writer to wait for 'drain'.
+    let writesWhileFull = 0;
+    let writes = 0;
+    const originalWrite = slow.write.bind(slow);
+    slow.write = ((chunk: Uint8Array, callback?: (error?: Error | null) => void) => {
+      writes++;
+      if (slow.writableNeedDrain) writesWhileFull++;
+      return originalWrite(chunk, callback);
+    }) as typeof slow.write;
+    const writer = new OutputWriter(slow, 1024);
+    for (let index = 0; index < 50; index++) writer.write(Uint8Array.of(index, index));
+    await writer.idle();
+    expect(received).toEqual(Array.from({ length: 50 }, (_, index) => [index, index]).flat());
+    expect(writes).toBe(50);
+    expect(writesWhileFull).toBe(0);
+  });
+
+  it('fails with E_IO instead of queueing beyond its bound', async () => {
+    const { Writable } = await import('node:stream');
+    const { OutputWriter } = await import('../../dist/pipeline/output.js');
+    const stuck = new Writable({ highWaterMark: 1, write() {} });
+    const writer = new OutputWriter(stuck, 100);
+    writer.write(new Uint8Array(10));
+    writer.write(new Uint8Array(60));
+    expect(() => writer.write(new Uint8Array(60))).toThrow(/not keeping up/);
+  });
+
+  it('reports a failing target as E_IO', async () => {
+    const { Writable } = await import('node:stream');
+    const { OutputWriter } = await import('../../dist/pipeline/output.js');
+    const broken = new Writable({
+      write(_chunk, _encoding, callback) {
+        callback(new Error('EPIPE'));
+      },
+    });
+    const writer = new OutputWriter(broken, 100);
+    writer.write(new Uint8Array(1));
+    await expect(writer.idle()).rejects.toMatchObject({ code: 'E_IO' });
+  });
+});
