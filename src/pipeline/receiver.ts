@@ -29,6 +29,8 @@ export const DEFAULT_RECEIVE_SLAB_SLOTS = 512;
 const OUTPUT_CHUNK_BYTES = 256 * 1024;
 const OUTPUT_FLUSH_BYTES = OUTPUT_CHUNK_BYTES;
 const TICK_MS = 100;
+const WRONG_KEY_SLOW_PACKETS = 8;
+const WRONG_KEY_SLOW_MS = 3_000;
 
 export interface ReceiverOptions {
   backend: CryptoBackend;
@@ -135,6 +137,7 @@ export class Receiver extends EventEmitter {
   #listeningAtMs = 0;
   #lastAuthenticatedAtMs = 0;
   #firstAuthenticatedAtMs = 0;
+  #firstAuthFailedAtMs = 0;
   #stoppedAtMs = 0;
   #finished = false;
   #settle: { resolve: (result: ReceiveResult) => void; reject: (error: unknown) => void } | null = null;
@@ -324,6 +327,7 @@ export class Receiver extends EventEmitter {
     const words = this.#options.backend.constants.layoutWords;
     for (let slot = 0; slot < count && !this.#finished; slot++) {
       if (this.#status[slot] !== statusOk) {
+        if (this.#drops.authFailed === 0) this.#firstAuthFailedAtMs = performance.now();
         this.#drops.authFailed++;
         continue;
       }
@@ -334,15 +338,19 @@ export class Receiver extends EventEmitter {
     // ticker and completion flush the rest).
     if (this.#outUsed - this.#outStart >= OUTPUT_FLUSH_BYTES) this.#flushOutput();
     if (this.#authenticated === 0 && this.#drops.authFailed >= this.#options.wrongKeyPackets) {
-      this.#fail(
-        new SealcastError(
-          'E_AUTH',
-          `no packet authenticated with this key: wrong key? (${this.#drops.authFailed} packets failed authentication, none succeeded; nothing was written)`,
-        ),
-      );
+      this.#failWrongKey();
       return;
     }
     this.#checkComplete();
+  }
+
+  #failWrongKey(): void {
+    this.#fail(
+      new SealcastError(
+        'E_AUTH',
+        `no packet authenticated with this key: wrong key? (${this.#drops.authFailed} packets failed authentication, none succeeded; nothing was written)`,
+      ),
+    );
   }
 
   #onAuthenticated(slotOffset: number, payloadBytes: number): void {
@@ -528,6 +536,16 @@ export class Receiver extends EventEmitter {
       this.#flushOutput();
       this.#checkComplete();
       if (this.#finished) return;
+    }
+    // A slow stream may never reach wrongKeyPackets quickly; a few failures and no success over
+    // a few seconds are just as plain.
+    if (
+      this.#authenticated === 0 &&
+      this.#drops.authFailed >= WRONG_KEY_SLOW_PACKETS &&
+      now - this.#firstAuthFailedAtMs >= WRONG_KEY_SLOW_MS
+    ) {
+      this.#failWrongKey();
+      return;
     }
     if (this.#window === null) {
       const { startTimeoutMs } = this.#options;

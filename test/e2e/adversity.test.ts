@@ -116,6 +116,21 @@ describe('wrong key', () => {
     expect(received.stderr).toContain('no packet authenticated with this key: wrong key?');
     expect((await stat(output)).size).toBe(0);
   }, 90_000);
+
+  it('also on a slow stream, within a few seconds', async () => {
+    const group = randomGroup();
+    const output = join(dir, 'wrong-key-slow.bin');
+    const receiver = spawnCli(receiverArgs(group, output, otherKeyFile), { timeoutMs: 60_000 });
+    await receiver.waitForStderr(/listening on/);
+    // 40 kbit/s is about 4 datagrams per second: far below the 64-packet threshold in 3 s.
+    const sender = spawnCli(['send', input, '--group', group, '--key-file', keyFile, '--rate', '40k'], { timeoutMs: 60_000 });
+    const received = await receiver.finished;
+    sender.child.kill('SIGKILL');
+    expect(received.code, received.stderr).toBe(EXIT_CODE_BY_ERROR.E_AUTH);
+    expect(received.stderr).toContain('wrong key?');
+    expect(jsonSummary(received.stderr).drops.authFailed).toBeLessThan(64);
+    expect((await stat(output)).size).toBe(0);
+  }, 60_000);
 });
 
 describe('joining mid-stream', () => {
