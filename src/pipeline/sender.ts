@@ -334,8 +334,14 @@ export class Sender extends EventEmitter {
         waitMs = bucket.take(length);
       }
       const view = length === datagramBytes ? slab.fullViews[slot] : Buffer.from(slab.memory.buffer, slab.memory.byteOffset + slot * datagramBytes, length);
-      slab.pending++;
-      socket.send(view, onSent);
+      // A UDP socket completes sends in order, so the last datagram's callback proves the whole
+      // slab left; the others go without one (errors then arrive as the socket's 'error' event).
+      if (slot === slab.count - 1) {
+        slab.pending++;
+        socket.send(view, onSent);
+      } else {
+        socket.send(view);
+      }
       this.#stats.datagramsSent++;
     }
   }
