@@ -29,6 +29,8 @@ export const DEFAULT_RECEIVE_SLAB_SLOTS = 512;
 const OUTPUT_CHUNK_BYTES = 256 * 1024;
 const OUTPUT_FLUSH_BYTES = OUTPUT_CHUNK_BYTES;
 const TICK_MS = 100;
+/** Bounds the payloads held while the start offset is not yet known (jumbo datagrams are large). */
+const BEFORE_START_BYTES_MAX = 16 * 1024 * 1024;
 const WRONG_KEY_SLOW_PACKETS = 8;
 const WRONG_KEY_SLOW_MS = 3_000;
 
@@ -124,6 +126,7 @@ export class Receiver extends EventEmitter {
   #end: EndRecord | null = null;
   readonly #beforeStart = new Map<number, Uint8Array>();
   #beforeStartSinceMs = 0;
+  #beforeStartBytes = 0;
   #endAtMs = 0;
   readonly #hash: Hash = createHash('sha256');
 
@@ -387,10 +390,19 @@ export class Receiver extends EventEmitter {
    * it starts at the lowest offset seen once the settle time passed or the holding area filled.
    */
   #holdBeforeStart(streamOffset: number, payload: Uint8Array): void {
-    if (this.#beforeStart.size === 0) this.#beforeStartSinceMs = performance.now();
-    if (!this.#beforeStart.has(streamOffset)) this.#beforeStart.set(streamOffset, Uint8Array.prototype.slice.call(payload));
-    else this.#drops.duplicate++;
-    if (streamOffset === 0 || this.#beforeStart.size >= this.#options.reorderPacketsMax) this.#startFromHeld();
+    if (this.#beforeStart.size === 0) {
+      this.#beforeStartSinceMs = performance.now();
+      this.#beforeStartBytes = 0;
+    }
+    if (!this.#beforeStart.has(streamOffset)) {
+      this.#beforeStart.set(streamOffset, Uint8Array.prototype.slice.call(payload));
+      this.#beforeStartBytes += payload.byteLength;
+    } else {
+      this.#drops.duplicate++;
+    }
+    if (streamOffset === 0 || this.#beforeStart.size >= this.#options.reorderPacketsMax || this.#beforeStartBytes >= BEFORE_START_BYTES_MAX) {
+      this.#startFromHeld();
+    }
   }
 
   #startFromHeld(): void {

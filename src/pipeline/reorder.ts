@@ -14,20 +14,24 @@ export interface ByteRange {
 export class ReorderWindow {
   readonly packetsMax: number;
   readonly spanBytesMax: number;
+  readonly heldBytesMax: number;
   #nextOffset: number;
+  #heldBytes = 0;
   readonly #held = new Map<number, Uint8Array>();
 
   /**
    * `packetsMax` bounds how many payloads wait; `spanBytesMax` bounds how far ahead of the next
-   * expected byte a payload may start before the hole counts as lost.
+   * expected byte a payload may start before the hole counts as lost; `heldBytesMax` bounds the
+   * memory the held copies take (jumbo datagrams would otherwise multiply it).
    */
-  constructor(startOffset: number, packetsMax: number, spanBytesMax: number) {
+  constructor(startOffset: number, packetsMax: number, spanBytesMax: number, heldBytesMax = 64 * 1024 * 1024) {
     if (!Number.isSafeInteger(startOffset) || startOffset < 0) throw new RangeError(`startOffset must be a non-negative safe integer, got ${startOffset}`);
     if (!Number.isInteger(packetsMax) || packetsMax < 1) throw new RangeError(`packetsMax must be a positive integer, got ${packetsMax}`);
     if (!(spanBytesMax > 0)) throw new RangeError(`spanBytesMax must be positive, got ${spanBytesMax}`);
     this.#nextOffset = startOffset;
     this.packetsMax = packetsMax;
     this.spanBytesMax = spanBytesMax;
+    this.heldBytesMax = heldBytesMax;
   }
 
   /** The first stream byte not yet delivered. */
@@ -44,13 +48,14 @@ export class ReorderWindow {
     if (offset === this.#nextOffset) return 'next';
     if (offset < this.#nextOffset) return 'old';
     if (this.#held.has(offset)) return 'buffered';
-    if (this.#held.size >= this.packetsMax || offset - this.#nextOffset > this.spanBytesMax) return 'overflow';
+    if (this.#held.size >= this.packetsMax || this.#heldBytes >= this.heldBytesMax || offset - this.#nextOffset > this.spanBytesMax) return 'overflow';
     return 'ahead';
   }
 
   /** Keeps a copy of an out-of-order payload; only call after place() returned 'ahead'. */
   hold(offset: number, payload: Uint8Array): void {
     this.#held.set(offset, Uint8Array.prototype.slice.call(payload));
+    this.#heldBytes += payload.byteLength;
   }
 
   /** Records that the caller delivered `bytes` at nextOffset. */
@@ -61,7 +66,10 @@ export class ReorderWindow {
   /** Removes and returns the held payload that starts at nextOffset, if any. */
   takeNext(): Uint8Array | undefined {
     const payload = this.#held.get(this.#nextOffset);
-    if (payload !== undefined) this.#held.delete(this.#nextOffset);
+    if (payload !== undefined) {
+      this.#held.delete(this.#nextOffset);
+      this.#heldBytes -= payload.byteLength;
+    }
     return payload;
   }
 
@@ -84,6 +92,7 @@ export class ReorderWindow {
 
   clear(): void {
     this.#held.clear();
+    this.#heldBytes = 0;
   }
 }
 

@@ -73,6 +73,14 @@ describe('ReorderWindow', () => {
     window.hold(10, new Uint8Array(10));
     window.hold(20, new Uint8Array(10));
     expect(window.place(30)).toBe('overflow');
+    const heavy = new ReorderWindow(0, 100, 10_000, 25);
+    heavy.hold(10, new Uint8Array(20));
+    expect(heavy.place(30)).toBe('ahead');
+    heavy.hold(30, new Uint8Array(20));
+    expect(heavy.place(50)).toBe('overflow');
+    heavy.advance(10);
+    expect(heavy.takeNext()?.byteLength).toBe(20);
+    expect(heavy.place(50)).toBe('ahead');
     const wide = new ReorderWindow(0, 100, 100);
     expect(wide.place(101)).toBe('overflow');
     expect(wide.place(100)).toBe('ahead');
