@@ -25,7 +25,7 @@ import {
   writeHeaderUnchecked,
 } from '../packet/format.js';
 import { defaultTtl, DEFAULT_INTERFACE, openSenderSocket, type MulticastGroup } from './multicast.js';
-import { defaultBurstBytes, TokenBucket } from './token-bucket.js';
+import { defaultBurstBytes, rampFraction, TokenBucket } from './token-bucket.js';
 
 /** Seals one batch with one key. The default seals on the calling thread; a pool may do it elsewhere. */
 export type BatchSealer = (key: AeadKey, batch: PacketBatch) => void | Promise<void>;
@@ -37,6 +37,8 @@ export const DEFAULT_SLAB_SLOTS = 512;
 export const DEFAULT_SLAB_COUNT = 4;
 export const DEFAULT_END_REPEATS = 5;
 export const DEFAULT_END_SPACING_MS = 5;
+/** How long the sender takes to reach its full rate (see rampFraction). */
+const RAMP_MS = 250;
 
 export interface SenderOptions {
   backend: CryptoBackend;
@@ -169,7 +171,7 @@ export class Sender extends EventEmitter {
       this.#sendError ??= error;
     });
     const rateBytesPerSecond = options.rateBitsPerSecond / 8;
-    const bucket = new TokenBucket(rateBytesPerSecond, defaultBurstBytes(rateBytesPerSecond, options.datagramBytes));
+    const bucket = new TokenBucket(rateBytesPerSecond * rampFraction(0, RAMP_MS), defaultBurstBytes(rateBytesPerSecond, options.datagramBytes));
     this.#stats.startedAtMs = performance.now();
     this.emit('start', { sessionId: this.#stats.sessionId });
     try {
@@ -317,7 +319,8 @@ export class Sender extends EventEmitter {
   }
 
   async #transmitSlab(slab: Slab, bucket: TokenBucket): Promise<void> {
-    const { datagramBytes } = this.#options;
+    const { datagramBytes, rateBitsPerSecond } = this.#options;
+    const fullRate = rateBitsPerSecond / 8;
     const socket = this.#socket!;
     const onSent = (error: Error | null): void => {
       if (error) this.#sendError ??= error;
@@ -326,6 +329,9 @@ export class Sender extends EventEmitter {
     };
     slab.release = null;
     for (let slot = 0; slot < slab.count; slot++) {
+      if ((slot & 63) === 0 && bucket.rateBytesPerSecond !== fullRate) {
+        bucket.setRate(fullRate * rampFraction(performance.now() - this.#stats.startedAtMs, RAMP_MS));
+      }
       const length = HEADER_BYTES + slab.lengths[slot] + TAG_BYTES;
       let waitMs = bucket.take(length);
       while (waitMs > 0) {

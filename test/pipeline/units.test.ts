@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeRanges, ReorderWindow } from '../../dist/pipeline/reorder.js';
-import { TokenBucket } from '../../dist/pipeline/token-bucket.js';
+import { rampFraction, TokenBucket } from '../../dist/pipeline/token-bucket.js';
 import { parseGroup, parseRate, parseSeconds, parsePacketSize } from '../../dist/cli/options.js';
 
 describe('TokenBucket', () => {
@@ -32,6 +32,26 @@ describe('TokenBucket', () => {
     expect(bucket.take(500)).toBeGreaterThan(0);
     now += 10_000;
     expect(bucket.take(500)).toBe(0);
+  });
+
+  it('changes rate without losing tokens already earned', () => {
+    let now = 0;
+    const bucket = new TokenBucket(1000, 1000, () => now);
+    expect(bucket.take(1000)).toBe(0);
+    now += 500;
+    bucket.setRate(2000);
+    expect(bucket.take(1000)).toBeCloseTo(250);
+    now += 250;
+    expect(bucket.take(1000)).toBe(0);
+    expect(() => bucket.setRate(0)).toThrow(RangeError);
+  });
+
+  it('ramps from 10 % to the full rate', () => {
+    expect(rampFraction(0, 250)).toBeCloseTo(0.1);
+    expect(rampFraction(125, 250)).toBeCloseTo(0.55);
+    expect(rampFraction(250, 250)).toBe(1);
+    expect(rampFraction(10_000, 250)).toBe(1);
+    expect(rampFraction(5, 0)).toBe(1);
   });
 
   it('rejects bad rates', () => {
