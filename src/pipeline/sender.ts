@@ -37,6 +37,8 @@ export const DEFAULT_SLAB_SLOTS = 512;
 export const DEFAULT_SLAB_COUNT = 4;
 export const DEFAULT_END_REPEATS = 5;
 export const DEFAULT_END_SPACING_MS = 5;
+/** How long a slab waits for a slow source before what it holds is sent. */
+const SLAB_FLUSH_MS = 20;
 /** How long the sender takes to reach its full rate (see rampFraction). */
 const RAMP_MS = 250;
 
@@ -286,10 +288,13 @@ export class Sender extends EventEmitter {
   async #fillSlab(slab: Slab, reader: ChunkReader): Promise<number> {
     const { slabSlots, datagramBytes } = this.#options;
     const payloadMax = this.#payloadBytesMax;
+    // A slow source (a live pipe) must not hold data back until a whole slab fills: once the
+    // slab has waited this long, what it holds goes out, the last slot possibly short.
+    const fill: SlabFill = { firstByteAtMs: null, flushAfterMs: SLAB_FLUSH_MS };
     let slot = 0;
     while (slot < slabSlots) {
       const payloadOffset = slot * datagramBytes + HEADER_BYTES;
-      const copied = await reader.readInto(slab.memory, payloadOffset, payloadMax);
+      const copied = await reader.readInto(slab.memory, payloadOffset, payloadMax, fill);
       if (copied === 0) break;
       slab.lengths[slot] = copied;
       slot++;
@@ -404,11 +409,19 @@ export class Sender extends EventEmitter {
  * Pulls chunks from an async iterable and copies them into caller regions, so slot payloads are
  * filled completely regardless of how the source chunks its data.
  */
+/** The state of one slab being filled: when its first byte arrived, and how long it may wait after that. */
+interface SlabFill {
+  firstByteAtMs: number | null;
+  flushAfterMs: number;
+}
+
 class ChunkReader {
   readonly #iterator: AsyncIterator<Uint8Array>;
   readonly #onChunk: (chunk: Uint8Array) => void;
   #chunk: Uint8Array | null = null;
   #position = 0;
+  /** A read of the source still under way when the last readInto stopped at its deadline. */
+  #pending: Promise<IteratorResult<Uint8Array>> | null = null;
   done = false;
 
   constructor(source: AsyncIterable<Uint8Array>, onChunk: (chunk: Uint8Array) => void) {
@@ -416,18 +429,19 @@ class ChunkReader {
     this.#onChunk = onChunk;
   }
 
-  /** Copies up to `bytes` into target at offset; returns fewer only at the end of the input. */
-  async readInto(target: Uint8Array, offset: number, bytes: number): Promise<number> {
+  /**
+   * Copies up to `bytes` into target at offset. Returns fewer at the end of the input, or when
+   * the slab being filled got its first byte `fill.flushAfterMs` ago and the source has nothing
+   * ready (without a `fill`, it waits for the source as long as it takes).
+   */
+  async readInto(target: Uint8Array, offset: number, bytes: number, fill?: SlabFill): Promise<number> {
     let copied = 0;
     while (copied < bytes) {
       if (this.#chunk === null || this.#position >= this.#chunk.byteLength) {
         if (this.done) break;
-        let next: IteratorResult<Uint8Array>;
-        try {
-          next = await this.#iterator.next();
-        } catch (error) {
-          throw new SealcastError('E_IO', `reading the input failed: ${(error as Error).message}`, { cause: error });
-        }
+        const deadlineMs = fill?.firstByteAtMs != null ? fill.firstByteAtMs + fill.flushAfterMs : undefined;
+        const next = await this.#nextChunk(deadlineMs);
+        if (next === 'late') break;
         if (next.done) {
           this.done = true;
           this.#chunk = null;
@@ -441,11 +455,38 @@ class ChunkReader {
         continue;
       }
       const take = Math.min(bytes - copied, this.#chunk.byteLength - this.#position);
+      if (fill !== undefined && fill.firstByteAtMs === null) fill.firstByteAtMs = performance.now();
       target.set(this.#chunk.subarray(this.#position, this.#position + take), offset + copied);
       this.#position += take;
       copied += take;
     }
     return copied;
+  }
+
+  async #nextChunk(deadlineMs: number | undefined): Promise<IteratorResult<Uint8Array> | 'late'> {
+    this.#pending ??= this.#iterator.next();
+    const pending = this.#pending;
+    let result: IteratorResult<Uint8Array> | 'late';
+    try {
+      if (deadlineMs === undefined) {
+        result = await pending;
+      } else {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), Math.max(0, deadlineMs - performance.now()));
+        });
+        try {
+          result = await Promise.race([pending, late]);
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+    } catch (error) {
+      this.#pending = null;
+      throw new SealcastError('E_IO', `reading the input failed: ${(error as Error).message}`, { cause: error });
+    }
+    if (result !== 'late') this.#pending = null;
+    return result;
   }
 }
 

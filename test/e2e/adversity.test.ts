@@ -159,6 +159,37 @@ describe('joining mid-stream', () => {
   }, 90_000);
 });
 
+describe('a live stream on stdin', () => {
+  it('sends what a slow pipe gives without waiting for a full slab', async () => {
+    const group = randomGroup();
+    const output = join(dir, 'live.bin');
+    const receiver = spawnCli(receiverArgs(group, output), { timeoutMs: 60_000 });
+    await receiver.waitForStderr(/listening on/);
+    const sender = spawnCli(['send', '-', '--group', group, '--key-file', keyFile], { stdinPipe: true, timeoutMs: 60_000 });
+    const pieces = ['first piece\n', 'second piece\n', 'third piece\n'];
+    let expected = '';
+    for (const piece of pieces) {
+      sender.child.stdin!.write(piece);
+      expected += piece;
+      // Each piece reaches the receiver's output while the sender's stdin stays open.
+      await waitFor(async () => (await readFile(output, 'utf8').catch(() => '')) === expected, 10_000);
+    }
+    sender.child.stdin!.end();
+    const [sent, received] = await Promise.all([sender.finished, receiver.finished]);
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(received.code, received.stderr).toBe(0);
+    expect(await readFile(output, 'utf8')).toBe(expected);
+  }, 60_000);
+});
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 describe('receiver timeouts', () => {
   it('exits E_TIMEOUT when the sender stops before END', async () => {
     const group = randomGroup();

@@ -37,6 +37,8 @@ export interface SpawnOptions {
   stdout?: string | 'capture' | 'ignore';
   /** A file to stream into the child's stdin through a pipe; otherwise stdin is ignored. */
   stdinFile?: string;
+  /** Leave the child's stdin as a pipe the test writes to (child.stdin). */
+  stdinPipe?: boolean;
   timeoutMs: number;
 }
 
@@ -59,7 +61,7 @@ function spawnNode(args: readonly string[], options: SpawnOptions): Running {
   }
   const child = spawn(process.execPath, [...args], {
     env: { ...process.env, ...options.env },
-    stdio: [options.stdinFile ? 'pipe' : 'ignore', stdoutSpec, 'pipe'],
+    stdio: [options.stdinFile || options.stdinPipe ? 'pipe' : 'ignore', stdoutSpec, 'pipe'],
   });
   if (stdoutFd !== null) closeSync(stdoutFd);
   live.add(child);
