@@ -28,6 +28,8 @@ export const DEFAULT_RECEIVE_SLAB_BYTES = 1024 * 1024;
 export const DEFAULT_RECEIVE_SLAB_SLOTS = 512;
 const OUTPUT_CHUNK_BYTES = 256 * 1024;
 const OUTPUT_FLUSH_BYTES = OUTPUT_CHUNK_BYTES;
+/** A slow stream's output is handed on at least this often, so a live pipe stays live. */
+const OUTPUT_FLUSH_MS = 20;
 const TICK_MS = 100;
 /** Bounds the payloads held while the start offset is not yet known (jumbo datagrams are large). */
 const BEFORE_START_BYTES_MAX = 16 * 1024 * 1024;
@@ -134,6 +136,7 @@ export class Receiver extends EventEmitter {
   #outChunk: Buffer = Buffer.allocUnsafe(OUTPUT_CHUNK_BYTES);
   #outStart = 0;
   #outUsed = 0;
+  #lastFlushAtMs = 0;
 
   #socket: dgram.Socket | null = null;
   #ticker: NodeJS.Timeout | null = null;
@@ -337,9 +340,9 @@ export class Receiver extends EventEmitter {
       this.#onAuthenticated(this.#layout[slot * words], this.#layout[slot * words + 2]);
     }
     if (this.#finished) return;
-    // Small writes cost a system call each; gather output until a chunk's worth is ready (the
-    // ticker and completion flush the rest).
-    if (this.#outUsed - this.#outStart >= OUTPUT_FLUSH_BYTES) this.#flushOutput();
+    // Small writes cost a system call each; gather output until a chunk's worth is ready or
+    // 20 ms passed (the ticker and completion flush the rest).
+    if (this.#outUsed - this.#outStart >= OUTPUT_FLUSH_BYTES || performance.now() - this.#lastFlushAtMs >= OUTPUT_FLUSH_MS) this.#flushOutput();
     if (this.#authenticated === 0 && this.#drops.authFailed >= this.#options.wrongKeyPackets) {
       this.#failWrongKey();
       return;
@@ -494,6 +497,7 @@ export class Receiver extends EventEmitter {
   /** Hands what was delivered since the last flush to the output, without copying it again. */
   #flushOutput(): void {
     if (this.#outUsed === this.#outStart) return;
+    this.#lastFlushAtMs = performance.now();
     const chunk = this.#outChunk.subarray(this.#outStart, this.#outUsed);
     this.#outStart = this.#outUsed;
     try {
