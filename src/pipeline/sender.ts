@@ -34,6 +34,12 @@ export const directSealer: BatchSealer = (key, batch) => key.sealBatch(batch);
 
 export const DEFAULT_RATE_BITS_PER_SECOND = 150_000_000;
 export const DEFAULT_SLAB_SLOTS = 512;
+/** Slabs of about 2 MiB: 512 slots of 1400 bytes, fewer of jumbo datagrams, so memory stays small. */
+const SLAB_BYTES_TARGET = 2 * 1024 * 1024;
+
+export function defaultSlabSlots(datagramBytes: number): number {
+  return Math.max(16, Math.min(DEFAULT_SLAB_SLOTS, Math.floor(SLAB_BYTES_TARGET / datagramBytes)));
+}
 export const DEFAULT_SLAB_COUNT = 4;
 export const DEFAULT_END_REPEATS = 5;
 export const DEFAULT_END_SPACING_MS = 5;
@@ -128,7 +134,7 @@ export class Sender extends EventEmitter {
       ttl: options.ttl ?? defaultTtl(interfaceAddress),
       datagramBytes,
       rateBitsPerSecond: rate,
-      slabSlots: requirePositive(options.slabSlots ?? DEFAULT_SLAB_SLOTS, 'slabSlots', 65_536),
+      slabSlots: requirePositive(options.slabSlots ?? defaultSlabSlots(datagramBytes), 'slabSlots', 65_536),
       slabCount: requirePositive(options.slabCount ?? DEFAULT_SLAB_COUNT, 'slabCount', 64),
       endRepeats: requirePositive(options.endRepeats ?? DEFAULT_END_REPEATS, 'endRepeats', 100),
       endSpacingMs: options.endSpacingMs ?? DEFAULT_END_SPACING_MS,
