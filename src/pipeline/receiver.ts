@@ -364,12 +364,18 @@ export class Receiver extends EventEmitter {
     const type = slab[slotOffset + HeaderField.type];
     const streamOffset = readU64(slab, slotOffset + HeaderField.streamOffset);
     const payload = slab.subarray(slotOffset + HEADER_BYTES, slotOffset + HEADER_BYTES + payloadBytes);
+    const sessionId = slab.subarray(slotOffset + HeaderField.sessionId, slotOffset + HeaderField.sessionId + SESSION_ID_BYTES);
+    if (this.#session === null) {
+      this.#session = new Uint8Array(sessionId);
+    } else if (!sameBytes(sessionId, this.#session)) {
+      // Another genuine session (a second sender with the same key) opened in the same batch
+      // before this receiver settled on the first one.
+      this.#drops.otherSession++;
+      return;
+    }
     this.#authenticated++;
     this.#lastAuthenticatedAtMs = performance.now();
     if (this.#firstAuthenticatedAtMs === 0) this.#firstAuthenticatedAtMs = this.#lastAuthenticatedAtMs;
-    if (this.#session === null) {
-      this.#session = new Uint8Array(slab.subarray(slotOffset + HeaderField.sessionId, slotOffset + HeaderField.sessionId + SESSION_ID_BYTES));
-    }
     this.#suite ??= suiteFromId(slab[slotOffset + HeaderField.suite]) ?? null;
     if (type === PacketType.END) {
       this.#onEnd(streamOffset, payload);

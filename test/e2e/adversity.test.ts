@@ -159,6 +159,24 @@ describe('joining mid-stream', () => {
   }, 90_000);
 });
 
+describe('two senders with the same key on one group', () => {
+  it('the receiver follows one session to the end and counts the other as otherSession', async () => {
+    const group = randomGroup();
+    const output = join(dir, 'two-senders.bin');
+    const otherInput = join(dir, 'other-input.bin');
+    await writeRandomFile(otherInput, 2 * MiB);
+    const receiver = spawnCli(receiverArgs(group, output), { timeoutMs: 60_000 });
+    await receiver.waitForStderr(/listening on/);
+    const senders = [input, otherInput].map((file) => spawnCli(['send', file, '--group', group, '--key-file', keyFile, '--rate', '20M'], { timeoutMs: 60_000 }));
+    const [received, ...sent] = await Promise.all([receiver.finished, ...senders.map((sender) => sender.finished)]);
+    for (const result of sent) expect(result.code, result.stderr).toBe(0);
+    expect(received.code, received.stderr).toBe(0);
+    const written = await sha256File(output);
+    expect([inputSha256, await sha256File(otherInput)]).toContain(written);
+    expect(jsonSummary(received.stderr).drops.otherSession).toBeGreaterThan(0);
+  }, 60_000);
+});
+
 describe('a live stream on stdin', () => {
   it('sends what a slow pipe gives without waiting for a full slab', async () => {
     const group = randomGroup();
