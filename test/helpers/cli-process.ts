@@ -59,7 +59,7 @@ function spawnNode(args: readonly string[], options: SpawnOptions): Running {
     stdoutFd = openSync(options.stdout, 'w', 0o600);
     stdoutSpec = stdoutFd;
   }
-  const child = spawn(process.execPath, [...args], {
+  const child: ChildProcess = spawn(process.execPath, [...args], {
     env: { ...process.env, ...options.env },
     stdio: [options.stdinFile || options.stdinPipe ? 'pipe' : 'ignore', stdoutSpec, 'pipe'],
   });
