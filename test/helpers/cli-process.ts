@@ -2,7 +2,7 @@
 // a deadline, every child is tracked so a test's finally/afterEach can kill what is left, and
 // stderr is captured so tests can read the --json summary and messages.
 
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { createReadStream, openSync, closeSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, open } from 'node:fs/promises';
@@ -53,7 +53,7 @@ export function spawnHelper(script: string, args: readonly string[], options: Sp
 
 function spawnNode(args: readonly string[], options: SpawnOptions): Running {
   let stdoutFd: number | null = null;
-  let stdoutSpec: StdioOptions[number] = 'ignore';
+  let stdoutSpec: 'pipe' | 'ignore' | number = 'ignore';
   if (options.stdout === 'capture') stdoutSpec = 'pipe';
   else if (options.stdout !== undefined && options.stdout !== 'ignore') {
     stdoutFd = openSync(options.stdout, 'w', 0o600);
