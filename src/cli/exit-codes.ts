@@ -5,6 +5,8 @@ import type { ErrorCode } from '../errors.js';
 export const EXIT_OK = 0;
 /** The receiver joined mid-stream: what it wrote is authenticated but starts after offset 0. */
 export const EXIT_PARTIAL = 11;
+/** The command was stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it). */
+export const EXIT_INTERRUPTED = 130;
 
 export const EXIT_CODE_BY_ERROR: Readonly<Record<ErrorCode, number>> = {
   E_INTERNAL: 1,

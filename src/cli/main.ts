@@ -8,7 +8,7 @@ import { registerKeygen } from './keygen.js';
 import { registerRecv } from './recv.js';
 import { registerSend } from './send.js';
 import { registerSubscribers } from './subscribers.js';
-import { EXIT_CODE_BY_ERROR } from './exit-codes.js';
+import { EXIT_CODE_BY_ERROR, EXIT_INTERRUPTED } from './exit-codes.js';
 import { processIo, writeLine, type CliIo, type CommandContext } from './io.js';
 import { VERSION } from '../version.js';
 
@@ -58,6 +58,12 @@ export async function run(argv: readonly string[], io?: Partial<CliIo>): Promise
         return 0;
       }
       return EXIT_CODE_BY_ERROR.E_ARG;
+    }
+    if (fullIo.signal.aborted) {
+      // The user asked the command to stop; what it reports while stopping is not a failure of its own.
+      const reason = fullIo.signal.reason instanceof Error ? fullIo.signal.reason.message : 'interrupted';
+      writeLine(fullIo.stderr, `sealcast: stopped: ${reason}`);
+      return EXIT_INTERRUPTED;
     }
     if (isSealcastError(error)) {
       writeLine(fullIo.stderr, `sealcast: ${error.code}: ${error.message}`);

@@ -135,11 +135,15 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
   const stopProgress = startProgress(stderr, !flags.quiet && isTerminal(stderr), () => progressLine(sender.stats));
   let stats: SendStats | null = null;
   let failure: unknown = null;
+  // A sender blocked on a quiet stdin would never see the signal, so stopping ends the input.
+  const stopInput = () => input.destroy(new SealcastError('E_CLOSED', 'sending was stopped'));
+  context.io.signal.addEventListener('abort', stopInput, { once: true });
   try {
     stats = await sender.send(input);
   } catch (error) {
     failure = error;
   } finally {
+    context.io.signal.removeEventListener('abort', stopInput);
     stopProgress();
     packetKey.destroy();
     await pool?.close();
