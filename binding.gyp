@@ -4,7 +4,8 @@
       "target_name": "sealcast",
       "sources": [
         "native/aead.cc",
-        "native/binding.cc"
+        "native/binding.cc",
+        "native/udp.cc"
       ],
       "include_dirs": [
         "<(node_root_dir)/include/node",

@@ -12,6 +12,9 @@
 #include <string>
 
 #include "aead.h"
+#include "udp.h"
+
+#include <cstring>
 
 namespace {
 
@@ -212,6 +215,118 @@ class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
   std::unique_ptr<AeadContext> context_;
 };
 
+// Reads an integer in [min, max]; throws a TypeError or RangeError naming `name` otherwise.
+bool ReadInteger(Napi::Env env, Napi::Value value, const char* name, double min, double max, double* out) {
+  if (!value.IsNumber()) {
+    Napi::TypeError::New(env, std::string(name) + " must be an integer").ThrowAsJavaScriptException();
+    return false;
+  }
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= min && number <= max) || number != static_cast<double>(static_cast<std::int64_t>(number))) {
+    Napi::RangeError::New(env, std::string(name) + " must be an integer between " + std::to_string(static_cast<std::int64_t>(min)) +
+                                   " and " + std::to_string(static_cast<std::int64_t>(max)))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = number;
+  return true;
+}
+
+// Turns a UDP outcome into a JS exception: argument errors are TypeError/RangeError-like,
+// system errors carry code "E_IO", the errno name's number and its text.
+void ThrowUdpOutcome(Napi::Env env, const sealcast::UdpOutcome& outcome) {
+  switch (outcome.status) {
+    case sealcast::UdpStatus::kBadArgument:
+      Napi::RangeError::New(env, outcome.message).ThrowAsJavaScriptException();
+      return;
+    case sealcast::UdpStatus::kNotUdp:
+      Napi::TypeError::New(env, outcome.message).ThrowAsJavaScriptException();
+      return;
+    case sealcast::UdpStatus::kSystem: {
+      Napi::Error error = Napi::Error::New(env, std::strerror(outcome.error_number));
+      error.Set("code", Napi::String::New(env, "E_IO"));
+      error.Set("errno", Napi::Number::New(env, outcome.error_number));
+      error.ThrowAsJavaScriptException();
+      return;
+    }
+    case sealcast::UdpStatus::kUnsupported:
+    case sealcast::UdpStatus::kOk: {
+      Napi::Error error = Napi::Error::New(env, outcome.message.empty() ? "batched UDP I/O is unavailable" : outcome.message);
+      error.Set("code", Napi::String::New(env, "E_IO"));
+      error.ThrowAsJavaScriptException();
+      return;
+    }
+  }
+}
+
+// udpCheckSocket(fd): undefined; throws unless fd is an open datagram socket.
+Napi::Value UdpCheckSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd = 0;
+  if (!ReadInteger(env, info[0], "fd", 0, 2147483647.0, &fd)) return env.Undefined();
+  const sealcast::UdpOutcome outcome = sealcast::UdpCheckSocket(static_cast<int>(fd));
+  if (outcome.status != sealcast::UdpStatus::kOk) ThrowUdpOutcome(env, outcome);
+  return env.Undefined();
+}
+
+// udpSend(fd, slab, layout, first, count, groupAddress, port): datagrams sent (0 when the
+// socket buffer is full). groupAddress is the IPv4 address as an unsigned 32-bit number.
+Napi::Value UdpSend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd = 0, first = 0, count = 0, group = 0, port = 0;
+  ArrayView<std::uint8_t> slab;
+  ArrayView<std::uint32_t> layout;
+  if (!ReadInteger(env, info[0], "fd", 0, 2147483647.0, &fd)) return env.Undefined();
+  if (!ReadTypedArray(env, info[1], napi_uint8_array, "Uint8Array", "slab", &slab)) return env.Undefined();
+  if (!ReadTypedArray(env, info[2], napi_uint32_array, "Uint32Array", "layout", &layout)) return env.Undefined();
+  if (!ReadInteger(env, info[3], "first", 0, 4294967295.0, &first)) return env.Undefined();
+  if (!ReadInteger(env, info[4], "count", 0, static_cast<double>(sealcast::kUdpBatchMax), &count)) return env.Undefined();
+  if (!ReadInteger(env, info[5], "groupAddress", 0, 4294967295.0, &group)) return env.Undefined();
+  if (!ReadInteger(env, info[6], "port", 1, 65535, &port)) return env.Undefined();
+  const sealcast::UdpSendBatch batch{slab.data,
+                                     slab.length,
+                                     layout.data,
+                                     layout.length,
+                                     static_cast<std::size_t>(first),
+                                     static_cast<std::size_t>(count),
+                                     sealcast::kTagBytes,
+                                     static_cast<std::uint32_t>(group),
+                                     static_cast<std::uint16_t>(port)};
+  const sealcast::UdpOutcome outcome = sealcast::UdpSendSlots(static_cast<int>(fd), batch);
+  if (outcome.status != sealcast::UdpStatus::kOk) {
+    ThrowUdpOutcome(env, outcome);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(outcome.count));
+}
+
+// udpReceive(fd, slab, stride, lengths, first, count): datagrams received (0 when none queued).
+Napi::Value UdpReceive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd = 0, stride = 0, first = 0, count = 0;
+  ArrayView<std::uint8_t> slab;
+  ArrayView<std::uint32_t> lengths;
+  if (!ReadInteger(env, info[0], "fd", 0, 2147483647.0, &fd)) return env.Undefined();
+  if (!ReadTypedArray(env, info[1], napi_uint8_array, "Uint8Array", "slab", &slab)) return env.Undefined();
+  if (!ReadInteger(env, info[2], "stride", 1, static_cast<double>(sealcast::kUdpSlotBytesMax), &stride)) return env.Undefined();
+  if (!ReadTypedArray(env, info[3], napi_uint32_array, "Uint32Array", "lengths", &lengths)) return env.Undefined();
+  if (!ReadInteger(env, info[4], "first", 0, 4294967295.0, &first)) return env.Undefined();
+  if (!ReadInteger(env, info[5], "count", 0, static_cast<double>(sealcast::kUdpBatchMax), &count)) return env.Undefined();
+  const sealcast::UdpReceiveSlots slots{slab.data,
+                                        slab.length,
+                                        static_cast<std::size_t>(stride),
+                                        lengths.data,
+                                        lengths.length,
+                                        static_cast<std::size_t>(first),
+                                        static_cast<std::size_t>(count)};
+  const sealcast::UdpOutcome outcome = sealcast::UdpReceiveInto(static_cast<int>(fd), slots);
+  if (outcome.status != sealcast::UdpStatus::kOk) {
+    ThrowUdpOutcome(env, outcome);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(outcome.count));
+}
+
 class SealcastAddon : public Napi::Addon<SealcastAddon> {
  public:
   SealcastAddon(Napi::Env env, Napi::Object exports) {
@@ -242,6 +357,14 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                              InstanceValue("OPENSSL_VERSION", Napi::String::New(env, sealcast::OpenSslVersion()),
                                            napi_enumerable),
                              InstanceValue("AeadKey", AeadKeyWrap::Define(env), napi_enumerable),
+                             InstanceValue("UDP_BATCH_SUPPORTED", Napi::Boolean::New(env, sealcast::UdpBatchSupported()),
+                                           napi_enumerable),
+                             InstanceValue("UDP_BATCH_MAX", Number(env, sealcast::kUdpBatchMax), napi_enumerable),
+                             InstanceValue("udpCheckSocket", Napi::Function::New<UdpCheckSocket>(env, "udpCheckSocket"),
+                                           napi_enumerable),
+                             InstanceValue("udpSend", Napi::Function::New<UdpSend>(env, "udpSend"), napi_enumerable),
+                             InstanceValue("udpReceive", Napi::Function::New<UdpReceive>(env, "udpReceive"),
+                                           napi_enumerable),
                          });
   }
 

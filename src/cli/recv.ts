@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { backendPreferenceFromEnv, loadBackend } from '../crypto/load.js';
+import { IO_ENV, ioModeFromEnv, parseIoMode, type IoMode } from '../pipeline/batch-io.js';
 import { SealcastError } from '../errors.js';
 import { readKeyFile } from '../keys/key-file.js';
 import { GroupKeyRing } from '../keys/packet-keys.js';
@@ -30,6 +31,7 @@ interface RecvFlags {
   output?: string;
   startTimeout: number;
   idleTimeout: number;
+  io?: IoMode;
   quiet?: boolean;
   json?: boolean;
 }
@@ -54,6 +56,7 @@ export function registerRecv(program: Command, context: CommandContext): void {
       (text: string) => parseSeconds(text, '--idle-timeout', false),
       DEFAULT_IDLE_TIMEOUT_MS,
     )
+    .option('--io <mode>', `socket I/O: native (batched system calls through the addon), dgram (node:dgram only) or auto, the default: native when available (env ${IO_ENV})`, (text: string) => parseIoMode(text, '--io'))
     .option('-q, --quiet', 'print nothing but errors and warnings')
     .option('--json', 'print a one-line JSON summary on stderr at the end')
     .action(async (flags: RecvFlags) => {
@@ -97,6 +100,7 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
     interfaceAddress: flags.interface,
     startTimeoutMs: flags.startTimeout,
     idleTimeoutMs: flags.idleTimeout,
+    io: flags.io ?? ioModeFromEnv(context.io.env),
     signal: context.io.signal,
   });
   receiver.on('listening', ({ recvBufferBytes }: { recvBufferBytes: number }) => {
@@ -167,6 +171,7 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
       megabytesPerSecond: megabytesPerSecond(stats.bytes, stats.durationMs),
       sha256: result?.sha256 ?? null,
       recvBufferBytes: stats.recvBufferBytes,
+      io: stats.io,
     });
   }
   if (failure !== null) throw failure;

@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { DEFAULT_SUITE, type WireSuiteName } from '../crypto/backend.js';
+import { IO_ENV, ioModeFromEnv, parseIoMode, type IoMode } from '../pipeline/batch-io.js';
 import { backendPreferenceFromEnv, loadBackend } from '../crypto/load.js';
 import { SealcastError } from '../errors.js';
 import { readKeyFile } from '../keys/key-file.js';
@@ -37,6 +38,7 @@ interface SendFlags {
   packetSize: number;
   suite: WireSuiteName;
   sealThreads: number;
+  io?: IoMode;
   quiet?: boolean;
   json?: boolean;
 }
@@ -62,6 +64,7 @@ export function registerSend(program: Command, context: CommandContext): void {
     .option('--packet-size <bytes>', 'datagram size: header + payload + tag (default 1400, up to 65507)', parsePacketSize, DEFAULT_DATAGRAM_BYTES)
     .option('--suite <name>', 'AEAD suite: chacha20-poly1305 or aes-256-gcm (native backend only)', parseSuite, DEFAULT_SUITE)
     .option('--seal-threads <n>', 'seal on N worker threads; 0 (the default) seals on the main thread', (text: string) => parseInteger(text, '--seal-threads', 0, 64), 0)
+    .option('--io <mode>', `socket I/O: native (batched system calls through the addon), dgram (node:dgram only) or auto, the default: native when available (env ${IO_ENV})`, (text: string) => parseIoMode(text, '--io'))
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'print a one-line JSON summary on stderr at the end')
     .action(async (file: string | undefined, flags: SendFlags) => {
@@ -124,6 +127,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
     ttl,
     datagramBytes: flags.packetSize,
     rateBitsPerSecond: flags.rate,
+    io: flags.io ?? ioModeFromEnv(context.io.env),
     signal: context.io.signal,
   });
   if (!flags.quiet) {
@@ -169,6 +173,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
       durationMs: Math.round(final.durationMs),
       megabytesPerSecond: megabytesPerSecond(final.bytes, final.durationMs),
       sha256: final.sha256,
+      io: final.io,
     });
   }
   if (failure !== null) throw failure;

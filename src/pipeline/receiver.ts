@@ -14,7 +14,8 @@ import { SealcastError } from '../errors.js';
 import type { PacketKeyLookup } from '../keys/packet-keys.js';
 import { NONCE_BYTES, writeNonce } from '../keys/sequencer.js';
 import { decodeEnd, type EndRecord } from '../packet/end.js';
-import { DATAGRAM_BYTES_MAX, decodeHeader, HEADER_BYTES, HeaderField, PacketType, readU64, SESSION_ID_BYTES, suiteFromId } from '../packet/format.js';
+import { DATAGRAM_BYTES_MAX, decodeHeader, HEADER_BYTES, HeaderField, PacketType, readU64, SESSION_ID_BYTES, suiteFromId, type PacketHeader } from '../packet/format.js';
+import { openBatchSocket, type BatchSocket, type IoMode } from './batch-io.js';
 import { DEFAULT_INTERFACE, openReceiverSocket, type MulticastGroup } from './multicast.js';
 import { OutputWriter, DEFAULT_OUTPUT_QUEUE_BYTES_MAX } from './output.js';
 import { describeRanges, ReorderWindow } from './reorder.js';
@@ -35,6 +36,15 @@ const TICK_MS = 100;
 const BEFORE_START_BYTES_MAX = 16 * 1024 * 1024;
 const WRONG_KEY_SLOW_PACKETS = 8;
 const WRONG_KEY_SLOW_MS = 3_000;
+/**
+ * With batched I/O, each receive slot holds any UDP datagram (at most 65 507 bytes), so a
+ * datagram is never cut short and the slab needs no layout decisions before the kernel fills it.
+ */
+const DRAIN_STRIDE_BYTES = 65_536;
+/** Receive slots with batched I/O: 4 MiB of slab, up to 64 datagrams per recvmmsg. */
+const DRAIN_SLOTS = 64;
+/** recvmmsg calls per wake-up at most, so a flood cannot keep the event loop from its timers. */
+const DRAIN_ROUNDS_MAX = 8;
 
 export interface ReceiverOptions {
   backend: CryptoBackend;
@@ -63,6 +73,12 @@ export interface ReceiverOptions {
   slabBytes?: number;
   slabSlots?: number;
   outputQueueBytesMax?: number;
+  /**
+   * 'native' drains the socket with recvmmsg through the addon each time node:dgram reports a
+   * datagram; 'dgram' takes one 'message' event per datagram; 'auto' (the default) is native
+   * when the addon offers it.
+   */
+  io?: IoMode;
   signal?: AbortSignal;
 }
 
@@ -93,6 +109,8 @@ export interface ReceiveStats {
   recvBufferBytes: number;
   totalBytes: number | null;
   durationMs: number;
+  /** The I/O path in use: 'native' (batched system calls) or 'dgram'; null before listening. */
+  io: 'native' | 'dgram' | null;
 }
 
 export type ReceiveOutcome = 'complete' | 'partial';
@@ -111,11 +129,15 @@ export class Receiver extends EventEmitter {
   #bytes = 0;
   #recvBufferBytes = 0;
 
-  // Receive slab: datagrams are copied in back to back and opened together.
-  readonly #slab: Buffer;
-  readonly #layout: Uint32Array;
-  readonly #nonces: Uint8Array;
-  readonly #status: Uint8Array;
+  // Receive slab. With node:dgram, datagrams are copied in back to back and opened together;
+  // with batched I/O the kernel writes them into fixed slots of DRAIN_STRIDE_BYTES.
+  #slab: Buffer = Buffer.alloc(0);
+  #layout: Uint32Array = new Uint32Array(0);
+  #nonces: Uint8Array = new Uint8Array(0);
+  #status: Uint8Array = new Uint8Array(0);
+  #batchSocket: BatchSocket | null = null;
+  #ioPath: 'native' | 'dgram' | null = null;
+  readonly #drainLengths = new Uint32Array(DRAIN_SLOTS);
   #slabCount = 0;
   #slabUsed = 0;
   #slabKey: AeadKey | null = null;
@@ -171,14 +193,20 @@ export class Receiver extends EventEmitter {
       slabBytes: Math.max(options.slabBytes ?? DEFAULT_RECEIVE_SLAB_BYTES, DATAGRAM_BYTES_MAX),
       slabSlots: requireCountOption(options.slabSlots ?? DEFAULT_RECEIVE_SLAB_SLOTS, 'slabSlots'),
       outputQueueBytesMax: options.outputQueueBytesMax ?? DEFAULT_OUTPUT_QUEUE_BYTES_MAX,
+      io: requireIoMode(options.io ?? 'auto'),
       signal: options.signal,
     };
     this.#keys = options.keys;
     this.#session = options.sessionId ? new Uint8Array(options.sessionId) : null;
-    this.#slab = Buffer.alloc(this.#options.slabBytes);
-    this.#layout = new Uint32Array(this.#options.slabSlots * options.backend.constants.layoutWords);
-    this.#nonces = new Uint8Array(this.#options.slabSlots * NONCE_BYTES);
-    this.#status = new Uint8Array(this.#options.slabSlots);
+  }
+
+  /** Sizes the receive slab for the I/O path chosen once the socket is open. */
+  #allocateSlab(batched: boolean): void {
+    const slots = batched ? DRAIN_SLOTS : this.#options.slabSlots;
+    this.#slab = Buffer.alloc(batched ? DRAIN_SLOTS * DRAIN_STRIDE_BYTES : this.#options.slabBytes);
+    this.#layout = new Uint32Array(slots * this.#options.backend.constants.layoutWords);
+    this.#nonces = new Uint8Array(slots * NONCE_BYTES);
+    this.#status = new Uint8Array(slots);
   }
 
   /** Replaces the key lookup, e.g. when the control plane delivers a new epoch's key. */
@@ -198,6 +226,7 @@ export class Receiver extends EventEmitter {
       drops: { ...this.#drops },
       recvBufferBytes: this.#recvBufferBytes,
       totalBytes: this.#end?.totalBytes ?? null,
+      io: this.#ioPath,
       durationMs: this.#firstAuthenticatedAtMs > 0 ? (this.#stoppedAtMs || performance.now()) - this.#firstAuthenticatedAtMs : 0,
     };
   }
@@ -216,6 +245,14 @@ export class Receiver extends EventEmitter {
       interfaceAddress: this.#options.interfaceAddress,
       recvBufferBytes: this.#options.recvBufferBytes,
     });
+    try {
+      this.#batchSocket = openBatchSocket(socket, this.#options.io);
+    } catch (error) {
+      socket.close();
+      throw error;
+    }
+    this.#allocateSlab(this.#batchSocket !== null);
+    this.#ioPath = this.#batchSocket !== null ? 'native' : 'dgram';
     this.#socket = socket;
     this.#recvBufferBytes = recvBufferBytes;
     this.#output = new OutputWriter(output, this.#options.outputQueueBytesMax);
@@ -240,66 +277,20 @@ export class Receiver extends EventEmitter {
 
   readonly #onMessage = (datagram: Buffer): void => {
     if (this.#finished) return;
-    this.#datagrams++;
-    const decoded = decodeHeader(datagram);
-    if (!decoded.ok) {
-      this.#drops.malformed++;
+    if (this.#batchSocket !== null) {
+      this.#drainBatched(datagram, this.#batchSocket);
       return;
     }
-    const header = decoded.header;
-    if (header.type !== PacketType.DATA && header.type !== PacketType.END) {
-      this.#drops.unsupported++;
-      return;
-    }
-    if (this.#session !== null && !sameBytes(header.sessionId, this.#session)) {
-      this.#drops.otherSession++;
-      return;
-    }
-    if (!this.#options.backend.suites.includes(header.suite)) {
-      this.#drops.noKey++;
-      if (this.#authenticated === 0 && this.#drops.noKey >= this.#options.wrongKeyPackets) {
-        this.#fail(new SealcastError('E_BACKEND', `the stream uses ${header.suite}, which the ${this.#options.backend.name} backend lacks (it offers ${this.#options.backend.suites.join(', ')})`));
-      }
-      return;
-    }
-    let key: AeadKey | undefined;
-    try {
-      key = this.#keys(header.sessionId, header.epoch, header.suite);
-    } catch {
-      key = undefined;
-    }
-    if (key === undefined || key.destroyed) {
-      this.#drops.noKey++;
-      return;
-    }
-    // Cheap replay and duplicate check before spending an AEAD open on the packet. It only
-    // drops: an unauthenticated header can never make anything be written.
-    if (this.#window !== null) {
-      if (header.type === PacketType.DATA) {
-        const placement = this.#window.place(header.streamOffset);
-        if (placement === 'old' || placement === 'buffered') {
-          this.#drops.duplicate++;
-          return;
-        }
-      } else if (this.#end !== null) {
-        this.#drops.duplicate++;
-        return;
-      }
-    }
+    const key = this.#admit(datagram);
+    if (key === undefined) return;
+    const header = this.#admitted!;
     if (this.#slabCount > 0 && (key !== this.#slabKey || this.#slabUsed + datagram.byteLength > this.#slab.byteLength)) {
       this.#openSlab();
       if (this.#finished) return;
     }
-    const slot = this.#slabCount;
     const offset = this.#slabUsed;
     datagram.copy(this.#slab, offset);
-    const words = this.#options.backend.constants.layoutWords;
-    this.#layout[slot * words] = offset;
-    this.#layout[slot * words + 1] = HEADER_BYTES;
-    this.#layout[slot * words + 2] = header.payloadBytes;
-    writeNonce(this.#nonces, slot * NONCE_BYTES, header.epoch, header.sequence);
-    this.#slabKey = key;
-    this.#slabCount++;
+    this.#enqueue(offset, header, key);
     this.#slabUsed += datagram.byteLength;
     if (this.#slabCount === this.#options.slabSlots) {
       this.#openSlab();
@@ -309,6 +300,133 @@ export class Receiver extends EventEmitter {
       setImmediate(this.#onScheduledOpen);
     }
   };
+
+  /**
+   * The batched path: libuv read one datagram and woke us; the rest of the socket's queue is
+   * drained here with recvmmsg straight into the slab's slots and opened round by round. Node's
+   * datagram goes first (into slot 0), so arrival order is kept.
+   */
+  #drainBatched(datagram: Buffer, batchSocket: BatchSocket): void {
+    const slab = this.#slab;
+    const lengths = this.#drainLengths;
+    // Each wake-up starts with an empty slab: every round below ends by opening what it kept.
+    let first = 0;
+    if (datagram.byteLength <= DRAIN_STRIDE_BYTES) {
+      datagram.copy(slab, 0);
+      lengths[0] = datagram.byteLength;
+      first = 1;
+    } else {
+      this.#datagrams++;
+      this.#drops.malformed++;
+    }
+    for (let round = 0; round < DRAIN_ROUNDS_MAX; round++) {
+      const wanted = Math.min(DRAIN_SLOTS - first, batchSocket.batchMax);
+      let received: number;
+      try {
+        received = batchSocket.receive(slab, DRAIN_STRIDE_BYTES, lengths, first, wanted);
+      } catch (error) {
+        this.#fail(error instanceof SealcastError ? error : new SealcastError('E_IO', `receiving failed: ${(error as Error).message}`, { cause: error }));
+        return;
+      }
+      const filled = first + received;
+      for (let slot = 0; slot < filled && !this.#finished; slot++) this.#admitSlot(slot, lengths[slot]);
+      if (this.#finished) return;
+      if (this.#slabCount > 0) this.#openSlab();
+      // The slots are reused next round, so opening (above) must come first; a short read
+      // means the queue is empty.
+      if (this.#finished || this.#socket === null || received < wanted) return;
+      first = 0;
+    }
+  }
+
+  /** Admits the datagram the kernel put into a drain slot (in place: no copy). */
+  #admitSlot(slot: number, length: number): void {
+    if (length > DRAIN_STRIDE_BYTES) {
+      // Truncated by the kernel: what is left cannot be a whole packet.
+      this.#datagrams++;
+      this.#drops.malformed++;
+      return;
+    }
+    const offset = slot * DRAIN_STRIDE_BYTES;
+    const key = this.#admit(this.#slab.subarray(offset, offset + length));
+    if (key === undefined) return;
+    if (this.#slabCount > 0 && key !== this.#slabKey) {
+      this.#openSlab();
+      if (this.#finished) return;
+    }
+    this.#enqueue(offset, this.#admitted!, key);
+  }
+
+  /** The header of the datagram #admit accepted last (valid until the next call). */
+  #admitted: PacketHeader | null = null;
+
+  /**
+   * Counts a datagram and checks everything that can be checked before opening it: its header,
+   * session, suite, key, and whether it is a duplicate. Returns the key to open it with, or
+   * undefined when it was dropped (and counted).
+   */
+  #admit(datagram: Uint8Array): AeadKey | undefined {
+    this.#datagrams++;
+    const decoded = decodeHeader(datagram);
+    if (!decoded.ok) {
+      this.#drops.malformed++;
+      return undefined;
+    }
+    const header = decoded.header;
+    if (header.type !== PacketType.DATA && header.type !== PacketType.END) {
+      this.#drops.unsupported++;
+      return undefined;
+    }
+    if (this.#session !== null && !sameBytes(header.sessionId, this.#session)) {
+      this.#drops.otherSession++;
+      return undefined;
+    }
+    if (!this.#options.backend.suites.includes(header.suite)) {
+      this.#drops.noKey++;
+      if (this.#authenticated === 0 && this.#drops.noKey >= this.#options.wrongKeyPackets) {
+        this.#fail(new SealcastError('E_BACKEND', `the stream uses ${header.suite}, which the ${this.#options.backend.name} backend lacks (it offers ${this.#options.backend.suites.join(', ')})`));
+      }
+      return undefined;
+    }
+    let key: AeadKey | undefined;
+    try {
+      key = this.#keys(header.sessionId, header.epoch, header.suite);
+    } catch {
+      key = undefined;
+    }
+    if (key === undefined || key.destroyed) {
+      this.#drops.noKey++;
+      return undefined;
+    }
+    // Cheap replay and duplicate check before spending an AEAD open on the packet. It only
+    // drops: an unauthenticated header can never make anything be written.
+    if (this.#window !== null) {
+      if (header.type === PacketType.DATA) {
+        const placement = this.#window.place(header.streamOffset);
+        if (placement === 'old' || placement === 'buffered') {
+          this.#drops.duplicate++;
+          return undefined;
+        }
+      } else if (this.#end !== null) {
+        this.#drops.duplicate++;
+        return undefined;
+      }
+    }
+    this.#admitted = header;
+    return key;
+  }
+
+  /** Lists a slot that holds an admitted datagram in the batch to open next. */
+  #enqueue(offset: number, header: PacketHeader, key: AeadKey): void {
+    const slot = this.#slabCount;
+    const words = this.#options.backend.constants.layoutWords;
+    this.#layout[slot * words] = offset;
+    this.#layout[slot * words + 1] = HEADER_BYTES;
+    this.#layout[slot * words + 2] = header.payloadBytes;
+    writeNonce(this.#nonces, slot * NONCE_BYTES, header.epoch, header.sequence);
+    this.#slabKey = key;
+    this.#slabCount++;
+  }
 
   readonly #onScheduledOpen = (): void => {
     this.#openScheduled = false;
@@ -628,6 +746,8 @@ export class Receiver extends EventEmitter {
     this.#ticker = null;
     const socket = this.#socket;
     this.#socket = null;
+    // The descriptor is closed below and may be reused for another file: never touch it again.
+    this.#batchSocket = null;
     if (socket !== null) {
       socket.off('message', this.#onMessage);
       try {
@@ -650,6 +770,11 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
   for (let index = 0; index < a.byteLength; index++) if (a[index] !== b[index]) return false;
   return true;
+}
+
+function requireIoMode(value: IoMode): IoMode {
+  if (value !== 'auto' && value !== 'native' && value !== 'dgram') throw new TypeError(`io must be "auto", "native" or "dgram", got ${String(value)}`);
+  return value;
 }
 
 function requireMs(value: number, name: string, min = 0): number {

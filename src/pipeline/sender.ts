@@ -24,6 +24,7 @@ import {
   requireDatagramBytes,
   writeHeaderUnchecked,
 } from '../packet/format.js';
+import { groupTarget, openBatchSocket, type BatchSocket, type GroupTarget, type IoMode } from './batch-io.js';
 import { defaultTtl, DEFAULT_INTERFACE, openSenderSocket, type MulticastGroup } from './multicast.js';
 import { defaultBurstBytes, rampFraction, TokenBucket } from './token-bucket.js';
 
@@ -47,6 +48,13 @@ export const DEFAULT_END_SPACING_MS = 5;
 const SLAB_FLUSH_MS = 20;
 /** How long the sender takes to reach its full rate (see rampFraction). */
 const RAMP_MS = 250;
+/**
+ * Datagrams per batched send: enough to make the system call cheap per datagram, few enough
+ * that a chunk stays well inside the token bucket's burst and a receiver's socket buffer.
+ */
+const SEND_CHUNK_DATAGRAMS_MAX = 64;
+/** How long a full socket buffer may block the batched send before it is an I/O error. */
+const SEND_STALL_MS_MAX = 5_000;
 
 export interface SenderOptions {
   backend: CryptoBackend;
@@ -68,6 +76,11 @@ export interface SenderOptions {
   endSpacingMs?: number;
   sealer?: BatchSealer;
   /**
+   * 'native' sends each chunk of a slab with one sendmmsg through the addon; 'dgram' one
+   * socket.send per datagram; 'auto' (the default) is native when the addon offers it.
+   */
+  io?: IoMode;
+  /**
    * Seal on these worker threads instead of the main thread, with the key source's poolKey.
    * Slabs then live in SharedArrayBuffers so the workers seal them in place.
    */
@@ -87,6 +100,8 @@ export interface SendStats {
   startedAtMs: number;
   durationMs: number;
   sha256: string | null;
+  /** The I/O path in use: 'native' (batched system calls) or 'dgram'; null before sending. */
+  io: 'native' | 'dgram' | null;
 }
 
 interface Slab {
@@ -103,6 +118,8 @@ interface Slab {
 
 export class Sender extends EventEmitter {
   readonly #options: Required<Omit<SenderOptions, 'signal' | 'ttl' | 'interfaceAddress' | 'pool'>> & { signal?: AbortSignal; ttl: number; interfaceAddress: string; pool?: AeadPool };
+  #batchSocket: BatchSocket | null = null;
+  #target: GroupTarget | null = null;
   readonly #payloadBytesMax: number;
   readonly #suiteId: number;
   readonly #sequencer = new NonceSequencer();
@@ -139,6 +156,7 @@ export class Sender extends EventEmitter {
       endRepeats: requirePositive(options.endRepeats ?? DEFAULT_END_REPEATS, 'endRepeats', 100),
       endSpacingMs: options.endSpacingMs ?? DEFAULT_END_SPACING_MS,
       sealer: options.sealer ?? directSealer,
+      io: requireIoMode(options.io ?? 'auto'),
       pool: options.pool,
       signal: options.signal,
     };
@@ -156,6 +174,7 @@ export class Sender extends EventEmitter {
       startedAtMs: 0,
       durationMs: 0,
       sha256: null,
+      io: null,
     };
   }
 
@@ -178,6 +197,15 @@ export class Sender extends EventEmitter {
     this.#socket.on('error', (error) => {
       this.#sendError ??= error;
     });
+    try {
+      this.#batchSocket = openBatchSocket(this.#socket, options.io);
+    } catch (error) {
+      await closeSocket(this.#socket);
+      this.#socket = null;
+      throw error;
+    }
+    this.#target = this.#batchSocket !== null ? groupTarget(options.group) : null;
+    this.#stats.io = this.#batchSocket !== null ? 'native' : 'dgram';
     const rateBytesPerSecond = options.rateBitsPerSecond / 8;
     const bucket = new TokenBucket(rateBytesPerSecond * rampFraction(0, RAMP_MS), defaultBurstBytes(rateBytesPerSecond, options.datagramBytes));
     this.#stats.startedAtMs = performance.now();
@@ -189,6 +217,7 @@ export class Sender extends EventEmitter {
       this.#stats.durationMs = performance.now() - this.#stats.startedAtMs;
       return this.stats;
     } finally {
+      this.#batchSocket = null;
       await closeSocket(this.#socket);
       this.#socket = null;
     }
@@ -330,6 +359,10 @@ export class Sender extends EventEmitter {
   }
 
   async #transmitSlab(slab: Slab, bucket: TokenBucket): Promise<void> {
+    if (this.#batchSocket !== null) {
+      await this.#transmitSlabBatched(slab, bucket, this.#batchSocket);
+      return;
+    }
     const { datagramBytes, rateBitsPerSecond } = this.#options;
     const fullRate = rateBitsPerSecond / 8;
     const socket = this.#socket!;
@@ -360,6 +393,59 @@ export class Sender extends EventEmitter {
         socket.send(view);
       }
       this.#stats.datagramsSent++;
+    }
+  }
+
+  /**
+   * Sends the slab in chunks of up to SEND_CHUNK_DATAGRAMS_MAX datagrams, one sendmmsg each,
+   * paced per chunk. The kernel has copied a chunk when the call returns, so the slab needs no
+   * completion callbacks and is free again as soon as this resolves.
+   */
+  async #transmitSlabBatched(slab: Slab, bucket: TokenBucket, batchSocket: BatchSocket): Promise<void> {
+    const { datagramBytes, rateBitsPerSecond } = this.#options;
+    const fullRate = rateBitsPerSecond / 8;
+    const target = this.#target!;
+    // Half the burst per chunk keeps the bucket from waiting for a completely full burst.
+    const chunkMax = Math.max(1, Math.min(SEND_CHUNK_DATAGRAMS_MAX, batchSocket.batchMax, Math.floor(bucket.burstBytes / 2 / datagramBytes)));
+    slab.release = null;
+    let slot = 0;
+    while (slot < slab.count) {
+      if (bucket.rateBytesPerSecond !== fullRate) {
+        bucket.setRate(fullRate * rampFraction(performance.now() - this.#stats.startedAtMs, RAMP_MS));
+      }
+      const count = Math.min(chunkMax, slab.count - slot);
+      let bytes = 0;
+      for (let index = slot; index < slot + count; index++) bytes += HEADER_BYTES + slab.lengths[index] + TAG_BYTES;
+      let waitMs = bucket.take(bytes);
+      while (waitMs > 0) {
+        this.#throwIfStopped();
+        await sleep(waitMs);
+        waitMs = bucket.take(bytes);
+      }
+      let sent = 0;
+      let stalledSinceMs = 0;
+      let stalls = 0;
+      while (sent < count) {
+        const moved = batchSocket.send(slab.memory, slab.layout, slot + sent, count - sent, target);
+        sent += moved;
+        if (moved > 0) {
+          stalls = 0;
+          continue;
+        }
+        // The socket buffer is full: give the kernel a moment to drain it, first without a
+        // timer, then 1 ms at a time, for a bounded time.
+        this.#throwIfStopped();
+        const now = performance.now();
+        if (stalls === 0) stalledSinceMs = now;
+        else if (now - stalledSinceMs > SEND_STALL_MS_MAX) {
+          throw new SealcastError('E_IO', `sending to the group failed: the socket buffer stayed full for ${SEND_STALL_MS_MAX / 1000} s`);
+        }
+        stalls++;
+        if (stalls < 4) await new Promise<void>((resolve) => setImmediate(resolve));
+        else await sleep(1);
+      }
+      this.#stats.datagramsSent += count;
+      slot += count;
     }
   }
 
@@ -494,6 +580,11 @@ class ChunkReader {
     if (result !== 'late') this.#pending = null;
     return result;
   }
+}
+
+function requireIoMode(value: IoMode): IoMode {
+  if (value !== 'auto' && value !== 'native' && value !== 'dgram') throw new TypeError(`io must be "auto", "native" or "dgram", got ${String(value)}`);
+  return value;
 }
 
 function requirePositive(value: number, name: string, max: number): number {

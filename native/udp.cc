@@ -1,0 +1,158 @@
+// Batched UDP I/O (see udp.h). Linux has had sendmmsg since 3.0 and recvmmsg since 2.6.33;
+// other platforms get kUnsupported and the JS layer keeps node:dgram.
+
+#include "udp.h"
+
+#include <cerrno>
+
+#if defined(__linux__)
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#endif
+
+namespace sealcast {
+
+namespace {
+
+UdpOutcome BadArgument(const char* message) {
+  UdpOutcome outcome;
+  outcome.status = UdpStatus::kBadArgument;
+  outcome.message = message;
+  return outcome;
+}
+
+UdpOutcome Sent(std::size_t count) {
+  UdpOutcome outcome;
+  outcome.count = count;
+  return outcome;
+}
+
+UdpOutcome SystemError(int error_number) {
+  UdpOutcome outcome;
+  outcome.status = UdpStatus::kSystem;
+  outcome.error_number = error_number;
+  return outcome;
+}
+
+// A full socket buffer or a signal is not a failure: the caller retries after a short wait.
+bool IsTransient(int error_number) {
+  return error_number == EAGAIN || error_number == EWOULDBLOCK || error_number == ENOBUFS || error_number == EINTR;
+}
+
+}  // namespace
+
+#if defined(__linux__)
+
+bool UdpBatchSupported() { return true; }
+
+UdpOutcome UdpCheckSocket(int fd) {
+  if (fd < 0) return BadArgument("fd must be a non-negative integer");
+  int type = 0;
+  socklen_t type_bytes = sizeof(type);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_bytes) != 0) return SystemError(errno);
+  if (type != SOCK_DGRAM) {
+    UdpOutcome outcome;
+    outcome.status = UdpStatus::kNotUdp;
+    outcome.message = "fd is not a datagram socket";
+    return outcome;
+  }
+  return Sent(0);
+}
+
+UdpOutcome UdpSendSlots(int fd, const UdpSendBatch& batch) {
+  if (fd < 0) return BadArgument("fd must be a non-negative integer");
+  if (batch.slab == nullptr && batch.slab_bytes != 0) return BadArgument("slab is missing");
+  if (batch.layout == nullptr && batch.layout_words != 0) return BadArgument("layout is missing");
+  if (batch.count > kUdpBatchMax) return BadArgument("count exceeds the batch maximum");
+  const std::size_t slots = batch.layout_words / 3;
+  if (batch.first > slots || batch.count > slots - batch.first) return BadArgument("first + count exceeds the layout's slots");
+  if ((batch.group_address >> 28) != 0xE) return BadArgument("the destination is not an IPv4 multicast group");
+  if (batch.port == 0) return BadArgument("port must be between 1 and 65535");
+  if (batch.count == 0) return Sent(0);
+
+  sockaddr_in destination{};
+  destination.sin_family = AF_INET;
+  destination.sin_port = htons(batch.port);
+  destination.sin_addr.s_addr = htonl(batch.group_address);
+
+  mmsghdr messages[kUdpBatchMax];
+  iovec vectors[kUdpBatchMax];
+  for (std::size_t index = 0; index < batch.count; index++) {
+    const std::uint32_t* words = batch.layout + (batch.first + index) * 3;
+    const std::size_t offset = words[0];
+    // Each term is below 2^32, so the sum cannot overflow a 64-bit size_t.
+    const std::size_t bytes = static_cast<std::size_t>(words[1]) + words[2] + batch.tag_bytes;
+    if (bytes == 0 || bytes > kUdpDatagramBytesMax) return BadArgument("a datagram is empty or longer than 65507 bytes");
+    if (offset > batch.slab_bytes || bytes > batch.slab_bytes - offset) return BadArgument("a datagram lies outside the slab");
+    vectors[index].iov_base = const_cast<std::uint8_t*>(batch.slab + offset);
+    vectors[index].iov_len = bytes;
+    msghdr& header = messages[index].msg_hdr;
+    header = msghdr{};
+    header.msg_name = &destination;
+    header.msg_namelen = sizeof(destination);
+    header.msg_iov = &vectors[index];
+    header.msg_iovlen = 1;
+    messages[index].msg_len = 0;
+  }
+  const int sent = sendmmsg(fd, messages, static_cast<unsigned int>(batch.count), MSG_DONTWAIT);
+  if (sent >= 0) return Sent(static_cast<std::size_t>(sent));
+  const int error_number = errno;
+  if (IsTransient(error_number)) return Sent(0);
+  return SystemError(error_number);
+}
+
+UdpOutcome UdpReceiveInto(int fd, const UdpReceiveSlots& slots) {
+  if (fd < 0) return BadArgument("fd must be a non-negative integer");
+  if (slots.slab == nullptr || slots.lengths == nullptr) return BadArgument("slab and lengths are required");
+  if (slots.stride == 0 || slots.stride > kUdpSlotBytesMax) return BadArgument("stride must be between 1 and 65536");
+  if (slots.count > kUdpBatchMax) return BadArgument("count exceeds the batch maximum");
+  const std::size_t slab_slots = slots.slab_bytes / slots.stride;
+  const std::size_t capacity = slab_slots < slots.lengths_count ? slab_slots : slots.lengths_count;
+  if (slots.first > capacity || slots.count > capacity - slots.first) return BadArgument("first + count exceeds the slab's slots");
+  if (slots.count == 0) return Sent(0);
+
+  mmsghdr messages[kUdpBatchMax];
+  iovec vectors[kUdpBatchMax];
+  for (std::size_t index = 0; index < slots.count; index++) {
+    vectors[index].iov_base = slots.slab + (slots.first + index) * slots.stride;
+    vectors[index].iov_len = slots.stride;
+    msghdr& header = messages[index].msg_hdr;
+    header = msghdr{};
+    header.msg_iov = &vectors[index];
+    header.msg_iovlen = 1;
+    messages[index].msg_len = 0;
+  }
+  const int received = recvmmsg(fd, messages, static_cast<unsigned int>(slots.count), MSG_DONTWAIT, nullptr);
+  if (received < 0) {
+    const int error_number = errno;
+    if (IsTransient(error_number)) return Sent(0);
+    return SystemError(error_number);
+  }
+  for (int index = 0; index < received; index++) {
+    const bool truncated = (messages[index].msg_hdr.msg_flags & MSG_TRUNC) != 0 || messages[index].msg_len > slots.stride;
+    slots.lengths[slots.first + index] =
+        truncated ? static_cast<std::uint32_t>(slots.stride + 1) : static_cast<std::uint32_t>(messages[index].msg_len);
+  }
+  return Sent(static_cast<std::size_t>(received));
+}
+
+#else
+
+bool UdpBatchSupported() { return false; }
+
+UdpOutcome Unsupported() {
+  UdpOutcome outcome;
+  outcome.status = UdpStatus::kUnsupported;
+  outcome.message = "batched UDP I/O needs Linux (sendmmsg/recvmmsg)";
+  return outcome;
+}
+
+UdpOutcome UdpCheckSocket(int) { return Unsupported(); }
+UdpOutcome UdpSendSlots(int, const UdpSendBatch&) { return Unsupported(); }
+UdpOutcome UdpReceiveInto(int, const UdpReceiveSlots&) { return Unsupported(); }
+
+#endif
+
+}  // namespace sealcast
