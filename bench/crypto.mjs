@@ -5,6 +5,9 @@
 //
 // Environment: BENCH_SLICES (default 5) and BENCH_SLICE_SECONDS (default 0.15) set how long each
 // measurement runs; BENCH_OPENSSL_SECONDS (default 1) the length of each openssl run.
+// BENCH_ONLY=pool measures only the rows the pool target compares (native-batch at 1 thread and
+// the pool), and BENCH_PACKET_BYTES=1400,8192 limits the packet sizes; both are for quick
+// checks while working on the pool; a run with either writes bench/results/crypto-partial.json.
 // Results: bench/results/crypto.json, {"machine": {...}, "rows": [...]}.
 //
 // Every implementation does the same work per packet: a 32-byte header as AAD, the payload
@@ -21,7 +24,8 @@ import { writeResults } from './lib/results.mjs';
 import { printTable } from './lib/table.mjs';
 
 const SUITES = ['chacha20-poly1305', 'aes-256-gcm'];
-const PACKET_BYTES = [64, 1400, 8192, 65_000];
+const PACKET_BYTES = packetBytesFromEnv([64, 1400, 8192, 65_000]);
+const ONLY_POOL_ROWS = process.env.BENCH_ONLY === 'pool';
 const PACKETS_PER_BATCH = 256;
 const AAD_BYTES = 32;
 const TAG_BYTES = 16;
@@ -29,7 +33,7 @@ const NONCE_BYTES = 12;
 const LAYOUT_WORDS = 3;
 const POOL_THREADS = 2;
 /** Batches kept in flight per pool thread, so that no worker waits for the main thread. */
-const POOL_BATCHES_PER_THREAD = 2;
+const POOL_BATCHES_PER_THREAD = 4;
 const TARGETS = { nativeVsOpensslAt1400: 0.9, nativeVsNodeCrypto: 5, poolSpeedup: 1.7 };
 
 function positiveNumberFromEnv(name, fallback, integer = false) {
@@ -40,6 +44,16 @@ function positiveNumberFromEnv(name, fallback, integer = false) {
     throw new RangeError(`${name} must be a positive ${integer ? 'integer' : 'number'}, got "${text}"`);
   }
   return value;
+}
+
+function packetBytesFromEnv(fallback) {
+  const text = process.env.BENCH_PACKET_BYTES;
+  if (text === undefined || text === '') return fallback;
+  const sizes = text.split(',').map(Number);
+  if (sizes.some((size) => !fallback.includes(size))) {
+    throw new RangeError(`BENCH_PACKET_BYTES must list sizes among ${fallback.join(', ')}, got "${text}"`);
+  }
+  return sizes;
 }
 
 const measureOptions = {
@@ -245,7 +259,7 @@ async function main() {
   }
   const { AeadPool, reason: poolReason } = native === null ? { AeadPool: null, reason: 'the native backend is not available' } : await loadPool();
   if (AeadPool === null) log(`pool rows skipped: ${poolReason}`);
-  const haveOpenssl = opensslAvailable();
+  const haveOpenssl = !ONLY_POOL_ROWS && opensslAvailable();
   if (!haveOpenssl) log('openssl is not installed: openssl-speed rows skipped');
 
   const machine = machineInfo({
@@ -283,8 +297,8 @@ async function main() {
       }
       const measurements = [
         ['native-batch', 1, native !== null && native.suites.includes(suite), () => measureBackend(native, suite, packetBytes)],
-        ['wasm', 1, wasm.suites.includes(suite), () => measureBackend(wasm, suite, packetBytes)],
-        ['node-crypto', 1, true, () => measureNodeCrypto(suite, packetBytes)],
+        ['wasm', 1, !ONLY_POOL_ROWS && wasm.suites.includes(suite), () => measureBackend(wasm, suite, packetBytes)],
+        ['node-crypto', 1, !ONLY_POOL_ROWS, () => measureNodeCrypto(suite, packetBytes)],
         ['native-batch', POOL_THREADS, AeadPool !== null && native.suites.includes(suite), () => measurePool(AeadPool, suite, packetBytes)],
       ];
       for (const [impl, threads, applies, run] of measurements) {
@@ -297,7 +311,8 @@ async function main() {
   machine.loadAverage1mAtEnd = machineInfo().loadAverage1m;
   machine.durationSeconds = round((Date.now() - started) / 1000, 1);
 
-  const path = writeResults('crypto', { machine, rows });
+  // A filtered run must not replace the full table other tools read.
+  const path = writeResults(ONLY_POOL_ROWS || process.env.BENCH_PACKET_BYTES ? 'crypto-partial' : 'crypto', { machine, rows });
   process.stdout.write(
     `\ncrypto benchmark: ${machine.cpuModel}, ${machine.cpuCount} CPUs, node ${machine.nodeVersion}, ` +
       `load ${machine.loadAverage1m.toFixed(2)} -> ${machine.loadAverage1mAtEnd.toFixed(2)}, ` +

@@ -2,16 +2,39 @@
 // data plane whose crypto would otherwise saturate the main thread. Batches never get copied:
 // slabs over SharedArrayBuffer are shared with the worker, ordinary buffers are moved there and
 // back with transfer lists. Results come back in submission order, at most `queueDepthMax`
-// batches are in flight, and close() leaves no thread behind.
+// batches are in flight, and close() leaves no thread behind. Work is handed over through a
+// control block in shared memory (Atomics.wait in the worker, Atomics.waitAsync here) because
+// message events cost as much as the crypto of a typical batch on a small machine.
 
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { BackendConstants, BackendName, PacketBatch, SuiteName } from '../crypto/backend.js';
 import { isSuiteName } from '../crypto/backend.js';
 import { backendPreferenceFromEnv, type BackendPreference } from '../crypto/load.js';
 import { describe, requireUint8Array, validateBatch } from '../crypto/validate.js';
 import { SealcastError } from '../errors.js';
+import { BufferTable } from './buffer-table.js';
 import {
+  CONTROL_BUFFER_UPDATES,
+  CONTROL_COMPLETED,
+  CONTROL_HEADER_WORDS,
+  CONTROL_SUBMITTED,
+  ENTRY_AUTHENTICATED,
+  ENTRY_COUNT,
+  ENTRY_KEY_ID,
+  ENTRY_KIND,
+  ENTRY_KIND_OPEN,
+  ENTRY_KIND_SEAL,
+  ENTRY_LAYOUT,
+  ENTRY_NONCES,
+  ENTRY_RESULT,
+  ENTRY_SLAB,
+  ENTRY_STATUS,
+  ENTRY_TASK_ID,
+  ENTRY_WORDS,
+  RESULT_OK,
+  controlBlockBytes,
+  writeEntryLabel,
   deserializeError,
   isShared,
   transferListFor,
@@ -109,26 +132,51 @@ export class PoolKeyHandle {
 type Outcome = { ok: true; value: PacketBatch | PoolOpenResult } | { ok: false; error: Error };
 
 interface Task {
+  readonly kind: 'task';
   readonly id: number;
   readonly slot: WorkerSlot;
   readonly request: TaskRequest;
+  /** The ring entry's first word when the task went through shared memory, else -1. */
+  readonly entry: number;
   outcome: Outcome | null;
   resolve(value: PacketBatch | PoolOpenResult): void;
   reject(error: Error): void;
 }
 
 interface Control {
+  readonly kind: 'control';
+  readonly requestId: number;
   resolve(): void;
   reject(error: Error): void;
 }
 
+/** What a worker was given, in the order it handles (and completes) items. */
+type Item = Task | Control;
+
 interface WorkerSlot {
   readonly index: number;
   readonly worker: Worker;
-  /** Tasks posted to this worker and not yet answered, by task id. */
-  readonly tasks: Map<number, Task>;
-  /** Control requests posted to this worker and not yet answered, by request id. */
-  readonly controls: Map<number, Control>;
+  readonly control: Int32Array;
+  /** The same memory as `control`, for fields that hold unsigned values (offsets, lengths). */
+  readonly entries: Uint32Array;
+  readonly ringSlots: number;
+  readonly requests: MessagePort;
+  readonly replies: MessagePort;
+  readonly buffers: BufferTable;
+  readonly bufferUpdates: MessagePort;
+  /** Items given to this worker and not yet completed, oldest first. */
+  readonly items: Item[];
+  /** Tasks among `items`: how busy the worker is. */
+  tasks: number;
+  /** Items numbered so far, as the CONTROL_SUBMITTED word (modulo 2^32) and as a plain count. */
+  submitted: number;
+  itemsPosted: number;
+  /** Items whose completion the pool has handled, modulo 2^32. */
+  completed: number;
+  /** Ring entries written so far; the next one goes to `ringPosted % ringSlots`. */
+  ringPosted: number;
+  /** True while an Atomics.waitAsync on CONTROL_COMPLETED is pending. */
+  watching: boolean;
   alive: boolean;
   /** The last 'error' event, reported when the thread exits without being asked to. */
   lastError: Error | null;
@@ -142,9 +190,14 @@ type PoolState = 'open' | 'closing' | 'closed';
  *
  * **Zero copy.** A batch's views (`slab`, `layout`, `nonces`, and for open `status`) are never
  * copied:
- * - views over a SharedArrayBuffer are posted as they are; the worker rewrites the slab in
- *   place and the delivered batch holds the caller's own view objects. The caller must not touch
- *   that memory until the promise settles.
+ * - views over a SharedArrayBuffer are shared with the worker; it rewrites the slab in place and
+ *   the delivered batch holds the caller's own view objects. The caller must not touch that
+ *   memory until the promise settles. When every view of a batch is shared, the batch reaches
+ *   the worker as a few integers in a shared control block, with no message at all (see
+ *   WorkerStartData in protocol.ts): each worker keeps a reference to the shared buffers it has
+ *   seen, so that only a buffer new to it is posted, once. It forgets the least recently used
+ *   idle ones beyond 32 buffers or 64 MiB, so memory the caller drops may stay allocated until
+ *   then or until close().
  * - views over ordinary ArrayBuffers are moved to the worker with a transfer list and moved back
  *   when it is done. While the batch is in flight **the caller's views are detached** (length 0);
  *   the delivered batch holds new views over the returned buffers, at the same byte offsets and
@@ -185,6 +238,8 @@ export class AeadPool {
   #order: Task[] = [];
   #heldForOrder = 0;
   #nextTaskId = 1;
+  /** The worker each shared slab last went to; weak, so that it pins no memory. */
+  readonly #homes = new WeakMap<SharedArrayBuffer, WorkerSlot>();
   #nextRequestId = 1;
   #nextKeyId = 1;
   readonly #handles = new Set<PoolKeyHandle>();
@@ -217,7 +272,9 @@ export class AeadPool {
       throw new TypeError(`options.workerUrl must be a URL, got ${describe(workerUrl)}`);
     }
 
-    const starts = Array.from({ length: threads }, (_, index) => startWorker(index, workerUrl, { backend }, startTimeoutMs));
+    // Every task of one worker may be a ring entry, and a worker never has more than the pool's
+    // in-flight bound, so that many entries always suffice.
+    const starts = Array.from({ length: threads }, (_, index) => startWorker(index, workerUrl, backend, queueDepthMax, startTimeoutMs));
     const outcomes = await Promise.allSettled(starts.map((start) => start.ready));
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');
     const ready = outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
@@ -247,12 +304,6 @@ export class AeadPool {
     this.suites = Object.freeze([...ready.suites]);
     this.constants = Object.freeze({ ...ready.constants });
     for (const slot of slots) {
-      slot.worker.on('message', (message: FromWorker) => this.#onMessage(slot, message));
-      slot.worker.on('messageerror', (error: Error) => {
-        // A reply that cannot be deserialized leaves its task unanswerable; treat the thread as failed.
-        slot.lastError = error;
-        void slot.worker.terminate();
-      });
       slot.worker.on('exit', (exitCode: number) => this.#onExit(slot, exitCode));
     }
   }
@@ -274,7 +325,9 @@ export class AeadPool {
 
   /** Worker threads that have not exited. */
   get liveThreads(): number {
-    return this.#slots.filter((slot) => slot.alive).length;
+    let live = 0;
+    for (const slot of this.#slots) if (slot.alive) live++;
+    return live;
   }
 
   /** True once close() was called. */
@@ -445,56 +498,105 @@ export class AeadPool {
   }
 
   #submit(request: TaskRequest, views: ArrayBufferView[]): Promise<PacketBatch | PoolOpenResult> {
-    const slot = this.#leastBusySlot();
+    const slot = this.#slotFor(request.slab);
     request.taskId = this.#nextTaskId++;
-    try {
-      slot.worker.postMessage(request, transferListFor(views));
-    } catch (error) {
-      // Nothing was moved: postMessage checks the whole message before detaching anything.
-      throw new TypeError(
-        `the batch could not be posted to a worker (a buffer may be detached because it is still in flight in another call): ${
-          error instanceof Error ? error.message : String(error)
-        }`,
-      );
+    let entry = -1;
+    if (allShared(views)) {
+      entry = CONTROL_HEADER_WORDS + (slot.ringPosted % slot.ringSlots) * ENTRY_WORDS;
+      writeEntry(slot, entry, request);
+      slot.ringPosted++;
+    } else {
+      try {
+        slot.requests.postMessage(request, transferListFor(views));
+      } catch (error) {
+        // Nothing was moved: postMessage checks the whole message before detaching anything.
+        throw new TypeError(
+          `the batch could not be posted to a worker (a buffer may be detached because it is still in flight in another call): ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+        );
+      }
     }
-    return new Promise((resolve, reject) => {
-      const task: Task = { id: request.taskId, slot, request, outcome: null, resolve, reject };
-      slot.tasks.set(task.id, task);
-      this.#order.push(task);
+    let task!: Task;
+    const promise = new Promise<PacketBatch | PoolOpenResult>((resolve, reject) => {
+      task = { kind: 'task', id: request.taskId, slot, request, entry, outcome: null, resolve, reject };
     });
+    slot.items.push(task);
+    slot.tasks++;
+    this.#order.push(task);
+    this.#publish(slot);
+    return promise;
   }
 
-  #onMessage(slot: WorkerSlot, message: FromWorker): void {
-    switch (message.kind) {
-      case 'sealed':
-      case 'opened':
-      case 'taskFailed': {
-        const task = slot.tasks.get(message.taskId);
-        if (task === undefined) return;
-        this.#settle(task, this.#outcomeOf(task.request, message));
-        return;
+  /** Numbers the item just queued for `slot`, wakes the worker, and makes sure its completion is watched. */
+  #publish(slot: WorkerSlot): void {
+    slot.itemsPosted++;
+    slot.submitted = (slot.submitted + 1) | 0;
+    Atomics.store(slot.control, CONTROL_SUBMITTED, slot.submitted);
+    Atomics.notify(slot.control, CONTROL_SUBMITTED);
+    this.#watch(slot);
+  }
+
+  /**
+   * Keeps one Atomics.waitAsync pending on the worker's `completed` word while it has work.
+   * One wait serves any number of items: #collect handles everything completed by then.
+   */
+  #watch(slot: WorkerSlot): void {
+    if (slot.watching || !slot.alive || slot.items.length === 0) return;
+    slot.watching = true;
+    const collect = (): void => {
+      slot.watching = false;
+      // Every wake-up looks at every worker: a worker with a long backlog does not wake the
+      // pool for each completion (see serve.ts), so this is where its results are picked up and
+      // its backlog refilled, and one wake-up serves all workers.
+      for (const other of this.#slots) {
+        if (other !== slot) this.#collectFrom(other);
       }
-      case 'controlDone':
-      case 'controlFailed': {
-        const control = slot.controls.get(message.requestId);
-        if (control === undefined) return;
-        slot.controls.delete(message.requestId);
-        if (message.kind === 'controlDone') control.resolve();
-        else control.reject(deserializeError(message.error));
-        return;
+      this.#collect(slot);
+    };
+    const waited = atomicsWaitAsync.waitAsync(slot.control, CONTROL_COMPLETED, slot.completed);
+    if (waited.async) void waited.value.then(collect);
+    else queueMicrotask(collect);
+  }
+
+  /** Handles every item the worker completed, in order, then delivers what the order allows. */
+  #collect(slot: WorkerSlot): void {
+    this.#collectFrom(slot);
+    this.#deliver();
+    this.#watch(slot);
+  }
+
+  /** Settles every item `slot` completed, in order, without delivering. */
+  #collectFrom(slot: WorkerSlot): void {
+    const completed = Atomics.load(slot.control, CONTROL_COMPLETED);
+    while (slot.completed !== completed && slot.items.length > 0) {
+      const item = slot.items.shift()!;
+      slot.completed = (slot.completed + 1) | 0;
+      if (item.kind === 'control') {
+        const reply = nextReply(slot);
+        if (reply.kind === 'controlDone') item.resolve();
+        else if (reply.kind === 'controlFailed') item.reject(deserializeError(reply.error));
+        else item.reject(unexpectedReply(reply));
+        continue;
       }
-      default:
-        return;
+      slot.tasks--;
+      this.#settle(item, this.#outcomeOf(slot, item));
     }
   }
 
   /** Builds what the caller receives: its own views where memory is shared, returned ones otherwise. */
-  #outcomeOf(request: TaskRequest, message: FromWorker): Outcome {
-    if (message.kind === 'taskFailed') return { ok: false, error: deserializeError(message.error) };
-    const pick = <T extends ArrayBufferView>(sent: T, returned: T): T => (isShared(sent) ? sent : returned);
-    if (message.kind !== 'sealed' && message.kind !== 'opened') {
-      return { ok: false, error: new SealcastError('E_INTERNAL', `unexpected reply ${message.kind} to a task`) };
+  #outcomeOf(slot: WorkerSlot, task: Task): Outcome {
+    const { request } = task;
+    if (task.entry >= 0) releaseEntryBuffers(slot, task.entry, request.kind);
+    if (task.entry >= 0 && slot.entries[task.entry + ENTRY_RESULT] === RESULT_OK) {
+      const batch: PacketBatch = { slab: request.slab, layout: request.layout, nonces: request.nonces, count: request.count };
+      if (request.kind === 'seal') return { ok: true, value: batch };
+      return { ok: true, value: { batch, status: request.status, authenticated: slot.entries[task.entry + ENTRY_AUTHENTICATED] } };
     }
+    const message = nextReply(slot);
+    if (message.kind === 'taskFailed') return { ok: false, error: deserializeError(message.error) };
+    if (message.kind !== 'sealed' && message.kind !== 'opened') return { ok: false, error: unexpectedReply(message) };
+    const pick = <T extends ArrayBufferView>(sent: T, returned: T): T => (isShared(sent) ? sent : returned);
     const batch: PacketBatch = {
       slab: pick(request.slab, message.slab),
       layout: pick(request.layout, message.layout),
@@ -508,10 +610,8 @@ export class AeadPool {
 
   #settle(task: Task, outcome: Outcome): void {
     if (task.outcome !== null) return;
-    task.slot.tasks.delete(task.id);
     task.outcome = outcome;
     this.#heldForOrder++;
-    this.#deliver();
   }
 
   /** Delivers finished tasks from the head of the submission order until an unfinished one. */
@@ -532,6 +632,8 @@ export class AeadPool {
 
   #onExit(slot: WorkerSlot, exitCode: number): void {
     slot.alive = false;
+    // Whatever the thread finished before it died is delivered normally.
+    this.#collect(slot);
     const error =
       this.#state === 'open'
         ? new SealcastError(
@@ -542,12 +644,18 @@ export class AeadPool {
             { cause: slot.lastError ?? undefined },
           )
         : closedError();
-    for (const control of slot.controls.values()) control.reject(error);
-    slot.controls.clear();
-    // Settle in submission order so that delivery sees every lost task at once.
-    for (const task of [...slot.tasks.values()].sort((a, b) => a.id - b.id)) {
-      this.#settle(task, { ok: false, error });
+    // Items are in submission order, so delivery sees every lost task at once.
+    for (const item of slot.items) {
+      if (item.kind === 'control') item.reject(error);
+      else this.#settle(item, { ok: false, error });
     }
+    slot.items.length = 0;
+    slot.tasks = 0;
+    slot.buffers.clear();
+    closeSlotPorts(slot);
+    // Releases the pool's own pending waitAsync on this block, which nothing else would wake.
+    Atomics.notify(slot.control, CONTROL_COMPLETED);
+    this.#deliver();
     if (this.#state === 'open' && this.liveThreads === 0 && this.#capacityWaiter !== null) {
       this.#capacityWaiter.reject(noWorkersError());
       this.#capacityWaiter = null;
@@ -557,9 +665,10 @@ export class AeadPool {
   #control(slot: WorkerSlot, request: ControlRequest, transfer: ArrayBuffer[] = []): Promise<void> {
     request.requestId = this.#nextRequestId++;
     const requestId = request.requestId;
-    slot.worker.postMessage(request, transfer);
+    slot.requests.postMessage(request, transfer);
     return new Promise<void>((resolve, reject) => {
-      slot.controls.set(requestId, { resolve, reject });
+      slot.items.push({ kind: 'control', requestId, resolve, reject });
+      this.#publish(slot);
     });
   }
 
@@ -580,10 +689,25 @@ export class AeadPool {
     return this.#slots.filter((slot) => slot.alive);
   }
 
+  /**
+   * The worker that last handled `slab`'s shared memory, unless it is busier than another by
+   * more than one batch. A slab recycled to the same worker is still in that core's cache; moved
+   * to the other core, its few hundred kilobytes are fetched again, which costs about a tenth
+   * of sealing them.
+   */
+  #slotFor(slab: Uint8Array): WorkerSlot {
+    const least = this.#leastBusySlot();
+    if (!isShared(slab)) return least;
+    const home = this.#homes.get(slab.buffer as SharedArrayBuffer);
+    const slot = home !== undefined && home.alive && home.tasks <= least.tasks + 1 ? home : least;
+    if (slot !== home) this.#homes.set(slab.buffer as SharedArrayBuffer, slot);
+    return slot;
+  }
+
   #leastBusySlot(): WorkerSlot {
     let best: WorkerSlot | null = null;
     for (const slot of this.#slots) {
-      if (slot.alive && (best === null || slot.tasks.size < best.tasks.size)) best = slot;
+      if (slot.alive && (best === null || slot.tasks < best.tasks)) best = slot;
     }
     if (best === null) throw noWorkersError();
     return best;
@@ -622,8 +746,30 @@ interface StartingWorker {
   stop(): Promise<void>;
 }
 
-function startWorker(index: number, workerUrl: URL, startData: WorkerStartData, startTimeoutMs: number): StartingWorker {
-  const worker = new Worker(workerUrl, { workerData: startData });
+function startWorker(
+  index: number,
+  workerUrl: URL,
+  backend: BackendPreference,
+  ringSlots: number,
+  startTimeoutMs: number,
+): StartingWorker {
+  const controlMemory = new SharedArrayBuffer(controlBlockBytes(ringSlots));
+  const control = new Int32Array(controlMemory);
+  const requests = new MessageChannel();
+  const replies = new MessageChannel();
+  const bufferUpdates = new MessageChannel();
+  const startData: WorkerStartData = {
+    backend,
+    control: controlMemory,
+    ringSlots,
+    requests: requests.port2,
+    replies: replies.port1,
+    bufferUpdates: bufferUpdates.port2,
+  };
+  const worker = new Worker(workerUrl, {
+    workerData: startData,
+    transferList: [requests.port2, replies.port1, bufferUpdates.port2],
+  });
   let markExited!: () => void;
   const exited = new Promise<void>((resolve) => {
     markExited = resolve;
@@ -631,8 +777,20 @@ function startWorker(index: number, workerUrl: URL, startData: WorkerStartData, 
   const slot: WorkerSlot = {
     index,
     worker,
-    tasks: new Map(),
-    controls: new Map(),
+    control,
+    entries: new Uint32Array(controlMemory),
+    ringSlots,
+    requests: requests.port1,
+    replies: replies.port2,
+    buffers: new BufferTable(bufferUpdates.port1, control, CONTROL_BUFFER_UPDATES),
+    bufferUpdates: bufferUpdates.port1,
+    items: [],
+    tasks: 0,
+    submitted: 0,
+    itemsPosted: 0,
+    completed: 0,
+    ringPosted: 0,
+    watching: false,
     alive: true,
     lastError: null,
     exited,
@@ -682,8 +840,91 @@ function startWorker(index: number, workerUrl: URL, startData: WorkerStartData, 
     async stop() {
       await worker.terminate();
       await exited;
+      closeSlotPorts(slot);
     },
   };
+}
+
+/** Atomics.waitAsync exists in Node 20 (V8 11), but the ES2022 lib this project compiles against lacks its type. */
+const atomicsWaitAsync = Atomics as unknown as {
+  waitAsync(
+    typedArray: Int32Array,
+    index: number,
+    value: number,
+  ): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+};
+
+function allShared(views: readonly ArrayBufferView[]): boolean {
+  for (const view of views) if (!isShared(view)) return false;
+  return true;
+}
+
+/**
+ * Describes a task whose views all live in shared memory as plain integers in ring entry
+ * `entry`, taking one buffer-table use per view. The label goes last: it is what
+ * tells the worker that this entry is the next item (the worker reads it only after
+ * CONTROL_SUBMITTED says the item exists, and Atomics.store orders the words written before it).
+ */
+function writeEntry(slot: WorkerSlot, entry: number, request: TaskRequest): void {
+  const words = slot.entries;
+  words[entry + ENTRY_KIND] = request.kind === 'seal' ? ENTRY_KIND_SEAL : ENTRY_KIND_OPEN;
+  words[entry + ENTRY_TASK_ID] = request.taskId;
+  words[entry + ENTRY_KEY_ID] = request.keyId;
+  words[entry + ENTRY_COUNT] = request.count;
+  words[entry + ENTRY_RESULT] = 0;
+  words[entry + ENTRY_AUTHENTICATED] = 0;
+  describeView(slot, entry + ENTRY_SLAB, request.slab);
+  describeView(slot, entry + ENTRY_LAYOUT, request.layout);
+  describeView(slot, entry + ENTRY_NONCES, request.nonces);
+  if (request.kind === 'open') describeView(slot, entry + ENTRY_STATUS, request.status);
+  writeEntryLabel(words, entry, slot.itemsPosted);
+}
+
+function describeView(slot: WorkerSlot, field: number, view: Uint8Array | Uint32Array): void {
+  const words = slot.entries;
+  words[field] = slot.buffers.acquire(view.buffer as SharedArrayBuffer);
+  words[field + 1] = view.byteOffset;
+  words[field + 2] = view.length;
+}
+
+/** Ends the buffer-table uses writeEntry took for the entry; the worker is done with it. */
+function releaseEntryBuffers(slot: WorkerSlot, entry: number, kind: TaskRequest['kind']): void {
+  const words = slot.entries;
+  slot.buffers.release(words[entry + ENTRY_SLAB]);
+  slot.buffers.release(words[entry + ENTRY_LAYOUT]);
+  slot.buffers.release(words[entry + ENTRY_NONCES]);
+  if (kind === 'open') slot.buffers.release(words[entry + ENTRY_STATUS]);
+}
+
+/**
+ * The worker's reply to the item just completed. It posts the reply before it raises
+ * `completed`, so a missing or unreadable one is a bug, reported as E_INTERNAL.
+ */
+function nextReply(slot: WorkerSlot): FromWorker {
+  let received: { message: unknown } | undefined;
+  try {
+    received = receiveMessageOnPort(slot.replies);
+  } catch (error) {
+    return {
+      kind: 'taskFailed',
+      taskId: 0,
+      error: { name: 'Error', message: `a reply from pool worker ${slot.index} could not be read: ${error instanceof Error ? error.message : String(error)}` },
+    };
+  }
+  if (received === undefined) {
+    return { kind: 'taskFailed', taskId: 0, error: { name: 'Error', message: `pool worker ${slot.index} completed an item without its reply` } };
+  }
+  return received.message as FromWorker;
+}
+
+function unexpectedReply(message: FromWorker): SealcastError {
+  return new SealcastError('E_INTERNAL', `unexpected reply ${message.kind} from a pool worker`);
+}
+
+function closeSlotPorts(slot: WorkerSlot): void {
+  slot.requests.close();
+  slot.replies.close();
+  slot.bufferUpdates.close();
 }
 
 /**
@@ -694,18 +935,17 @@ function startWorker(index: number, workerUrl: URL, startData: WorkerStartData, 
 function requireAttached(batch: unknown, status?: unknown): void {
   if (typeof batch !== 'object' || batch === null) return;
   const { slab, layout, nonces } = batch as Record<string, unknown>;
-  const views: Array<[string, unknown]> = [
-    ['batch.slab', slab],
-    ['batch.layout', layout],
-    ['batch.nonces', nonces],
-    ['status', status],
-  ];
-  for (const [name, view] of views) {
-    if (ArrayBuffer.isView(view) && !isShared(view) && isDetached(view.buffer as ArrayBuffer)) {
-      throw new TypeError(
-        `${name} is detached: its buffer was moved to a pool worker. Submit the views a delivered batch returns, not the originals, and never a batch that is still in flight`,
-      );
-    }
+  requireViewAttached(slab, 'batch.slab');
+  requireViewAttached(layout, 'batch.layout');
+  requireViewAttached(nonces, 'batch.nonces');
+  requireViewAttached(status, 'status');
+}
+
+function requireViewAttached(view: unknown, name: string): void {
+  if (ArrayBuffer.isView(view) && !isShared(view) && isDetached(view.buffer as ArrayBuffer)) {
+    throw new TypeError(
+      `${name} is detached: its buffer was moved to a pool worker. Submit the views a delivered batch returns, not the originals, and never a batch that is still in flight`,
+    );
   }
 }
 
