@@ -4,7 +4,8 @@
 //   npm run bench:crypto        (builds first; this file imports ../dist)
 //
 // Environment: BENCH_SLICES (default 5) and BENCH_SLICE_SECONDS (default 0.15) set how long each
-// measurement runs; BENCH_OPENSSL_SECONDS (default 1) the length of each openssl run.
+// measurement runs; BENCH_OPENSSL_SECONDS (default 1) the length of each openssl run;
+// BENCH_POOL_BATCHES_PER_THREAD (default 4) how many batches per pool thread are in flight.
 // BENCH_ONLY=pool measures only the rows the pool target compares (native-batch at 1 thread and
 // the pool), and BENCH_PACKET_BYTES=1400,8192 limits the packet sizes; both are for quick
 // checks while working on the pool; a run with either writes bench/results/crypto-partial.json.
@@ -32,8 +33,14 @@ const TAG_BYTES = 16;
 const NONCE_BYTES = 12;
 const LAYOUT_WORDS = 3;
 const POOL_THREADS = 2;
-/** Batches kept in flight per pool thread, so that no worker waits for the main thread. */
-const POOL_BATCHES_PER_THREAD = 4;
+/**
+ * Batches kept in flight per pool thread (BENCH_POOL_BATCHES_PER_THREAD, default 4). A worker
+ * finishing one batch then still has others queued, so it need not wake the main thread for
+ * every batch (it does so when its backlog is down to one, see src/pool/serve.ts) and never
+ * waits for the main thread to refill it. With 2 per thread every completion wakes the main
+ * thread, which on 2 cores costs about 0.1 of the pool's speed-up at 1400 B.
+ */
+const POOL_BATCHES_PER_THREAD = positiveNumberFromEnv('BENCH_POOL_BATCHES_PER_THREAD', 4, true);
 const TARGETS = { nativeVsOpensslAt1400: 0.9, nativeVsNodeCrypto: 5, poolSpeedup: 1.7 };
 
 function positiveNumberFromEnv(name, fallback, integer = false) {
@@ -269,7 +276,7 @@ async function main() {
     packetsPerBatch: PACKETS_PER_BATCH,
     aadBytes: AAD_BYTES,
     opensslSpeedCommand: haveOpenssl ? `openssl ${opensslSpeedArgs('<cipher>', '<bytes>', opensslSeconds).join(' ')}` : null,
-    measurement: `median of ${measureOptions.slices} slices of ${measureOptions.sliceSeconds} s after ${measureOptions.warmupSeconds} s warm-up; seal only`,
+    measurement: `median of ${measureOptions.slices} slices of ${measureOptions.sliceSeconds} s after ${measureOptions.warmupSeconds} s warm-up; seal only; pool rows keep ${POOL_BATCHES_PER_THREAD} batches per thread in flight`,
   });
   const started = Date.now();
   const rows = [];
