@@ -1,7 +1,7 @@
 // The pool's record of which SharedArrayBuffers one worker already holds, so that a batch in
 // shared memory reaches the worker as a few integers instead of a structured clone of its
 // buffers. Each new buffer is posted to the worker once, under a small integer id; a buffer
-// that stays unused is forgotten on both sides once the table holds too many or too much.
+// that stays unused is forgotten on both sides once the idle ones are too many or too large.
 
 import type { MessagePort } from 'node:worker_threads';
 import type { BufferUpdate } from './protocol.js';
@@ -43,7 +43,6 @@ export class BufferTable {
   acquire(buffer: SharedArrayBuffer): number {
     let entry = this.#entries.get(buffer);
     if (entry === undefined) {
-      this.#evictFor(buffer.byteLength);
       const id = this.#freeIds.pop() ?? this.#byId.length;
       entry = { id, buffer, uses: 0 };
       this.#byId[id] = entry;
@@ -65,6 +64,7 @@ export class BufferTable {
     if (entry.uses === 0) {
       this.#idleEntries++;
       this.#idleBytes += entry.buffer.byteLength;
+      this.#trimIdle();
     }
   }
 
@@ -87,11 +87,10 @@ export class BufferTable {
     this.#idleBytes -= entry.buffer.byteLength;
   }
 
-  /** Drops the least recently used idle buffers until one more of `bytes` fits the idle bounds. */
-  #evictFor(bytes: number): void {
-    if (this.#idleEntries < BUFFER_TABLE_IDLE_ENTRIES_MAX && this.#idleBytes + bytes <= BUFFER_TABLE_IDLE_BYTES_MAX) return;
+  /** Drops the least recently used idle buffers until the idle ones are within both bounds. */
+  #trimIdle(): void {
     for (const entry of this.#entries.values()) {
-      if (this.#idleEntries < BUFFER_TABLE_IDLE_ENTRIES_MAX && this.#idleBytes + bytes <= BUFFER_TABLE_IDLE_BYTES_MAX) return;
+      if (this.#idleEntries <= BUFFER_TABLE_IDLE_ENTRIES_MAX && this.#idleBytes <= BUFFER_TABLE_IDLE_BYTES_MAX) return;
       if (entry.uses > 0) continue;
       this.#entries.delete(entry.buffer);
       this.#byId[entry.id] = undefined;

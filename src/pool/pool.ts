@@ -207,7 +207,11 @@ type PoolState = 'open' | 'closing' | 'closed';
  *
  * **Order.** Promises of seal() and open() settle in submission order, even when a later batch
  * finishes first on another worker; an error is delivered in its turn too. Arguments that fail
- * validation reject at once and are not submitted.
+ * validation reject at once and are not submitted, with one exception: a batch whose views are
+ * all typed arrays over shared memory has its slot layout (and nonce and status sizes, and
+ * overlaps) checked by the worker's backend, so such a batch rejects with the same error as
+ * the single-thread path in its turn, having touched nothing (and a full queue is reported
+ * before its layout is).
  *
  * **Backpressure.** At most `queueDepthMax` batches are in flight (submitted and not yet
  * delivered). A seal() or open() beyond that rejects at once with E_POOL and leaves the batch
@@ -330,6 +334,14 @@ export class AeadPool {
     return live;
   }
 
+  /**
+   * How many shared buffers each worker currently references (in flight or cached).
+   * @internal For tests of the buffer table's bounds.
+   */
+  get sharedBuffersHeld(): number[] {
+    return this.#slots.map((slot) => slot.buffers.size);
+  }
+
   /** True once close() was called. */
   get closed(): boolean {
     return this.#state !== 'open';
@@ -423,8 +435,10 @@ export class AeadPool {
     // before those of whenCapacity() when a delivery frees a place (one fewer promise hop).
     try {
       this.#requireSubmittable(handle);
-      requireAttached(batch);
-      validateBatch(batch, this.constants);
+      if (!this.#checkedForRing(batch)) {
+        requireAttached(batch);
+        validateBatch(batch, this.constants);
+      }
       this.#requireCapacity();
       const { slab, layout, nonces, count } = batch;
       return this.#submit(
@@ -443,8 +457,10 @@ export class AeadPool {
   open(handle: PoolKeyHandle, batch: PacketBatch, status: Uint8Array): Promise<PoolOpenResult> {
     try {
       this.#requireSubmittable(handle);
-      requireAttached(batch, status);
-      validateBatch(batch, this.constants, status);
+      if (!this.#checkedForRing(batch, status)) {
+        requireAttached(batch, status);
+        validateBatch(batch, this.constants, status);
+      }
       this.#requireCapacity();
       const { slab, layout, nonces, count } = batch;
       return this.#submit(
@@ -728,6 +744,25 @@ export class AeadPool {
     this.#requireUsable();
     this.#requireOwnHandle(handle);
     if (handle.removed) throw new SealcastError('E_CLOSED', `pool key ${handle.id} (${handle.suite}) was removed`);
+  }
+
+  /**
+   * True when `batch` (and `status`) can go to a worker as a ring entry without the full
+   * validation here: every view is a typed array of the right kind over shared memory and
+   * `count` is within the layout, exactly as validateBatch checks them first. The worker's
+   * backend then runs the same validateBatch before it touches a byte, so a bad slot layout
+   * still rejects with the very TypeError or RangeError the single-thread path throws, only in
+   * the batch's turn rather than at once; nothing moved, so nothing is lost. Checking the
+   * slots twice would cost the main thread a few microseconds per batch, a tenth of what a
+   * handoff costs in all. Anything else returns false, and the caller validates fully here.
+   */
+  #checkedForRing(batch: PacketBatch, status?: Uint8Array): boolean {
+    if (typeof batch !== 'object' || batch === null) return false;
+    const { slab, layout, nonces, count } = batch;
+    if (!(slab instanceof Uint8Array) || !(layout instanceof Uint32Array) || !(nonces instanceof Uint8Array)) return false;
+    if (status !== undefined && !(status instanceof Uint8Array)) return false;
+    if (!isShared(slab) || !isShared(layout) || !isShared(nonces) || (status !== undefined && !isShared(status))) return false;
+    return Number.isInteger(count) && count >= 0 && count <= Math.floor(layout.length / this.constants.layoutWords);
   }
 
   #requireCapacity(): void {
