@@ -517,7 +517,7 @@ export class AeadPool {
     const slot = this.#slotFor(request.slab);
     request.taskId = this.#nextTaskId++;
     let entry = -1;
-    if (allShared(views)) {
+    if (allFitRingEntry(views)) {
       entry = CONTROL_HEADER_WORDS + (slot.ringPosted % slot.ringSlots) * ENTRY_WORDS;
       writeEntry(slot, entry, request);
       slot.ringPosted++;
@@ -761,7 +761,9 @@ export class AeadPool {
     const { slab, layout, nonces, count } = batch;
     if (!(slab instanceof Uint8Array) || !(layout instanceof Uint32Array) || !(nonces instanceof Uint8Array)) return false;
     if (status !== undefined && !(status instanceof Uint8Array)) return false;
-    if (!isShared(slab) || !isShared(layout) || !isShared(nonces) || (status !== undefined && !isShared(status))) return false;
+    if (!fitsRingEntry(slab) || !fitsRingEntry(layout) || !fitsRingEntry(nonces) || (status !== undefined && !fitsRingEntry(status))) {
+      return false;
+    }
     return Number.isInteger(count) && count >= 0 && count <= Math.floor(layout.length / this.constants.layoutWords);
   }
 
@@ -889,8 +891,16 @@ const atomicsWaitAsync = Atomics as unknown as {
   ): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
 };
 
-function allShared(views: readonly ArrayBufferView[]): boolean {
-  for (const view of views) if (!isShared(view)) return false;
+/**
+ * True when `view` is over shared memory small enough that its offset and length fit the
+ * 32-bit words of a ring entry; a larger buffer goes by message instead of being cut short.
+ */
+function fitsRingEntry(view: ArrayBufferView): boolean {
+  return isShared(view) && view.buffer.byteLength <= 0xffff_ffff;
+}
+
+function allFitRingEntry(views: readonly ArrayBufferView[]): boolean {
+  for (const view of views) if (!fitsRingEntry(view)) return false;
   return true;
 }
 
