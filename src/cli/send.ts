@@ -18,7 +18,7 @@ import { AeadPool } from '../pool/pool.js';
 import { SESSION_ID_BYTES } from '../keys/kdf.js';
 import { DEFAULT_DATAGRAM_BYTES } from '../packet/format.js';
 import { defaultTtl, DEFAULT_INTERFACE, type MulticastGroup } from '../pipeline/multicast.js';
-import { DEFAULT_RATE_BITS_PER_SECOND, Sender, type SendStats } from '../pipeline/sender.js';
+import { DEFAULT_DGRAM_RATE_BITS_PER_SECOND, DEFAULT_RATE_BITS_PER_SECOND, Sender, type SendStats } from '../pipeline/sender.js';
 import { writeLine, type CommandContext } from './io.js';
 import { parseHostPort, parseWaitFor, startSenderControl, type HostPort, type SenderControl } from './control-options.js';
 import { formatRate, parseGroup, parseInteger, parseInterface, parsePacketSize, parseRate, parseSeconds, parseSuite, parseTtl } from './options.js';
@@ -34,7 +34,7 @@ interface SendFlags {
   serverKey?: string;
   interface: string;
   ttl?: number;
-  rate: number;
+  rate?: number;
   packetSize: number;
   suite: WireSuiteName;
   sealThreads: number;
@@ -60,7 +60,7 @@ export function registerSend(program: Command, context: CommandContext): void {
     .option('--server-key <file>', "with --control: the server's Ed25519 signing key, created on first use (default ~/.config/sealcast/server_ed25519.pem)")
     .option('--interface <ip>', 'IPv4 address of the interface to multicast on', parseInterface, DEFAULT_INTERFACE)
     .option('--ttl <n>', 'multicast TTL (default 0 on loopback, 1 on any other interface)', parseTtl)
-    .option('--rate <bits>', `sending rate in bits per second, e.g. 400M, 1G, 800k (default ${formatRate(DEFAULT_RATE_BITS_PER_SECOND)})`, parseRate, DEFAULT_RATE_BITS_PER_SECOND)
+    .option('--rate <bits>', `sending rate in bits per second, e.g. 400M, 1G, 800k (default ${formatRate(DEFAULT_RATE_BITS_PER_SECOND)} with native I/O, ${formatRate(DEFAULT_DGRAM_RATE_BITS_PER_SECOND)} with --io dgram)`, parseRate)
     .option('--packet-size <bytes>', 'datagram size: header + payload + tag (default 1400, up to 65507)', parsePacketSize, DEFAULT_DATAGRAM_BYTES)
     .option('--suite <name>', 'AEAD suite: chacha20-poly1305 or aes-256-gcm (native backend only)', parseSuite, DEFAULT_SUITE)
     .option('--seal-threads <n>', 'seal on N worker threads; 0 (the default) seals on the main thread', (text: string) => parseInteger(text, '--seal-threads', 0, 64), 0)
@@ -130,12 +130,15 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
     io: flags.io ?? ioModeFromEnv(context.io.env),
     signal: context.io.signal,
   });
-  if (!flags.quiet) {
+  // Said once the socket is open, when the I/O path and with it the default rate are known.
+  sender.once('start', () => {
+    if (flags.quiet) return;
+    const { rateBitsPerSecond, io } = sender.stats;
     writeLine(
       stderr,
-      `sealcast send: session ${sessionId.toString('hex')} to ${flags.group.address}:${flags.group.port} via ${flags.interface} (ttl ${ttl}), ${flags.suite} on the ${backend.name} backend, ${flags.packetSize}-byte datagrams, rate ${formatRate(flags.rate)}bit/s`,
+      `sealcast send: session ${sessionId.toString('hex')} to ${flags.group.address}:${flags.group.port} via ${flags.interface} (ttl ${ttl}), ${flags.suite} on the ${backend.name} backend, ${flags.packetSize}-byte datagrams, rate ${formatRate(rateBitsPerSecond)}bit/s, ${io} I/O`,
     );
-  }
+  });
   const stopProgress = startProgress(stderr, !flags.quiet && isTerminal(stderr), () => progressLine(sender.stats));
   let stats: SendStats | null = null;
   let failure: unknown = null;

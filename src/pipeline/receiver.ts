@@ -600,7 +600,6 @@ export class Receiver extends EventEmitter {
   }
 
   #deliver(payload: Uint8Array): void {
-    this.#hash.update(payload);
     let copied = 0;
     while (copied < payload.byteLength) {
       if (this.#outUsed === this.#outChunk.byteLength) {
@@ -624,6 +623,9 @@ export class Receiver extends EventEmitter {
     this.#lastFlushAtMs = performance.now();
     const chunk = this.#outChunk.subarray(this.#outStart, this.#outUsed);
     this.#outStart = this.#outUsed;
+    // The output is the delivered stream in order, so hashing it here, a chunk at a time, gives
+    // the same digest as hashing each payload, at one call per chunk instead of per packet.
+    this.#hash.update(chunk);
     try {
       this.#output!.write(chunk);
     } catch (error) {

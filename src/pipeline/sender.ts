@@ -33,7 +33,13 @@ export type BatchSealer = (key: AeadKey, batch: PacketBatch) => void | Promise<v
 
 export const directSealer: BatchSealer = (key, batch) => key.sealBatch(batch);
 
-export const DEFAULT_RATE_BITS_PER_SECOND = 150_000_000;
+/**
+ * The default rate with batched I/O (README, "Rate and buffers": measured clean to two
+ * receivers on a busy 2-core machine); plain node:dgram costs a receiver about twice the CPU
+ * per datagram, so without batched I/O the default stays at the rate measured for that path.
+ */
+export const DEFAULT_RATE_BITS_PER_SECOND = 300_000_000;
+export const DEFAULT_DGRAM_RATE_BITS_PER_SECOND = 150_000_000;
 export const DEFAULT_SLAB_SLOTS = 512;
 /** Slabs of about 2 MiB: 512 slots of 1400 bytes, fewer of jumbo datagrams, so memory stays small. */
 const SLAB_BYTES_TARGET = 2 * 1024 * 1024;
@@ -69,6 +75,7 @@ export interface SenderOptions {
   ttl?: number;
   /** Datagram size: header + payload + tag. */
   datagramBytes?: number;
+  /** Default: DEFAULT_RATE_BITS_PER_SECOND with batched I/O, DEFAULT_DGRAM_RATE_BITS_PER_SECOND without. */
   rateBitsPerSecond?: number;
   slabSlots?: number;
   slabCount?: number;
@@ -117,9 +124,12 @@ interface Slab {
 }
 
 export class Sender extends EventEmitter {
-  readonly #options: Required<Omit<SenderOptions, 'signal' | 'ttl' | 'interfaceAddress' | 'pool'>> & { signal?: AbortSignal; ttl: number; interfaceAddress: string; pool?: AeadPool };
+  readonly #options: Required<Omit<SenderOptions, 'signal' | 'ttl' | 'interfaceAddress' | 'pool' | 'rateBitsPerSecond'>> & { signal?: AbortSignal; ttl: number; interfaceAddress: string; pool?: AeadPool };
   #batchSocket: BatchSocket | null = null;
   #target: GroupTarget | null = null;
+  /** The pacing rate; when the caller gave none, fixed once the I/O path is known. */
+  #rateBitsPerSecond: number;
+  readonly #rateGiven: boolean;
   readonly #payloadBytesMax: number;
   readonly #suiteId: number;
   readonly #sequencer = new NonceSequencer();
@@ -140,6 +150,8 @@ export class Sender extends EventEmitter {
     }
     const rate = options.rateBitsPerSecond ?? DEFAULT_RATE_BITS_PER_SECOND;
     if (!(rate > 0) || !Number.isFinite(rate)) throw new SealcastError('E_ARG', `rate must be a positive number of bits per second, got ${rate}`);
+    this.#rateBitsPerSecond = rate;
+    this.#rateGiven = options.rateBitsPerSecond !== undefined;
     const interfaceAddress = options.interfaceAddress ?? DEFAULT_INTERFACE;
     this.#options = {
       backend: options.backend,
@@ -150,7 +162,6 @@ export class Sender extends EventEmitter {
       interfaceAddress,
       ttl: options.ttl ?? defaultTtl(interfaceAddress),
       datagramBytes,
-      rateBitsPerSecond: rate,
       slabSlots: requirePositive(options.slabSlots ?? defaultSlabSlots(datagramBytes), 'slabSlots', 65_536),
       slabCount: requirePositive(options.slabCount ?? DEFAULT_SLAB_COUNT, 'slabCount', 64),
       endRepeats: requirePositive(options.endRepeats ?? DEFAULT_END_REPEATS, 'endRepeats', 100),
@@ -206,7 +217,9 @@ export class Sender extends EventEmitter {
     }
     this.#target = this.#batchSocket !== null ? groupTarget(options.group) : null;
     this.#stats.io = this.#batchSocket !== null ? 'native' : 'dgram';
-    const rateBytesPerSecond = options.rateBitsPerSecond / 8;
+    if (!this.#rateGiven && this.#batchSocket === null) this.#rateBitsPerSecond = DEFAULT_DGRAM_RATE_BITS_PER_SECOND;
+    this.#stats.rateBitsPerSecond = this.#rateBitsPerSecond;
+    const rateBytesPerSecond = this.#rateBitsPerSecond / 8;
     const bucket = new TokenBucket(rateBytesPerSecond * rampFraction(0, RAMP_MS), defaultBurstBytes(rateBytesPerSecond, options.datagramBytes));
     this.#stats.startedAtMs = performance.now();
     this.emit('start', { sessionId: this.#stats.sessionId });
@@ -363,8 +376,8 @@ export class Sender extends EventEmitter {
       await this.#transmitSlabBatched(slab, bucket, this.#batchSocket);
       return;
     }
-    const { datagramBytes, rateBitsPerSecond } = this.#options;
-    const fullRate = rateBitsPerSecond / 8;
+    const { datagramBytes } = this.#options;
+    const fullRate = this.#rateBitsPerSecond / 8;
     const socket = this.#socket!;
     const onSent = (error: Error | null): void => {
       if (error) this.#sendError ??= error;
@@ -402,8 +415,8 @@ export class Sender extends EventEmitter {
    * completion callbacks and is free again as soon as this resolves.
    */
   async #transmitSlabBatched(slab: Slab, bucket: TokenBucket, batchSocket: BatchSocket): Promise<void> {
-    const { datagramBytes, rateBitsPerSecond } = this.#options;
-    const fullRate = rateBitsPerSecond / 8;
+    const { datagramBytes } = this.#options;
+    const fullRate = this.#rateBitsPerSecond / 8;
     const target = this.#target!;
     // Half the burst per chunk keeps the bucket from waiting for a completely full burst.
     const chunkMax = Math.max(1, Math.min(SEND_CHUNK_DATAGRAMS_MAX, batchSocket.batchMax, Math.floor(bucket.burstBytes / 2 / datagramBytes)));
