@@ -706,16 +706,15 @@ export class AeadPool {
   }
 
   /**
-   * The worker that last handled `slab`'s shared memory, unless it is busier than another by
-   * more than one batch. A slab recycled to the same worker is still in that core's cache; moved
-   * to the other core, its few hundred kilobytes are fetched again, which costs about a tenth
-   * of sealing them.
+   * The worker that last handled `slab`'s shared memory when it is no busier than the least
+   * busy one, else the least busy one. A slab recycled to the same worker may still be in that
+   * core's cache; balance comes first, because an idle worker costs far more than a cache miss.
    */
   #slotFor(slab: Uint8Array): WorkerSlot {
     const least = this.#leastBusySlot();
     if (!isShared(slab)) return least;
     const home = this.#homes.get(slab.buffer as SharedArrayBuffer);
-    const slot = home !== undefined && home.alive && home.tasks <= least.tasks + 1 ? home : least;
+    const slot = home !== undefined && home.alive && home.tasks <= least.tasks ? home : least;
     if (slot !== home) this.#homes.set(slab.buffer as SharedArrayBuffer, slot);
     return slot;
   }
