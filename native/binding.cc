@@ -269,8 +269,9 @@ Napi::Value UdpCheckSocket(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// udpSend(fd, slab, layout, first, count, groupAddress, port): datagrams sent (0 when the
-// socket buffer is full). groupAddress is the IPv4 address as an unsigned 32-bit number.
+// udpSend(fd, slab, layout, first, count, groupAddress, port, segment?): datagrams sent (0 when
+// the socket buffer is full). groupAddress is the IPv4 address as an unsigned 32-bit number;
+// segment (default false) sends runs of back-to-back equal datagrams as UDP GSO sends.
 Napi::Value UdpSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double fd = 0, first = 0, count = 0, group = 0, port = 0;
@@ -283,6 +284,11 @@ Napi::Value UdpSend(const Napi::CallbackInfo& info) {
   if (!ReadInteger(env, info[4], "count", 0, static_cast<double>(sealcast::kUdpBatchMax), &count)) return env.Undefined();
   if (!ReadInteger(env, info[5], "groupAddress", 0, 4294967295.0, &group)) return env.Undefined();
   if (!ReadInteger(env, info[6], "port", 1, 65535, &port)) return env.Undefined();
+  if (!info[7].IsUndefined() && !info[7].IsBoolean()) {
+    Napi::TypeError::New(env, "segment must be a boolean").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const bool segment = info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
   const sealcast::UdpSendBatch batch{slab.data,
                                      slab.length,
                                      layout.data,
@@ -291,7 +297,8 @@ Napi::Value UdpSend(const Napi::CallbackInfo& info) {
                                      static_cast<std::size_t>(count),
                                      sealcast::kTagBytes,
                                      static_cast<std::uint32_t>(group),
-                                     static_cast<std::uint16_t>(port)};
+                                     static_cast<std::uint16_t>(port),
+                                     segment};
   const sealcast::UdpOutcome outcome = sealcast::UdpSendSlots(static_cast<int>(fd), batch);
   if (outcome.status != sealcast::UdpStatus::kOk) {
     ThrowUdpOutcome(env, outcome);

@@ -4,12 +4,20 @@
 #include "udp.h"
 
 #include <cerrno>
+#include <cstring>
 
 #if defined(__linux__)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
 #endif
 
 namespace sealcast {
@@ -79,25 +87,63 @@ UdpOutcome UdpSendSlots(int fd, const UdpSendBatch& batch) {
 
   mmsghdr messages[kUdpBatchMax];
   iovec vectors[kUdpBatchMax];
-  for (std::size_t index = 0; index < batch.count; index++) {
+  // Per message: how many datagrams it carries, and room for its UDP_SEGMENT control message.
+  std::uint16_t datagrams_in[kUdpBatchMax];
+  alignas(cmsghdr) char controls[kUdpBatchMax][CMSG_SPACE(sizeof(std::uint16_t))];
+  std::size_t message_count = 0;
+  std::size_t index = 0;
+  while (index < batch.count) {
     const std::uint32_t* words = batch.layout + (batch.first + index) * 3;
     const std::size_t offset = words[0];
     // Each term is below 2^32, so the sum cannot overflow a 64-bit size_t.
     const std::size_t bytes = static_cast<std::size_t>(words[1]) + words[2] + batch.tag_bytes;
     if (bytes == 0 || bytes > kUdpDatagramBytesMax) return BadArgument("a datagram is empty or longer than 65507 bytes");
     if (offset > batch.slab_bytes || bytes > batch.slab_bytes - offset) return BadArgument("a datagram lies outside the slab");
-    vectors[index].iov_base = const_cast<std::uint8_t*>(batch.slab + offset);
-    vectors[index].iov_len = bytes;
-    msghdr& header = messages[index].msg_hdr;
+    std::size_t run = 1;
+    std::size_t run_bytes = bytes;
+    if (batch.segment) {
+      // Extend the run while the next datagram starts where this run ends, is no larger than
+      // the first (only the last of a GSO send may be shorter) and the whole stays one IPv4
+      // datagram's worth.
+      while (run < kUdpSegmentsMax && index + run < batch.count) {
+        const std::uint32_t* next = batch.layout + (batch.first + index + run) * 3;
+        const std::size_t next_bytes = static_cast<std::size_t>(next[1]) + next[2] + batch.tag_bytes;
+        if (next[0] != offset + run_bytes || next_bytes == 0 || next_bytes > bytes) break;
+        if (run_bytes + next_bytes > kUdpDatagramBytesMax || next_bytes > batch.slab_bytes - next[0]) break;
+        run_bytes += next_bytes;
+        run++;
+        if (next_bytes < bytes) break;
+      }
+    }
+    vectors[message_count].iov_base = const_cast<std::uint8_t*>(batch.slab + offset);
+    vectors[message_count].iov_len = run_bytes;
+    msghdr& header = messages[message_count].msg_hdr;
     header = msghdr{};
     header.msg_name = &destination;
     header.msg_namelen = sizeof(destination);
-    header.msg_iov = &vectors[index];
+    header.msg_iov = &vectors[message_count];
     header.msg_iovlen = 1;
-    messages[index].msg_len = 0;
+    if (run > 1) {
+      header.msg_control = controls[message_count];
+      header.msg_controllen = sizeof(controls[message_count]);
+      cmsghdr* control = CMSG_FIRSTHDR(&header);
+      control->cmsg_level = SOL_UDP;
+      control->cmsg_type = UDP_SEGMENT;
+      control->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+      const std::uint16_t segment_bytes = static_cast<std::uint16_t>(bytes);
+      std::memcpy(CMSG_DATA(control), &segment_bytes, sizeof(segment_bytes));
+    }
+    messages[message_count].msg_len = 0;
+    datagrams_in[message_count] = static_cast<std::uint16_t>(run);
+    message_count++;
+    index += run;
   }
-  const int sent = sendmmsg(fd, messages, static_cast<unsigned int>(batch.count), MSG_DONTWAIT);
-  if (sent >= 0) return Sent(static_cast<std::size_t>(sent));
+  const int sent = sendmmsg(fd, messages, static_cast<unsigned int>(message_count), MSG_DONTWAIT);
+  if (sent >= 0) {
+    std::size_t datagrams = 0;
+    for (int message = 0; message < sent; message++) datagrams += datagrams_in[message];
+    return Sent(datagrams);
+  }
   const int error_number = errno;
   if (IsTransient(error_number)) return Sent(0);
   return SystemError(error_number);

@@ -61,9 +61,19 @@ struct UdpSendBatch {
   // exists to reach the group the socket was set up for and nothing else.
   std::uint32_t group_address;
   std::uint16_t port;
+  // Hand runs of equal-sized datagrams that lie back to back in the slab to the kernel as one
+  // UDP GSO send (UDP_SEGMENT): the stack then handles a run of up to kUdpSegmentsMax
+  // datagrams once, and the datagrams on the wire are the same as without it.
+  bool segment;
 };
 
-// Sends up to min(count, kUdpBatchMax) datagrams with one sendmmsg(MSG_DONTWAIT). When the
+// At most this many datagrams per GSO send (the kernel's UDP_MAX_SEGMENTS is 64 or more).
+constexpr std::size_t kUdpSegmentsMax = 64;
+
+// Sends up to min(count, kUdpBatchMax) datagrams with one sendmmsg(MSG_DONTWAIT). `count` in
+// the outcome is in datagrams also when runs went as GSO sends (a run is sent whole or not at
+// all). A kernel or device that refuses GSO fails the call with kSystem (EIO, EINVAL,
+// ENOPROTOOPT or EOPNOTSUPP) before anything was sent; the caller then sends without. When the
 // socket buffer is full (EAGAIN, ENOBUFS) or a send is interrupted, it returns kOk with the
 // number sent so far, possibly 0; the caller waits briefly and sends the rest. Any other
 // failure with nothing sent is kSystem; after a partial send it returns the partial count and

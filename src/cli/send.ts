@@ -18,7 +18,7 @@ import { AeadPool } from '../pool/pool.js';
 import { SESSION_ID_BYTES } from '../keys/kdf.js';
 import { DEFAULT_DATAGRAM_BYTES } from '../packet/format.js';
 import { defaultTtl, DEFAULT_INTERFACE, type MulticastGroup } from '../pipeline/multicast.js';
-import { DEFAULT_DGRAM_RATE_BITS_PER_SECOND, DEFAULT_RATE_BITS_PER_SECOND, Sender, type SendStats } from '../pipeline/sender.js';
+import { DEFAULT_PLAIN_RATE_BITS_PER_SECOND, DEFAULT_RATE_BITS_PER_SECOND, Sender, type SendStats } from '../pipeline/sender.js';
 import { writeLine, type CommandContext } from './io.js';
 import { parseHostPort, parseWaitFor, startSenderControl, type HostPort, type SenderControl } from './control-options.js';
 import { formatRate, parseGroup, parseInteger, parseInterface, parsePacketSize, parseRate, parseSeconds, parseSuite, parseTtl } from './options.js';
@@ -60,7 +60,7 @@ export function registerSend(program: Command, context: CommandContext): void {
     .option('--server-key <file>', "with --control: the server's Ed25519 signing key, created on first use (default ~/.config/sealcast/server_ed25519.pem)")
     .option('--interface <ip>', 'IPv4 address of the interface to multicast on', parseInterface, DEFAULT_INTERFACE)
     .option('--ttl <n>', 'multicast TTL (default 0 on loopback, 1 on any other interface)', parseTtl)
-    .option('--rate <bits>', `sending rate in bits per second, e.g. 400M, 1G, 800k (default ${formatRate(DEFAULT_RATE_BITS_PER_SECOND)} with native I/O, ${formatRate(DEFAULT_DGRAM_RATE_BITS_PER_SECOND)} with --io dgram)`, parseRate)
+    .option('--rate <bits>', `sending rate in bits per second, e.g. 400M, 1G, 800k (default ${formatRate(DEFAULT_RATE_BITS_PER_SECOND)} with native I/O and the native backend, else ${formatRate(DEFAULT_PLAIN_RATE_BITS_PER_SECOND)})`, parseRate)
     .option('--packet-size <bytes>', 'datagram size: header + payload + tag (default 1400, up to 65507)', parsePacketSize, DEFAULT_DATAGRAM_BYTES)
     .option('--suite <name>', 'AEAD suite: chacha20-poly1305 or aes-256-gcm (native backend only)', parseSuite, DEFAULT_SUITE)
     .option('--seal-threads <n>', 'seal on N worker threads; 0 (the default) seals on the main thread', (text: string) => parseInteger(text, '--seal-threads', 0, 64), 0)

@@ -20,12 +20,15 @@ export const IO_ENV = 'SEALCAST_IO';
 /** The largest receive slot the addon takes: 64 KiB holds any UDP datagram over IPv4. */
 export const UDP_SLOT_BYTES_MAX = 65_536;
 
+/** How a kernel or driver refuses UDP_SEGMENT: EIO (no checksum offload), EINVAL, ENOPROTOOPT, EOPNOTSUPP. */
+const GSO_REFUSED_ERRNOS = new Set([5, 22, 92, 95]);
+
 /** The addon's batched UDP calls (native/udp.h); absent from addons built before them. */
 interface UdpBinding {
   readonly UDP_BATCH_SUPPORTED: boolean;
   readonly UDP_BATCH_MAX: number;
   udpCheckSocket(fd: number): void;
-  udpSend(fd: number, slab: Uint8Array, layout: Uint32Array, first: number, count: number, groupAddress: number, port: number): number;
+  udpSend(fd: number, slab: Uint8Array, layout: Uint32Array, first: number, count: number, groupAddress: number, port: number, segment?: boolean): number;
   udpReceive(fd: number, slab: Uint8Array, stride: number, lengths: Uint32Array, first: number, count: number): number;
 }
 
@@ -47,11 +50,19 @@ export class BatchSocket {
   readonly batchMax: number;
   readonly #binding: UdpBinding;
   readonly #fd: number;
+  /** Whether sends still try UDP GSO; the first refusal turns it off for this socket. */
+  #segment: boolean;
 
-  constructor(binding: UdpBinding, fd: number) {
+  constructor(binding: UdpBinding, fd: number, options: { segment?: boolean } = {}) {
     this.#binding = binding;
     this.#fd = fd;
     this.batchMax = binding.UDP_BATCH_MAX;
+    this.#segment = options.segment ?? true;
+  }
+
+  /** True while runs of back-to-back equal datagrams go to the kernel as one GSO send each. */
+  get segmenting(): boolean {
+    return this.#segment;
   }
 
   /**
@@ -66,7 +77,14 @@ export class BatchSocket {
     if (count > this.batchMax) throw new RangeError(`count must be at most ${this.batchMax}, got ${count}`);
     if ((first + count) * 3 > layout.length) throw new RangeError(`first + count (${first + count}) exceeds the layout's ${Math.floor(layout.length / 3)} slots`);
     try {
-      return this.#binding.udpSend(this.#fd, slab, layout, first, count, target.addressNumber, target.port);
+      return this.#binding.udpSend(this.#fd, slab, layout, first, count, target.addressNumber, target.port, this.#segment);
+    } catch (error) {
+      if (!this.#segment || !GSO_REFUSED_ERRNOS.has((error as { errno?: unknown }).errno as number)) throw ioError('sending to the group failed', error);
+    }
+    // The kernel or the interface's driver does not do UDP GSO: send plain datagrams from now on.
+    this.#segment = false;
+    try {
+      return this.#binding.udpSend(this.#fd, slab, layout, first, count, target.addressNumber, target.port, false);
     } catch (error) {
       throw ioError('sending to the group failed', error);
     }

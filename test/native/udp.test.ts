@@ -124,6 +124,28 @@ describe(describeTitle('batched UDP I/O', native), () => {
     expect(lengths).toEqual(rest.map((received) => received.byteLength));
   });
 
+  it.skipIf(skip)('back-to-back datagrams of one size (the sender\'s slabs) arrive as the same separate datagrams, GSO or not', async () => {
+    for (const segment of [true, false]) {
+      const { group, receiver, sender } = await socketPair();
+      // 100 full 1400-byte slots back to back, then a short one, as a sealed slab lays them out.
+      const slots = 101;
+      const layout = new Uint32Array(slots * 3);
+      for (let slot = 0; slot < slots; slot++) layout.set([slot * 1400, 36, slot === slots - 1 ? 500 : 1348], slot * 3);
+      const slab = randomBytes(slots * 1400);
+      const expected = (slot: number) => slab.subarray(slot * 1400, slot * 1400 + 36 + layout[slot * 3 + 2] + TAG_BYTES);
+      const sendIo = new BatchSocket(binding as never, socketFd(sender)!, { segment });
+      const drained = drainAfterWakeUp(receiver, openBatchSocket(receiver, 'native')!, 2048, 128, slots);
+      let sent = 0;
+      while (sent < slots) sent += sendIo.send(slab, layout, sent, Math.min(64, slots - sent), groupTarget(group));
+      const { first, drained: rest } = await drained;
+      const all = [first, ...rest];
+      expect(all.length).toBe(slots);
+      all.forEach((received, slot) => expect(received.equals(expected(slot))).toBe(true));
+      // Loopback takes UDP GSO, so the socket keeps using it.
+      expect(sendIo.segmenting).toBe(segment);
+    }
+  });
+
   it.skipIf(skip)('reports a datagram longer than its slot as stride + 1 (truncated)', async () => {
     const { group, receiver, sender } = await socketPair();
     const { slab, layout } = slabOf([[36, 10], [36, 400], [36, 20]]);
@@ -173,6 +195,7 @@ describe(describeTitle('batched UDP I/O', native), () => {
     // Only a multicast group is a destination: 127.0.0.1 is refused.
     expect(() => send(fd, slab, layout, 0, 1, 0x7f000001, group.port)).toThrow(/not an IPv4 multicast group/);
     expect(() => send(fd, slab, layout, 0, 1, address, 0)).toThrow(/port/);
+    expect(() => send(fd, slab, layout, 0, 1, address, group.port, 'yes')).toThrow(/segment must be a boolean/);
     const receive = (...args: unknown[]) => binding!.udpReceive(...args);
     expect(() => receive(fd, Buffer.alloc(100), 0, new Uint32Array(1), 0, 1)).toThrow(/stride/);
     expect(() => receive(fd, Buffer.alloc(100), 50, new Uint32Array(1), 0, 2)).toThrow(/exceeds the slab/);
