@@ -34,7 +34,8 @@ const NONCE_BYTES = 12;
 const LAYOUT_WORDS = 3;
 const POOL_THREADS = 2;
 /**
- * Batches kept in flight per pool thread (BENCH_POOL_BATCHES_PER_THREAD, default 4). A worker
+ * Batches kept in flight per pool thread (BENCH_POOL_BATCHES_PER_THREAD, default 4, the pool's
+ * own default queueDepthMax per thread). A worker
  * finishing one batch then still has others queued, so it need not wake the main thread for
  * every batch (it does so when its backlog is down to one, see src/pool/serve.ts) and never
  * waits for the main thread to refill it. With 2 per thread every completion wakes the main

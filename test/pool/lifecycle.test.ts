@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CryptoBackend, SuiteName } from '../../dist/crypto/backend.js';
 import { isSealcastError } from '../../dist/errors.js';
-import { AeadPool, defaultPoolThreads } from '../../dist/pool/pool.js';
+import { AeadPool, POOL_BATCHES_PER_THREAD_DEFAULT, defaultPoolThreads } from '../../dist/pool/pool.js';
 import {
   HOOKED_WORKER_URL,
   MARKERS,
@@ -162,7 +162,7 @@ describe('pool defaults', () => {
     try {
       expect(pool.threads).toBe(threads);
       expect(pool.liveThreads).toBe(threads);
-      expect(pool.queueDepthMax).toBe(2 * threads);
+      expect(pool.queueDepthMax).toBe(POOL_BATCHES_PER_THREAD_DEFAULT * threads);
     } finally {
       await pool.close();
     }
