@@ -96,6 +96,8 @@ export function validateBatch(batch: unknown, constants: BackendConstants, statu
     if (viewsOverlap(nonces, status)) throw new RangeError('status must not overlap batch.nonces');
     if (viewsOverlap(layout, status)) throw new RangeError('status must not overlap batch.layout');
   }
+  // Read once: a typed array's byteLength is a getter, and this loop runs for every slot.
+  const slabBytes = slab.byteLength;
   let previousEnd = 0;
   for (let slot = 0; slot < count; slot++) {
     const offset = layout[slot * layoutWords];
@@ -115,9 +117,9 @@ export function validateBatch(batch: unknown, constants: BackendConstants, statu
       );
     }
     const end = offset + aadBytes + payloadBytes + tagBytes;
-    if (end > slab.byteLength) {
+    if (end > slabBytes) {
       throw new RangeError(
-        `batch.layout slot ${slot}: slot ends at byte ${end}, beyond batch.slab (${slab.byteLength} bytes)`,
+        `batch.layout slot ${slot}: slot ends at byte ${end}, beyond batch.slab (${slabBytes} bytes)`,
       );
     }
     previousEnd = end;
