@@ -38,44 +38,9 @@ export async function poolBackends(env: NodeJS.ProcessEnv = process.env): Promis
   ];
 }
 
-/** mulberry32: small, seeded, so that a failing run can be replayed with SEALCAST_TEST_SEED. */
-export class Random {
-  readonly seed: number;
-  #state: number;
-
-  constructor(seed: number) {
-    this.seed = seed >>> 0;
-    this.#state = this.seed;
-  }
-
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): Random {
-    const fixed = env.SEALCAST_TEST_SEED;
-    const seed = fixed !== undefined && fixed !== '' ? Number(fixed) : Math.floor(Math.random() * 2 ** 32);
-    return new Random(seed);
-  }
-
-  uint32(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  /** An integer in [min, max], both inclusive. */
-  int(min: number, max: number): number {
-    return min + Math.floor((this.uint32() / 2 ** 32) * (max - min + 1));
-  }
-
-  pick<T>(values: readonly T[]): T {
-    return values[this.int(0, values.length - 1)];
-  }
-
-  fill(target: Uint8Array): Uint8Array {
-    for (let index = 0; index < target.length; index++) target[index] = this.uint32() & 0xff;
-    return target;
-  }
-}
+// The same seeded generator the crypto tests use, so SEALCAST_TEST_SEED replays both.
+export { Random } from '../crypto/random.js';
+import { Random } from '../crypto/random.js';
 
 /**
  * Where a batch's views live:
