@@ -30,7 +30,7 @@ interface RecvFlags {
   interface: string;
   output?: string;
   startTimeout: number;
-  idleTimeout: number;
+  idleTimeout?: number;
   io?: IoMode;
   quiet?: boolean;
   json?: boolean;
@@ -54,7 +54,6 @@ export function registerRecv(program: Command, context: CommandContext): void {
       '--idle-timeout <seconds>',
       `give up when no packet arrives for this long once the stream began (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})`,
       (text: string) => parseSeconds(text, '--idle-timeout', false),
-      DEFAULT_IDLE_TIMEOUT_MS,
     )
     .option('--io <mode>', `socket I/O: native (batched system calls through the addon), dgram (node:dgram only) or auto, the default: native when available (env ${IO_ENV})`, (text: string) => parseIoMode(text, '--io'))
     .option('-q, --quiet', 'print nothing but errors and warnings')
@@ -99,7 +98,7 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
     group,
     interfaceAddress: flags.interface,
     startTimeoutMs: flags.startTimeout,
-    idleTimeoutMs: flags.idleTimeout,
+    idleTimeoutMs: flags.idleTimeout ?? DEFAULT_IDLE_TIMEOUT_MS,
     io: flags.io ?? ioModeFromEnv(context.io.env),
     signal: context.io.signal,
   });

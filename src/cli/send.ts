@@ -61,7 +61,7 @@ export function registerSend(program: Command, context: CommandContext): void {
     .option('--interface <ip>', 'IPv4 address of the interface to multicast on', parseInterface, DEFAULT_INTERFACE)
     .option('--ttl <n>', 'multicast TTL (default 0 on loopback, 1 on any other interface)', parseTtl)
     .option('--rate <bits>', `sending rate in bits per second, e.g. 400M, 1G, 800k (default ${formatRate(DEFAULT_RATE_BITS_PER_SECOND)} with native I/O and the native backend, else ${formatRate(DEFAULT_PLAIN_RATE_BITS_PER_SECOND)})`, parseRate)
-    .option('--packet-size <bytes>', 'datagram size: header + payload + tag (default 1400, up to 65507)', parsePacketSize, DEFAULT_DATAGRAM_BYTES)
+    .option('--packet-size <bytes>', 'datagram size: header + payload + tag, up to 65507', parsePacketSize, DEFAULT_DATAGRAM_BYTES)
     .option('--suite <name>', 'AEAD suite: chacha20-poly1305 or aes-256-gcm (native backend only)', parseSuite, DEFAULT_SUITE)
     .option('--seal-threads <n>', 'seal on N worker threads; 0 (the default) seals on the main thread', (text: string) => parseInteger(text, '--seal-threads', 0, 64), 0)
     .option('--io <mode>', `socket I/O: native (batched system calls through the addon), dgram (node:dgram only) or auto, the default: native when available (env ${IO_ENV})`, (text: string) => parseIoMode(text, '--io'))
