@@ -10,8 +10,12 @@ export const GROUP_KEY_BYTES = 32;
 /** Reads and checks a group key file. The caller zeroes the returned buffer when done. */
 export async function readKeyFile(path: string): Promise<Buffer> {
   let mode: number;
+  let size: number;
+  let isFile: boolean;
   try {
-    mode = (await stat(path)).mode;
+    const info = await stat(path);
+    ({ mode, size } = info);
+    isFile = info.isFile();
   } catch (error) {
     throw new SealcastError('E_KEY', `cannot read key file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
   }
@@ -20,6 +24,12 @@ export async function readKeyFile(path: string): Promise<Buffer> {
       'E_KEY',
       `key file ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 600 ${path}`,
     );
+  }
+  // Checked before reading, so a huge file is never read into memory and a FIFO or device
+  // (whose size stat cannot tell) never blocks the read.
+  if (!isFile) throw new SealcastError('E_KEY', `key file ${path} is not a regular file (make one with: sealcast keygen FILE)`);
+  if (size !== GROUP_KEY_BYTES) {
+    throw new SealcastError('E_KEY', `key file ${path} must hold exactly ${GROUP_KEY_BYTES} bytes, it holds ${size} (make one with: sealcast keygen FILE)`);
   }
   let bytes: Buffer;
   try {
