@@ -404,6 +404,8 @@ class ServerConnection {
     if (found.status === 'unknown') return this.close('unknown-client', `unknown subscriber id "${hello.clientId}"`, 'warn');
     if (found.status === 'removed') return this.close('removed-client', `subscriber "${hello.clientId}" was removed`, 'warn');
     if (found.keyKind !== hello.keyKind || found.psk === null) {
+      // The registry handed over a copy of the key even though it is not used here.
+      found.psk?.fill(0);
       return this.close('unsupported', `subscriber "${hello.clientId}" is registered with key kind ${found.keyKind}, not ${hello.keyKind}`, 'warn');
     }
     const { sessionId } = this.owner.session;
