@@ -160,6 +160,7 @@ export async function connectReceiverControl(
   if (!backend.suites.includes(session.suite)) {
     client.close();
     client.initialKey.dataKey.fill(0);
+    client.initialKey.updateKey?.fill(0);
     throw new SealcastError('E_BACKEND', `the session uses ${session.suite}, which the ${backend.name} backend lacks; build the native addon`);
   }
   const ring = new ControlKeyRing(backend, session.sessionId);

@@ -80,7 +80,13 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
   }
   requireOneKeyMode(flags);
   const groupKey = flags.keyFile !== undefined ? await readKeyFile(flags.keyFile) : null;
-  const input = await openInput(file, context.io.stdin);
+  let input: Readable;
+  try {
+    input = await openInput(file, context.io.stdin);
+  } catch (error) {
+    groupKey?.fill(0);
+    throw error;
+  }
   const sessionId = randomBytes(SESSION_ID_BYTES);
   let control: SenderControl | null = null;
   if (flags.control !== undefined) {
