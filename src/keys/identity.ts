@@ -92,11 +92,16 @@ export function defaultServerKeyPath(env: NodeJS.ProcessEnv = process.env): stri
 function loadIdentity(path: string): ServerIdentity {
   let mode: number;
   let size: number;
+  let isFile: boolean;
   try {
-    ({ mode, size } = statSync(path));
+    const stats = statSync(path);
+    ({ mode, size } = stats);
+    isFile = stats.isFile();
   } catch (error) {
     throw new SealcastError('E_IO', `cannot read the server key ${path}: ${(error as Error).message}`, { cause: error });
   }
+  // A FIFO or device would block the synchronous read below (and with it the whole process).
+  if (!isFile) throw new SealcastError('E_KEY', `the server key ${path} is not a regular file`);
   if ((mode & 0o077) !== 0) {
     throw new SealcastError('E_KEY', `the server key ${path} has mode ${(mode & 0o777).toString(8)}; restrict it with: chmod 600 ${path}`);
   }

@@ -3,7 +3,7 @@
 // or swapped file fails loudly instead of producing a wrong key.
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync, fstatSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync, fstatSync, writeSync, unlinkSync } from 'node:fs';
 import { SealcastError } from '../errors.js';
 import { requireUint8Array } from '../crypto/validate.js';
 
@@ -39,12 +39,16 @@ export function writePskFile(path: string, psk: Uint8Array): void {
 export function readPskFile(path: string): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // Non-blocking, so that opening a FIFO returns at once and is refused below instead of
+    // waiting forever for a writer; a regular file reads the same either way.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     throw new SealcastError('E_KEY', `cannot read the key file ${path}: ${(error as Error).message}`, { cause: error });
   }
   try {
-    const { mode, size } = fstatSync(fd);
+    const stats = fstatSync(fd);
+    const { mode, size } = stats;
+    if (!stats.isFile()) throw new SealcastError('E_KEY', `the key file ${path} is not a regular file`);
     if ((mode & 0o077) !== 0) {
       throw new SealcastError('E_KEY', `the key file ${path} has mode ${(mode & 0o777).toString(8)}; restrict it with: chmod 600 ${path}`);
     }
