@@ -15,7 +15,7 @@ import { requireUint8Array } from '../crypto/validate.js';
 import { deriveClientKeys } from './client-keys.js';
 import { fingerprintOf, parseFingerprint, verifyServerSignature } from '../keys/identity.js';
 import { checkKnownServer, defaultKnownServersPath, serverAddressKey } from '../keys/known-servers.js';
-import { FRAME_BYTES_MAX_DEFAULT } from './frames.js';
+import { FRAME_BYTES_MAX_DEFAULT, requireFrameBytesMax } from './frames.js';
 import { attachFrameDecoder, writeMessage } from './framed-socket.js';
 import { unwrapKeyBundle } from './key-wrap.js';
 import {
@@ -322,6 +322,7 @@ export function registerWithServer(options: RegisterOptions): Promise<ControlCli
   }
   requireUint8Array(options.psk, 'psk');
   if (options.psk.byteLength !== 32) throw new RangeError(`psk must be 32 bytes, got ${options.psk.byteLength}`);
+  if (options.frameBytesMax !== undefined) requireFrameBytesMax(options.frameBytesMax);
   const pinned = options.pinnedFingerprint === undefined ? undefined : parseFingerprint(options.pinnedFingerprint);
   return new Promise<ControlClient>((resolve, reject) => {
     new ControlClientImpl({ ...options, pinnedFingerprint: pinned }, { resolve, reject });

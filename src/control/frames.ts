@@ -10,6 +10,20 @@ export const FRAME_HEADER_BYTES = 4;
 /** Default and hard ceiling of a control frame's payload: messages are small JSON objects. */
 export const FRAME_BYTES_MAX_DEFAULT = 64 * 1024;
 export const FRAME_BYTES_MAX_LIMIT = 16 * 1024 * 1024;
+/**
+ * The smallest frame limit a server or client may be configured with: every message either side
+ * sends fits in it (the largest is an error whose 500-character text is all JSON escapes), so
+ * sending can never fail for size and throw out of a socket event handler.
+ */
+export const FRAME_BYTES_MAX_MIN = 4 * 1024;
+
+/** Checks a configured frame limit for a server or client; RangeError naming the value otherwise. */
+export function requireFrameBytesMax(value: number): number {
+  if (!Number.isInteger(value) || value < FRAME_BYTES_MAX_MIN || value > FRAME_BYTES_MAX_LIMIT) {
+    throw new RangeError(`frameBytesMax must be an integer between ${FRAME_BYTES_MAX_MIN} and ${FRAME_BYTES_MAX_LIMIT}, got ${value}`);
+  }
+  return value;
+}
 
 export function encodeFrame(payload: Uint8Array, frameBytesMax: number = FRAME_BYTES_MAX_DEFAULT): Buffer {
   requireUint8Array(payload, 'payload');

@@ -15,7 +15,7 @@ import { deriveClientKeys } from './client-keys.js';
 import { nonces } from './random-pool.js';
 import type { ServerIdentity } from '../keys/identity.js';
 import { Registry } from '../store/registry.js';
-import { FRAME_BYTES_MAX_DEFAULT } from './frames.js';
+import { FRAME_BYTES_MAX_DEFAULT, requireFrameBytesMax } from './frames.js';
 import { attachFrameDecoder, writeMessage } from './framed-socket.js';
 import { wrapKeyBundle, type EpochKeyBundle } from './key-wrap.js';
 import {
@@ -177,7 +177,7 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     this.logger = options.logger ?? silentLogger;
     this.handshakeTimeoutMs = requirePositiveInteger(options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT, 'handshakeTimeoutMs');
     this.connectionsMax = requirePositiveInteger(options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT, 'connectionsMax');
-    this.frameBytesMax = requirePositiveInteger(options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT, 'frameBytesMax');
+    this.frameBytesMax = requireFrameBytesMax(options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT);
     if (options.registry) {
       this.registry = options.registry;
       this.ownsRegistry = false;
