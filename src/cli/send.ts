@@ -79,6 +79,8 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
     throw new SealcastError('E_BACKEND', `suite ${flags.suite} is not available on the ${backend.name} backend (it offers ${backend.suites.join(', ')}); build the native addon or use --suite chacha20-poly1305`);
   }
   requireOneKeyMode(flags);
+  // Checked before any key, socket, pool or server exists, so a bad value leaves nothing open.
+  const io = flags.io ?? ioModeFromEnv(context.io.env);
   const groupKey = flags.keyFile !== undefined ? await readKeyFile(flags.keyFile) : null;
   let input: Readable;
   try {
@@ -122,20 +124,30 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
     groupKey?.fill(0);
   }
   const ttl = flags.ttl ?? defaultTtl(flags.interface);
-  const sender = new Sender({
-    backend,
-    suite: flags.suite,
-    keys: new EpochKeySource(0, packetKey, poolKey),
-    pool,
-    sessionId,
-    group: flags.group,
-    interfaceAddress: flags.interface,
-    ttl,
-    datagramBytes: flags.packetSize,
-    rateBitsPerSecond: flags.rate,
-    io: flags.io ?? ioModeFromEnv(context.io.env),
-    signal: context.io.signal,
-  });
+  let sender: Sender;
+  try {
+    sender = new Sender({
+      backend,
+      suite: flags.suite,
+      keys: new EpochKeySource(0, packetKey, poolKey),
+      pool,
+      sessionId,
+      group: flags.group,
+      interfaceAddress: flags.interface,
+      ttl,
+      datagramBytes: flags.packetSize,
+      rateBitsPerSecond: flags.rate,
+      io,
+      signal: context.io.signal,
+    });
+  } catch (error) {
+    // An open pool or control server would keep the process alive after the error.
+    packetKey.destroy();
+    await pool?.close();
+    input.destroy();
+    await control?.close();
+    throw error;
+  }
   // Said once the socket is open, when the I/O path and with it the default rate are known.
   sender.once('start', () => {
     if (flags.quiet) return;
