@@ -67,6 +67,8 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
   const { stderr } = context.io;
   const backend = await loadBackend(backendPreferenceFromEnv(context.io.env));
   requireOneKeyMode(flags);
+  // Checked before registering or opening the output, so a bad value leaves nothing open.
+  const io = flags.io ?? ioModeFromEnv(context.io.env);
   // With --server, registration comes first: a refused subscriber fails before any output exists.
   let control: ReceiverControl | null = null;
   let ring: { lookup: GroupKeyRing['lookup']; destroy(): void };
@@ -91,17 +93,25 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
     throw error;
   }
   const group = flags.group as MulticastGroup;
-  const receiver = new Receiver({
-    backend,
-    keys: ring.lookup,
-    sessionId: control?.client.session.sessionId,
-    group,
-    interfaceAddress: flags.interface,
-    startTimeoutMs: flags.startTimeout,
-    idleTimeoutMs: flags.idleTimeout ?? DEFAULT_IDLE_TIMEOUT_MS,
-    io: flags.io ?? ioModeFromEnv(context.io.env),
-    signal: context.io.signal,
-  });
+  let receiver: Receiver;
+  try {
+    receiver = new Receiver({
+      backend,
+      keys: ring.lookup,
+      sessionId: control?.client.session.sessionId,
+      group,
+      interfaceAddress: flags.interface,
+      startTimeoutMs: flags.startTimeout,
+      idleTimeoutMs: flags.idleTimeout ?? DEFAULT_IDLE_TIMEOUT_MS,
+      io,
+      signal: context.io.signal,
+    });
+  } catch (error) {
+    // The control connection would keep the process alive after the error.
+    ring.destroy();
+    if (flags.output !== undefined) await closeOutput(output).catch(() => {});
+    throw error;
+  }
   receiver.on('listening', ({ recvBufferBytes }: { recvBufferBytes: number }) => {
     control?.ready();
     if (!flags.quiet) {
