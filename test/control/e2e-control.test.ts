@@ -139,7 +139,7 @@ describe('send --control / recv --server end to end', () => {
     // 3 receivers + the test's own subscriber, which learns the data key to search for it.
     const sender = sealcast([
       'send', 'input.bin', '--group', `${group.address}:${group.port}`, '--control', '127.0.0.1:0', '--db', db,
-      '--wait-for', '4', '--wait-timeout', '60', '--server-key', join(dir, 'server.pem'), '--rate', '100M',
+      '--wait-for', '4', '--wait-timeout', '60', '--server-key', join(dir, 'server.pem'), '--rate', '50M',
     ]);
     const [, controlPort, fingerprint] = await waitFor(
       () => /control server on 127\.0\.0\.1:(\d+), fingerprint (SHA256:[A-Za-z0-9_-]{43})/.exec(sender.stderrText()),
