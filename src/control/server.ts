@@ -40,6 +40,8 @@ export const PENDING_OUTPUT_BYTES_MAX = 256 * 1024;
  * connections never pile up as open descriptors.
  */
 const CLOSE_FLUSH_MS = 1000;
+/** Refused connections that may be draining their 'busy' message at once. */
+const REFUSED_DRAINING_MAX = 64;
 
 function endSoon(socket: Socket): void {
   const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
@@ -161,6 +163,7 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   readonly logger: ControlLogger;
   readonly handshakeTimeoutMs: number;
   readonly connectionsMax: number;
+  private refusedDraining = 0;
   readonly frameBytesMax: number;
   readonly connections = new Set<ServerConnection>();
   readonly registered = new Map<string, ServerConnection>();
@@ -212,8 +215,16 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
       return;
     }
     if (this.connections.size >= this.connectionsMax) {
-      this.logger.warn(`control: refused ${socket.remoteAddress}:${socket.remotePort}: ${this.connectionsMax} connections already open`);
       socket.on('error', () => {});
+      // A refused socket is told why and closed within CLOSE_FLUSH_MS; under a flood, sockets
+      // still draining that message are bounded too, and past the bound are dropped at once.
+      if (this.refusedDraining >= REFUSED_DRAINING_MAX) {
+        socket.destroy();
+        return;
+      }
+      this.logger.warn(`control: refused ${socket.remoteAddress}:${socket.remotePort}: ${this.connectionsMax} connections already open`);
+      this.refusedDraining++;
+      socket.once('close', () => this.refusedDraining--);
       writeMessage(socket, { type: 'error', v: 1, reason: 'busy', text: 'the control server has too many connections; try again later' }, this.frameBytesMax);
       endSoon(socket);
       return;

@@ -77,6 +77,20 @@ describe('control server robustness', () => {
     await expectGoodClientServed();
   });
 
+  it('a flood of refused connections is closed, each within the flush bound, and the server carries on', async () => {
+    harness = await startTestServer(['alice'], { connectionsMax: 1, handshakeTimeoutMs: 5000 });
+    const idle = await rawConnect(harness.server.address.port);
+    await expect.poll(() => harness!.server.connectionCount(), { timeout: 2000 }).toBe(1);
+    const flood = await Promise.all(Array.from({ length: 150 }, () => rawConnect(harness!.server.address.port)));
+    const received = await Promise.all(flood.map((socket) => waitForServerClose(socket, 5000)));
+    // Every refused socket was closed by the server; those past the draining bound got no message.
+    expect(received.some((bytes) => bytes.toString().includes('"reason":"busy"'))).toBe(true);
+    expect(harness.server.connectionCount()).toBe(1);
+    idle.destroy();
+    await expect.poll(() => harness!.server.connectionCount(), { timeout: 2000 }).toBe(0);
+    await expectGoodClientServed();
+  });
+
   it('random, truncated and mutated byte streams never crash the server; a good client is served after each batch', async () => {
     harness = await startTestServer(['alice'], { handshakeTimeoutMs: 1000 });
     const valid = [
