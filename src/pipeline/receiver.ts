@@ -267,7 +267,7 @@ export class Receiver extends EventEmitter {
     const onAbort = (): void => this.#fail(new SealcastError('E_CLOSED', 'receiving was stopped'));
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) onAbort();
-    this.emit('listening', { recvBufferBytes });
+    this.#emitSafely('listening', { recvBufferBytes });
     try {
       return await done;
     } finally {
@@ -567,7 +567,7 @@ export class Receiver extends EventEmitter {
   #begin(streamOffset: number): void {
     this.#startOffset = streamOffset;
     this.#window = new ReorderWindow(streamOffset, this.#options.reorderPacketsMax, this.#options.reorderPacketsMax * DATAGRAM_BYTES_MAX);
-    this.emit('start', {
+    this.#emitSafely('start', {
       sessionId: Buffer.from(this.#session!).toString('hex'),
       suite: this.#suite,
       startOffset: streamOffset,
@@ -589,7 +589,7 @@ export class Receiver extends EventEmitter {
     if (this.#finished) return;
     this.#end = record;
     this.#endAtMs = performance.now();
-    this.emit('end', { totalBytes: record.totalBytes, dataPackets: record.dataPackets, sha256: Buffer.from(record.sha256).toString('hex') });
+    this.#emitSafely('end', { totalBytes: record.totalBytes, dataPackets: record.dataPackets, sha256: Buffer.from(record.sha256).toString('hex') });
     if (this.#window === null) {
       if (record.totalBytes === 0) {
         this.#begin(0);
@@ -671,7 +671,7 @@ export class Receiver extends EventEmitter {
     if (this.#finished) return;
     const now = performance.now();
     this.#flushOutput();
-    this.emit('progress', this.stats);
+    this.#emitSafely('progress', this.stats);
     if (this.#window === null && this.#beforeStart.size > 0 && now - this.#beforeStartSinceMs >= this.#options.startSettleMs) {
       this.#startFromHeld();
       if (this.#finished) return;
@@ -716,6 +716,19 @@ export class Receiver extends EventEmitter {
     const ranges = window.missingRanges(endOffset);
     const named = ranges.length > 0 ? describeRanges(ranges) : `from byte ${window.nextOffset}`;
     return new SealcastError('E_GAP', `missing ${named} (${why}); output stops at byte ${window.nextOffset}, nothing after the gap was written`);
+  }
+
+  /**
+   * Events are emitted from inside socket and timer callbacks, where an exception thrown by a
+   * caller's listener would crash the process: it ends this receive with the error instead.
+   */
+  #emitSafely(event: string, payload: unknown): void {
+    try {
+      this.emit(event, payload);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#fail(new SealcastError('E_INTERNAL', `a '${event}' listener threw: ${message}`, { cause: error }));
+    }
   }
 
   #fail(error: unknown): void {

@@ -121,6 +121,29 @@ describe('Sender and Receiver in one process', () => {
     senderKey.destroy();
   }, 30_000);
 
+  it('a listener that throws ends the receive with E_INTERNAL instead of crashing the process', async () => {
+    const group = randomGroup();
+    const dataKey = randomBytes(32);
+    const sessionId = randomBytes(8);
+    const senderKey = derivePacketKey(backend, suite, dataKey, sessionId, 0);
+    const receiverKey = derivePacketKey(backend, suite, dataKey, sessionId, 0);
+    const receiver = new Receiver({ backend, keys: () => receiverKey, group, startTimeoutMs: 10_000 });
+    receiver.on('start', () => {
+      throw new Error('listener bug');
+    });
+    // The receive fails while the sender is still sending, so its rejection is observed at once.
+    const failed = expect(receiver.receive(new Collector())).rejects.toMatchObject({
+      code: 'E_INTERNAL',
+      message: expect.stringContaining("a 'start' listener threw: listener bug"),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const sender = new Sender({ backend, suite, keys: new EpochKeySource(0, senderKey), sessionId, group, rateBitsPerSecond: 50e6 });
+    await sender.send(chunksOf(randomBytes(64 * 1024), 16 * 1024));
+    await failed;
+    senderKey.destroy();
+    receiverKey.destroy();
+  }, 30_000);
+
   it('an END whose digest does not match what was written gives E_VERIFY', async () => {
     const group = randomGroup();
     const sessionId = randomBytes(8);
