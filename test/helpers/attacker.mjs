@@ -7,6 +7,7 @@
 
 import { randomBytes, randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
+import { parseArgs, splitGroup } from './args.mjs';
 
 const args = parseArgs(process.argv.slice(2));
 const [address, port] = splitGroup(args.group);
@@ -85,22 +86,3 @@ setTimeout(() => {
   process.stderr.write(`${JSON.stringify({ ...sent, timedOut: true })}\n`);
   process.exit(2);
 }, maxSeconds * 1000);
-
-function splitGroup(text) {
-  const index = text.lastIndexOf(':');
-  return [text.slice(0, index), Number(text.slice(index + 1))];
-}
-
-function parseArgs(list) {
-  const parsed = {};
-  for (let index = 0; index < list.length; index++) {
-    const name = list[index].replace(/^--/, '');
-    const next = list[index + 1];
-    if (next === undefined || next.startsWith('--')) parsed[name] = true;
-    else {
-      parsed[name] = next;
-      index++;
-    }
-  }
-  return parsed;
-}

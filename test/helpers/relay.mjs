@@ -8,6 +8,7 @@
 // Prints "relay ready" on stderr once joined, and a JSON line of counts when it stops.
 
 import dgram from 'node:dgram';
+import { parseArgs, splitGroup } from './args.mjs';
 
 const args = parseArgs(process.argv.slice(2));
 const [fromAddress, fromPort] = splitGroup(args.from);
@@ -87,22 +88,3 @@ function stop() {
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 setTimeout(stop, maxSeconds * 1000);
-
-function splitGroup(text) {
-  const index = text.lastIndexOf(':');
-  return [text.slice(0, index), Number(text.slice(index + 1))];
-}
-
-function parseArgs(list) {
-  const parsed = {};
-  for (let index = 0; index < list.length; index++) {
-    const name = list[index].replace(/^--/, '');
-    const next = list[index + 1];
-    if (next === undefined || next.startsWith('--')) parsed[name] = true;
-    else {
-      parsed[name] = next;
-      index++;
-    }
-  }
-  return parsed;
-}

@@ -1,7 +1,9 @@
 // Builds packet batches for the native-backend tests: slots at chosen offsets in one slab, with
 // random headers, payloads and nonces, and a node:crypto reference to compare them with.
 
-import { createCipheriv, randomBytes, type CipherGCMTypes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import type { SuiteName } from '../../dist/crypto/backend.js';
+import { referenceSeal } from '../crypto/reference.js';
 
 export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
@@ -66,23 +68,9 @@ export function nonceOf(batch: TestBatch, slot: number): Uint8Array {
 }
 
 /** node:crypto, one createCipheriv per packet: the reference the native output must equal. */
-export function nodeSeal(
-  suite: string,
-  key: Uint8Array,
-  nonce: Uint8Array,
-  aad: Uint8Array,
-  plaintext: Uint8Array,
-): { ciphertext: Buffer; tag: Buffer } {
-  if (suite === 'chacha20-poly1305') {
-    const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_BYTES });
-    cipher.setAAD(aad, { plaintextLength: plaintext.byteLength });
-    const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-    return { ciphertext, tag: cipher.getAuthTag() };
-  }
-  const cipher = createCipheriv(suite as CipherGCMTypes, key, nonce, { authTagLength: TAG_BYTES });
-  cipher.setAAD(aad);
-  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return { ciphertext, tag: cipher.getAuthTag() };
+export function nodeSeal(suite: string, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): { ciphertext: Buffer; tag: Buffer } {
+  const sealed = referenceSeal(suite as SuiteName, key, nonce, aad, plaintext);
+  return { ciphertext: Buffer.from(sealed.ciphertext), tag: Buffer.from(sealed.tag) };
 }
 
 export function keyBytesFor(suite: string): number {
