@@ -1,6 +1,8 @@
 // The only place sealcast mints nonces (DESIGN.md): nonce = epoch (4 bytes BE) ‖ sequence
 // (8 bytes BE). Sequences increase across the whole session, epochs included, and are never
-// handed out twice, so no (key, nonce) pair can repeat. The sequencer refuses to wrap.
+// handed out twice, so no (key, nonce) pair can repeat. The sequencer refuses to wrap. A Sender
+// mints through a SealingContext (sealing-context.ts), which first takes the process-wide claim
+// on the packet key, so no second sequencer ever counts from 0 under the same key and epoch.
 
 import { SealcastError } from '../errors.js';
 

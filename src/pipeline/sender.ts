@@ -5,13 +5,14 @@
 // sleeps between paced bursts. A fixed number of slabs circulates, and a slab is reused only
 // after every datagram cut from it has been handed to the kernel, so memory stays bounded.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { AeadKey, CryptoBackend, PacketBatch, WireSuiteName } from '../crypto/backend.js';
 import { SealcastError } from '../errors.js';
-import { NONCE_BYTES, NonceSequencer, writeNonce } from '../keys/sequencer.js';
-import type { PacketKeySource } from '../keys/packet-keys.js';
+import { NONCE_BYTES, writeNonce } from '../keys/sequencer.js';
+import { derivePacketKeyBytes, EpochKeySource, type PacketKeySource } from '../keys/packet-keys.js';
+import { SealingContext } from '../keys/sealing-context.js';
 import type { AeadPool } from '../pool/pool.js';
 import { END_PAYLOAD_BYTES, encodeEnd } from '../packet/end.js';
 import {
@@ -66,10 +67,23 @@ const SEND_STALL_MS_MAX = 5_000;
 export interface SenderOptions {
   backend: CryptoBackend;
   suite: WireSuiteName;
-  /** Read once per slab: a change of epoch and key takes effect at the next slab. */
-  keys: PacketKeySource;
-  /** 8 random bytes, fresh for every run (the packet keys are bound to it). */
-  sessionId: Uint8Array;
+  /**
+   * Read once per slab: a change of epoch and key takes effect at the next slab. Give either
+   * `keys` (with the `sessionId` they were derived for) or `dataKey`.
+   */
+  keys?: PacketKeySource;
+  /**
+   * The data key of epoch 0 (at least 16 bytes; the Sender keeps a copy until send() ends and
+   * zeroes it). The Sender derives its packet key for its session id itself.
+   */
+  dataKey?: Uint8Array;
+  /**
+   * 8 bytes the packet keys are bound to. Required with `keys`. With `dataKey` leave it out: the
+   * Sender then draws a random one, so two Senders with one data key never share a packet key.
+   * Either way, a packet key (same key bytes and epoch) already sealing in, or having sealed
+   * for, another Sender of this process is refused with E_KEY when send() starts.
+   */
+  sessionId?: Uint8Array;
   group: MulticastGroup;
   interfaceAddress?: string;
   /** Default: 0 on loopback, 1 elsewhere. */
@@ -125,7 +139,17 @@ interface Slab {
 }
 
 export class Sender extends EventEmitter {
-  readonly #options: Required<Omit<SenderOptions, 'signal' | 'ttl' | 'interfaceAddress' | 'pool' | 'rateBitsPerSecond'>> & { signal?: AbortSignal; ttl: number; interfaceAddress: string; pool?: AeadPool };
+  readonly #options: Required<Omit<SenderOptions, 'signal' | 'ttl' | 'interfaceAddress' | 'pool' | 'rateBitsPerSecond' | 'keys' | 'dataKey' | 'sessionId'>> & {
+    signal?: AbortSignal;
+    ttl: number;
+    interfaceAddress: string;
+    pool?: AeadPool;
+    sessionId: Uint8Array;
+    /** Null until send() derived them, when the caller gave a data key. */
+    keys: PacketKeySource | null;
+  };
+  /** The caller's data key (a copy), until send() derived the packet key from it. */
+  #dataKey: Uint8Array | null = null;
   #batchSocket: BatchSocket | null = null;
   #target: GroupTarget | null = null;
   /** The pacing rate; when the caller gave none, fixed once the I/O path is known. */
@@ -133,7 +157,8 @@ export class Sender extends EventEmitter {
   readonly #rateGiven: boolean;
   readonly #payloadBytesMax: number;
   readonly #suiteId: number;
-  readonly #sequencer = new NonceSequencer();
+  /** Mints every nonce this Sender seals with, under the process-wide claim on its packet key. */
+  readonly #sealing: SealingContext;
   readonly #stats: SendStats;
   #socket: dgram.Socket | null = null;
   #sendError: Error | null = null;
@@ -143,7 +168,17 @@ export class Sender extends EventEmitter {
     super();
     const datagramBytes = options.datagramBytes ?? 1400;
     requireDatagramBytes(datagramBytes);
-    if (!(options.sessionId instanceof Uint8Array) || options.sessionId.byteLength !== SESSION_ID_BYTES) {
+    if ((options.keys === undefined) === (options.dataKey === undefined)) {
+      throw new TypeError('give the Sender exactly one of keys (a PacketKeySource) and dataKey');
+    }
+    if (options.dataKey !== undefined && (!(options.dataKey instanceof Uint8Array) || options.dataKey.byteLength < 16)) {
+      throw new RangeError(`dataKey must be a Uint8Array of at least 16 bytes, got ${options.dataKey instanceof Uint8Array ? `${options.dataKey.byteLength} bytes` : typeof options.dataKey}`);
+    }
+    if (options.keys !== undefined && options.sessionId === undefined) {
+      throw new TypeError('a Sender given keys needs the sessionId they were derived for; or give dataKey and let the Sender draw the session id');
+    }
+    const sessionId = options.sessionId ?? randomBytes(SESSION_ID_BYTES);
+    if (!(sessionId instanceof Uint8Array) || sessionId.byteLength !== SESSION_ID_BYTES) {
       throw new RangeError(`sessionId must be ${SESSION_ID_BYTES} bytes`);
     }
     if (!options.backend.suites.includes(options.suite)) {
@@ -157,8 +192,8 @@ export class Sender extends EventEmitter {
     this.#options = {
       backend: options.backend,
       suite: options.suite,
-      keys: options.keys,
-      sessionId: new Uint8Array(options.sessionId),
+      keys: options.keys ?? null,
+      sessionId: new Uint8Array(sessionId),
       group: options.group,
       interfaceAddress,
       ttl: options.ttl ?? defaultTtl(interfaceAddress),
@@ -172,6 +207,8 @@ export class Sender extends EventEmitter {
       pool: options.pool,
       signal: options.signal,
     };
+    if (options.dataKey !== undefined) this.#dataKey = new Uint8Array(options.dataKey);
+    this.#sealing = new SealingContext(options.backend.constants);
     this.#payloadBytesMax = payloadBytesFor(datagramBytes);
     this.#suiteId = SUITE_IDS[options.suite];
     this.#stats = {
@@ -197,6 +234,11 @@ export class Sender extends EventEmitter {
     return stats;
   }
 
+  /** This session's id (a copy): drawn at random unless the caller gave one. */
+  get sessionId(): Uint8Array {
+    return new Uint8Array(this.#options.sessionId);
+  }
+
   /**
    * Sends the whole source as one session and resolves when the last END copy left. `source`
    * yields Uint8Array chunks (a Readable stream does).
@@ -204,6 +246,47 @@ export class Sender extends EventEmitter {
   async send(source: AsyncIterable<Uint8Array>): Promise<SendStats> {
     if (this.#used) throw new SealcastError('E_CLOSED', 'a Sender sends one session; create a new one');
     this.#used = true;
+    const options = this.#options;
+    let ownKeys: PacketKeySource | null = null;
+    try {
+      if (options.keys === null) {
+        ownKeys = await this.#deriveOwnKeys();
+        options.keys = ownKeys;
+      }
+      // Claimed before any socket opens: a Sender refused for its packet key leaves nothing open.
+      this.#sealing.claim(options.keys.key, options.keys.epoch);
+      return await this.#sendSession(source);
+    } finally {
+      this.#sealing.close();
+      this.#dataKey?.fill(0);
+      this.#dataKey = null;
+      if (ownKeys !== null) {
+        ownKeys.key.destroy();
+        if (ownKeys.poolKey !== undefined) await options.pool?.removeKey(ownKeys.poolKey).catch(() => {});
+      }
+    }
+  }
+
+  /** The packet key of epoch 0 for this session, from the caller's data key (which is zeroed). */
+  async #deriveOwnKeys(): Promise<PacketKeySource> {
+    const { backend, suite, sessionId, pool } = this.#options;
+    const packetKeyBytes = derivePacketKeyBytes(suite, this.#dataKey!, sessionId, 0);
+    this.#dataKey!.fill(0);
+    this.#dataKey = null;
+    let key: AeadKey | undefined;
+    try {
+      key = backend.createKey(suite, packetKeyBytes);
+      const poolKey = pool !== undefined ? await pool.addKey(suite, packetKeyBytes) : undefined;
+      return new EpochKeySource(0, key, poolKey);
+    } catch (error) {
+      key?.destroy();
+      throw error;
+    } finally {
+      packetKeyBytes.fill(0);
+    }
+  }
+
+  async #sendSession(source: AsyncIterable<Uint8Array>): Promise<SendStats> {
     const options = this.#options;
     this.#socket = await openSenderSocket({ group: options.group, interfaceAddress: options.interfaceAddress, ttl: options.ttl });
     this.#socket.on('error', (error) => {
@@ -276,8 +359,10 @@ export class Sender extends EventEmitter {
             free.push(slab);
             return;
           }
-          const keys = options.keys;
-          this.#stampSlab(slab, keys.epoch);
+          // One snapshot per slab: the nonces are minted for exactly the key that seals them.
+          const source = options.keys!;
+          const keys: PacketKeySource = { epoch: source.epoch, key: source.key, poolKey: source.poolKey };
+          this.#stampSlab(slab, keys);
           await this.#seal(keys, { slab: slab.memory, layout: slab.layout, nonces: slab.nonces, count: slab.count });
           sealed.push(slab);
           sealedWaiter = wake(sealedWaiter);
@@ -355,10 +440,11 @@ export class Sender extends EventEmitter {
   }
 
   /** Writes headers, layout and nonces for every filled slot: one reserved block of sequences. */
-  #stampSlab(slab: Slab, epoch: number): void {
+  #stampSlab(slab: Slab, keys: PacketKeySource): void {
     const { datagramBytes, sessionId, backend } = this.#options;
     const words = backend.constants.layoutWords;
-    const firstSequence = this.#sequencer.reserve(slab.count);
+    const epoch = keys.epoch;
+    const firstSequence = this.#sealing.reserve(keys.key, epoch, slab.count);
     for (let slot = 0; slot < slab.count; slot++) {
       const offset = slot * datagramBytes;
       const payloadBytes = slab.lengths[slot];
@@ -470,8 +556,8 @@ export class Sender extends EventEmitter {
     const memory = Buffer.alloc(packetBytes);
     const nonces = new Uint8Array(NONCE_BYTES);
     const layout = new Uint32Array(backend.constants.layoutWords);
-    const source = this.#options.keys;
-    const sequence = this.#sequencer.reserve(1);
+    const source = this.#options.keys!;
+    const sequence = this.#sealing.reserve(source.key, source.epoch, 1);
     writeHeaderUnchecked(memory, 0, this.#suiteId, PacketType.END, sessionId, source.epoch, sequence, this.#stats.bytes, END_PAYLOAD_BYTES);
     encodeEnd(memory, HEADER_BYTES, { totalBytes: this.#stats.bytes, dataPackets: this.#stats.dataPackets, sha256: digest });
     writeNonce(nonces, 0, source.epoch, sequence);
