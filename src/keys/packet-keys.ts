@@ -1,12 +1,13 @@
 // Packet keys: the AEAD keys that seal DATA and END packets, one per (session, epoch, suite),
 // derived from that epoch's data key. The sender reads its key from a PacketKeySource; the
-// receiver asks a PacketKeyLookup. The CLI's --key-file mode fills both from one group key;
-// the control plane fills them from keys it delivers.
+// receiver asks a PacketKeyLookup. The CLI's --key-file mode fills both from one group key
+// (GroupKeyRing, group-key-ring.ts, on the receiving side); the control plane fills them from
+// keys it delivers.
 
 import type { AeadKey, CryptoBackend, WireSuiteName } from '../crypto/backend.js';
 import { SealcastError } from '../errors.js';
 import type { PoolKeyHandle } from '../pool/pool.js';
-import { deriveKey, SESSION_ID_BYTES } from './kdf.js';
+import { deriveKey } from './kdf.js';
 
 /**
  * Derives the packet key of one epoch and sets it up on `backend`. The suite is bound into the
@@ -97,69 +98,10 @@ export class EpochKeySource implements PacketKeySource {
  */
 export type PacketKeyLookup = (sessionId: Uint8Array, epoch: number, suite: WireSuiteName) => AeadKey | undefined;
 
-/**
- * Key-file mode for receivers: every session's epoch-0 data key is the group key. Keys are
- * derived lazily per (session, suite) and cached in a small bounded cache, because a receiver
- * does not know the session id until packets arrive and forged packets may name many sessions.
- */
-export class GroupKeyRing {
-  readonly #backend: CryptoBackend;
-  readonly #groupKey: Uint8Array;
-  readonly #cache = new Map<string, AeadKey>();
-  readonly #cacheEntriesMax: number;
-  #destroyed = false;
-  #last: { sessionId: Uint8Array; suite: WireSuiteName; key: AeadKey } | null = null;
-
-  constructor(backend: CryptoBackend, groupKey: Uint8Array, cacheEntriesMax = 8) {
-    this.#backend = backend;
-    this.#groupKey = new Uint8Array(groupKey);
-    this.#cacheEntriesMax = cacheEntriesMax;
-  }
-
-  /** A PacketKeyLookup bound to this ring. */
-  readonly lookup: PacketKeyLookup = (sessionId, epoch, suite) => {
-    if (this.#destroyed || epoch !== 0 || sessionId.byteLength !== SESSION_ID_BYTES) return undefined;
-    // Fast path: nearly every packet names the same session as the one before it.
-    const last = this.#last;
-    if (last !== null && last.suite === suite && !last.key.destroyed && sameSession(last.sessionId, sessionId)) return last.key;
-    if (!this.#backend.suites.includes(suite)) return undefined;
-    const name = `${Buffer.from(sessionId.buffer, sessionId.byteOffset, sessionId.byteLength).toString('hex')}/${suite}`;
-    const cached = this.#cache.get(name);
-    if (cached !== undefined) {
-      // Move to the back so the cache evicts the least recently used entry.
-      this.#cache.delete(name);
-      this.#cache.set(name, cached);
-      this.#last = { sessionId: new Uint8Array(sessionId), suite, key: cached };
-      return cached;
-    }
-    const key = derivePacketKey(this.#backend, suite, this.#groupKey, sessionId, 0);
-    this.#cache.set(name, key);
-    this.#last = { sessionId: new Uint8Array(sessionId), suite, key };
-    if (this.#cache.size > this.#cacheEntriesMax) {
-      const [oldestName, oldestKey] = this.#cache.entries().next().value as [string, AeadKey];
-      this.#cache.delete(oldestName);
-      oldestKey.destroy();
-    }
-    return key;
-  };
-
-  destroy(): void {
-    if (this.#destroyed) return;
-    this.#destroyed = true;
-    for (const key of this.#cache.values()) key.destroy();
-    this.#cache.clear();
-    this.#last = null;
-    this.#groupKey.fill(0);
-  }
-}
-
-function sameSession(a: Uint8Array, b: Uint8Array): boolean {
-  for (let index = 0; index < SESSION_ID_BYTES; index++) if (a[index] !== b[index]) return false;
-  return true;
-}
-
 function requireEpoch(epoch: number): void {
   if (!Number.isInteger(epoch) || epoch < 0 || epoch > 0xffff_ffff) {
     throw new RangeError(`epoch must be a 32-bit unsigned integer, got ${epoch}`);
   }
 }
+
+export { GroupKeyRing, type GroupKeyRingOptions, type GroupKeyRingStats } from './group-key-ring.js';
