@@ -7,11 +7,13 @@
 // the PEM text read from disk is zeroed after parsing.
 
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SealcastError } from '../errors.js';
 import { requireUint8Array } from '../crypto/validate.js';
+import { readSecretFileSync } from './secret-file.js';
+import { writeAllSync } from './write-all.js';
 
 export const FINGERPRINT_PREFIX = 'SHA256:';
 const FINGERPRINT_PATTERN = /^SHA256:[A-Za-z0-9_-]{43}$/;
@@ -90,23 +92,9 @@ export function defaultServerKeyPath(env: NodeJS.ProcessEnv = process.env): stri
 }
 
 function loadIdentity(path: string): ServerIdentity {
-  let mode: number;
-  let size: number;
-  let isFile: boolean;
-  try {
-    const stats = statSync(path);
-    ({ mode, size } = stats);
-    isFile = stats.isFile();
-  } catch (error) {
-    throw new SealcastError('E_IO', `cannot read the server key ${path}: ${(error as Error).message}`, { cause: error });
-  }
-  // A FIFO or device would block the synchronous read below (and with it the whole process).
-  if (!isFile) throw new SealcastError('E_KEY', `the server key ${path} is not a regular file`);
-  if ((mode & 0o077) !== 0) {
-    throw new SealcastError('E_KEY', `the server key ${path} has mode ${(mode & 0o777).toString(8)}; restrict it with: chmod 600 ${path}`);
-  }
-  if (size > KEY_FILE_BYTES_MAX) throw new SealcastError('E_KEY', `the server key ${path} is too large (${size} bytes) to be an Ed25519 key`);
-  const pem = readFileSync(path);
+  // Opened first and checked on the descriptor: a FIFO or device would block the synchronous
+  // read (and with it the whole process), and a file swapped after a check must not be read.
+  const pem = readSecretFileSync(path, { label: 'server key', bytesMax: KEY_FILE_BYTES_MAX, hint: 'to be an Ed25519 key' });
   try {
     const privateKey = createPrivateKey({ key: pem, format: 'pem' });
     if (privateKey.asymmetricKeyType !== 'ed25519') {
@@ -138,10 +126,16 @@ export function loadOrCreateIdentity(path: string = defaultServerKeyPath()): Ser
   const { privateKey } = generateKeyPairSync('ed25519');
   const pem = Buffer.from(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, 'utf8');
   try {
-    writeSync(fd, pem);
+    writeAllSync(fd, pem);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    // A half-written key would be refused (or worse, parsed) on the next start; take it away.
+    unlinkSync(path);
+    throw new SealcastError('E_IO', `cannot write the server key ${path}: ${(error as Error).message}`, { cause: error });
   } finally {
     pem.fill(0);
-    closeSync(fd);
   }
+  closeSync(fd);
   return identityFrom(privateKey, path, true);
 }

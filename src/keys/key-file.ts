@@ -2,46 +2,18 @@
 // read is refused (as ssh refuses such private keys): a leaked group key opens every stream.
 
 import { randomBytes } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import { SealcastError } from '../errors.js';
+import { readSecretFile } from './secret-file.js';
 
 export const GROUP_KEY_BYTES = 32;
 
-/** Reads and checks a group key file. The caller zeroes the returned buffer when done. */
+/**
+ * Reads and checks a group key file: opened first, then checked on the open descriptor (a
+ * regular file of mode 0600 holding exactly 32 bytes). The caller zeroes the returned buffer.
+ */
 export async function readKeyFile(path: string): Promise<Buffer> {
-  let mode: number;
-  let size: number;
-  let isFile: boolean;
-  try {
-    const info = await stat(path);
-    ({ mode, size } = info);
-    isFile = info.isFile();
-  } catch (error) {
-    throw new SealcastError('E_KEY', `cannot read key file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
-  }
-  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-    throw new SealcastError(
-      'E_KEY',
-      `key file ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 600 ${path}`,
-    );
-  }
-  // Checked before reading, so a huge file is never read into memory and a FIFO or device
-  // (whose size stat cannot tell) never blocks the read.
-  if (!isFile) throw new SealcastError('E_KEY', `key file ${path} is not a regular file (make one with: sealcast keygen FILE)`);
-  if (size !== GROUP_KEY_BYTES) {
-    throw new SealcastError('E_KEY', `key file ${path} must hold exactly ${GROUP_KEY_BYTES} bytes, it holds ${size} (make one with: sealcast keygen FILE)`);
-  }
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw new SealcastError('E_KEY', `cannot read key file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
-  }
-  if (bytes.byteLength !== GROUP_KEY_BYTES) {
-    bytes.fill(0);
-    throw new SealcastError('E_KEY', `key file ${path} must hold exactly ${GROUP_KEY_BYTES} bytes, it holds ${bytes.byteLength} (make one with: sealcast keygen FILE)`);
-  }
-  return bytes;
+  return readSecretFile(path, { label: 'key file', bytes: GROUP_KEY_BYTES, bytesMax: GROUP_KEY_BYTES, hint: '(make one with: sealcast keygen FILE)' });
 }
 
 /** Writes a fresh random group key with mode 0600; refuses to overwrite an existing file. */
@@ -60,8 +32,13 @@ export async function writeNewKeyFile(path: string): Promise<void> {
     await handle.chmod(0o600);
     await handle.writeFile(key);
     await handle.sync();
+  } catch (error) {
+    // A half-written key file would only be refused later; take it away now.
+    await handle.close().catch(() => {});
+    await unlink(path).catch(() => {});
+    throw new SealcastError('E_IO', `cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
   } finally {
     key.fill(0);
-    await handle.close();
+    await handle.close().catch(() => {});
   }
 }

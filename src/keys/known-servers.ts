@@ -3,10 +3,12 @@
 // and warns; afterwards a different fingerprint for the same address is refused, because that is
 // exactly what a man in the middle looks like.
 
-import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SealcastError } from '../errors.js';
 import { defaultConfigDir, isFingerprint } from './identity.js';
+import { isMissingFileError, readSecretFileSync } from './secret-file.js';
+import { writeAllSync } from './write-all.js';
 
 const KNOWN_SERVERS_BYTES_MAX = 1024 * 1024;
 
@@ -21,17 +23,16 @@ export function serverAddressKey(host: string, port: number): string {
 /** Reads the file into address -> fingerprint; a missing file is empty. Malformed lines are ignored. */
 export function readKnownServers(file: string): Map<string, string> {
   const known = new Map<string, string>();
-  let text: string;
+  let bytes: Buffer;
   try {
-    if (statSync(file).size > KNOWN_SERVERS_BYTES_MAX) {
-      throw new SealcastError('E_IO', `the known-servers file ${file} is larger than ${KNOWN_SERVERS_BYTES_MAX} bytes`);
-    }
-    text = readFileSync(file, 'utf8');
+    // Not a secret, but read like one: opened first, checked on the descriptor (a FIFO or device
+    // must neither block this synchronous read nor be read without end), and bounded.
+    bytes = readSecretFileSync(file, { label: 'known-servers file', bytesMax: KNOWN_SERVERS_BYTES_MAX, errorCode: 'E_IO', requirePrivate: false });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return known;
-    if (error instanceof SealcastError) throw error;
-    throw new SealcastError('E_IO', `cannot read the known-servers file ${file}: ${(error as Error).message}`, { cause: error });
+    if (isMissingFileError(error)) return known;
+    throw error;
   }
+  const text = bytes.toString('utf8');
   for (const line of text.split('\n')) {
     const trimmed = line.trim();
     if (trimmed === '' || trimmed.startsWith('#')) continue;
@@ -59,12 +60,30 @@ export function checkKnownServer(file: string, address: string, fingerprint: str
         'or pass the new fingerprint with --server-fingerprint.',
     );
   }
+  appendKnownServer(file, `${address} ${fingerprint}\n`);
+  return 'recorded';
+}
+
+/**
+ * Appends one line through a single descriptor: created with mode 0600 when missing, opened
+ * without blocking (a FIFO without a reader fails at once), and checked with fstat to be a
+ * regular file before anything is written to it.
+ */
+function appendKnownServer(file: string, line: string): void {
+  let fd: number;
   try {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    closeSync(openSync(file, 'a', 0o600));
-    appendFileSync(file, `${address} ${fingerprint}\n`);
+    fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | (constants.O_NOCTTY ?? 0), 0o600);
   } catch (error) {
-    throw new SealcastError('E_IO', `cannot record the server in ${file}: ${(error as Error).message}`, { cause: error });
+    throw new SealcastError('E_IO', `cannot record the server in ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
   }
-  return 'recorded';
+  try {
+    if (!fstatSync(fd).isFile()) throw new SealcastError('E_IO', `cannot record the server in ${file}: it is not a regular file`);
+    writeAllSync(fd, Buffer.from(line, 'utf8'));
+  } catch (error) {
+    if (error instanceof SealcastError) throw error;
+    throw new SealcastError('E_IO', `cannot record the server in ${file}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    closeSync(fd);
+  }
 }
