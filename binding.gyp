@@ -5,6 +5,7 @@
       "sources": [
         "native/aead.cc",
         "native/binding.cc",
+        "native/packet_scan.cc",
         "native/udp.cc"
       ],
       "include_dirs": [

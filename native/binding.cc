@@ -12,6 +12,7 @@
 #include <string>
 
 #include "aead.h"
+#include "packet_scan.h"
 #include "udp.h"
 
 #include <cstring>
@@ -334,6 +335,75 @@ Napi::Value UdpReceive(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(outcome.count));
 }
 
+// scanPackets(slab, stride, lengths, first, count, session, knownTypes, knownSuites, fields,
+// layout, nonces): checks the headers of receive slots [first, first + count) and returns how
+// many passed; see packet_scan.h. `session` is an 8-byte Uint8Array or null.
+Napi::Value ScanPackets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double stride = 0, first = 0, count = 0, known_types = 0, known_suites = 0;
+  ArrayView<std::uint8_t> slab, session, nonces;
+  ArrayView<std::uint32_t> lengths, layout;
+  ArrayView<double> fields;
+  if (!ReadTypedArray(env, info[0], napi_uint8_array, "Uint8Array", "slab", &slab)) return env.Undefined();
+  if (!ReadInteger(env, info[1], "stride", 1, 65536.0, &stride)) return env.Undefined();
+  if (!ReadTypedArray(env, info[2], napi_uint32_array, "Uint32Array", "lengths", &lengths)) return env.Undefined();
+  if (!ReadInteger(env, info[3], "first", 0, 4294967295.0, &first)) return env.Undefined();
+  if (!ReadInteger(env, info[4], "count", 0, 4294967295.0, &count)) return env.Undefined();
+  const bool any_session = info[5].IsNull() || info[5].IsUndefined();
+  if (!any_session) {
+    if (!ReadTypedArray(env, info[5], napi_uint8_array, "Uint8Array", "session", &session)) return env.Undefined();
+    if (session.length != sealcast::kPacketSessionIdBytes) {
+      Napi::RangeError::New(env, "session must be 8 bytes").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+  if (!ReadInteger(env, info[6], "knownTypes", 0, 4294967295.0, &known_types)) return env.Undefined();
+  if (!ReadInteger(env, info[7], "knownSuites", 0, 4294967295.0, &known_suites)) return env.Undefined();
+  if (!ReadTypedArray(env, info[8], napi_float64_array, "Float64Array", "fields", &fields)) return env.Undefined();
+  if (!ReadTypedArray(env, info[9], napi_uint32_array, "Uint32Array", "layout", &layout)) return env.Undefined();
+  if (!ReadTypedArray(env, info[10], napi_uint8_array, "Uint8Array", "nonces", &nonces)) return env.Undefined();
+  const sealcast::ScanSlots slots{slab.data,
+                                  slab.length,
+                                  static_cast<std::size_t>(stride),
+                                  lengths.data,
+                                  lengths.length,
+                                  static_cast<std::size_t>(first),
+                                  static_cast<std::size_t>(count),
+                                  any_session ? nullptr : session.data,
+                                  static_cast<std::uint32_t>(known_types),
+                                  static_cast<std::uint32_t>(known_suites),
+                                  sealcast::kTagBytes,
+                                  fields.data,
+                                  fields.length,
+                                  layout.data,
+                                  layout.length,
+                                  nonces.data,
+                                  nonces.length};
+  const sealcast::ScanOutcome outcome = sealcast::ScanPackets(slots);
+  if (!outcome.ok) {
+    Napi::RangeError::New(env, outcome.message).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(outcome.accepted));
+}
+
+// The scan's status codes by name, for the TypeScript side.
+Napi::Object ScanStatuses(Napi::Env env) {
+  Napi::Object statuses = Napi::Object::New(env);
+  statuses.Set("ok", Napi::Number::New(env, sealcast::kScanOk));
+  statuses.Set("short", Napi::Number::New(env, sealcast::kScanShort));
+  statuses.Set("magic", Napi::Number::New(env, sealcast::kScanMagic));
+  statuses.Set("version", Napi::Number::New(env, sealcast::kScanVersion));
+  statuses.Set("type", Napi::Number::New(env, sealcast::kScanType));
+  statuses.Set("suite", Napi::Number::New(env, sealcast::kScanSuite));
+  statuses.Set("flags", Napi::Number::New(env, sealcast::kScanFlags));
+  statuses.Set("length", Napi::Number::New(env, sealcast::kScanLength));
+  statuses.Set("range", Napi::Number::New(env, sealcast::kScanRange));
+  statuses.Set("otherSession", Napi::Number::New(env, sealcast::kScanOtherSession));
+  statuses.Set("truncated", Napi::Number::New(env, sealcast::kScanTruncated));
+  return statuses;
+}
+
 class SealcastAddon : public Napi::Addon<SealcastAddon> {
  public:
   SealcastAddon(Napi::Env env, Napi::Object exports) {
@@ -371,6 +441,13 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                                            napi_enumerable),
                              InstanceValue("udpSend", Napi::Function::New<UdpSend>(env, "udpSend"), napi_enumerable),
                              InstanceValue("udpReceive", Napi::Function::New<UdpReceive>(env, "udpReceive"),
+                                           napi_enumerable),
+                             InstanceValue("PACKET_HEADER_BYTES", Number(env, sealcast::kPacketHeaderBytes), napi_enumerable),
+                             InstanceValue("PACKET_MAGIC", Number(env, sealcast::kPacketMagic), napi_enumerable),
+                             InstanceValue("PACKET_VERSION", Number(env, sealcast::kPacketVersion), napi_enumerable),
+                             InstanceValue("SCAN_FIELDS", Number(env, sealcast::kScanFieldCount), napi_enumerable),
+                             InstanceValue("SCAN_STATUS", ScanStatuses(env), napi_enumerable),
+                             InstanceValue("scanPackets", Napi::Function::New<ScanPackets>(env, "scanPackets"),
                                            napi_enumerable),
                          });
   }

@@ -29,7 +29,9 @@ export const PacketType = {
   CONTROL: 5,
 } as const;
 export type PacketTypeValue = (typeof PacketType)[keyof typeof PacketType];
-const KNOWN_TYPES = new Set<number>(Object.values(PacketType));
+/** Every packet type version 1 knows (the receiver acts on DATA and END and counts the rest). */
+export const KNOWN_TYPE_VALUES: readonly number[] = Object.freeze(Object.values(PacketType));
+const KNOWN_TYPES = new Set<number>(KNOWN_TYPE_VALUES);
 
 /** Suite identifiers on the wire. */
 export const SUITE_IDS = { 'chacha20-poly1305': 1, 'aes-256-gcm': 2 } as const;

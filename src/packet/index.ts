@@ -1,2 +1,3 @@
 export * from './format.js';
 export * from './end.js';
+export * from './scan.js';

@@ -14,7 +14,8 @@ import { SealcastError } from '../errors.js';
 import type { PacketKeyLookup } from '../keys/packet-keys.js';
 import { NONCE_BYTES, writeNonce } from '../keys/sequencer.js';
 import { decodeEnd, type EndRecord } from '../packet/end.js';
-import { DATAGRAM_BYTES_MAX, decodeHeader, HEADER_BYTES, HeaderField, PacketType, readU64, SESSION_ID_BYTES, suiteFromId, type PacketHeader } from '../packet/format.js';
+import { DATAGRAM_BYTES_MAX, decodeHeader, HEADER_BYTES, HeaderField, PacketType, readU64, SESSION_ID_BYTES, suiteFromId, type PacketHeader, type WireSuite } from '../packet/format.js';
+import { loadHeaderScanner, ScanField, type HeaderScanner, type ScanTarget } from '../packet/scan.js';
 import { openBatchSocket, type BatchSocket, type IoMode } from './batch-io.js';
 import { DEFAULT_INTERFACE, openReceiverSocket, type MulticastGroup } from './multicast.js';
 import { OutputWriter, DEFAULT_OUTPUT_QUEUE_BYTES_MAX } from './output.js';
@@ -142,6 +143,17 @@ export class Receiver extends EventEmitter {
   #slabUsed = 0;
   #slabKey: AeadKey | null = null;
   #openScheduled = false;
+  // The batched path's native header scan (null: headers are decoded in TypeScript) and its
+  // outputs; the scan writes the AEAD layout and nonces straight into #layout and #nonces.
+  #scanner: HeaderScanner | null = null;
+  #scanTarget: ScanTarget | null = null;
+  /** Whether the packets listed in the slab had their session checked by the scan. */
+  #slabSessionChecked = false;
+  // The key the last scanned packet resolved to, and what it was resolved for: in a steady
+  // stream every packet of a drain has the same epoch and suite, so one lookup serves them all.
+  #lastKey: AeadKey | undefined = undefined;
+  #lastKeyEpoch = -1;
+  #lastKeySuiteId = -1;
 
   #session: Uint8Array | null;
   #suite: string | null = null;
@@ -207,12 +219,23 @@ export class Receiver extends EventEmitter {
     this.#layout = new Uint32Array(slots * this.#options.backend.constants.layoutWords);
     this.#nonces = new Uint8Array(slots * NONCE_BYTES);
     this.#status = new Uint8Array(slots);
+    this.#scanner = batched ? loadHeaderScanner() : null;
+    if (this.#scanner !== null) {
+      const target = this.#scanner.createTarget(slots);
+      // The scan lays out the batch where the open reads it; both use the backend's layout.
+      if (target.layout.length !== this.#layout.length || target.nonces.byteLength !== this.#nonces.byteLength) {
+        this.#scanner = null;
+      } else {
+        this.#scanTarget = { fields: target.fields, layout: this.#layout, nonces: this.#nonces };
+      }
+    }
   }
 
   /** Replaces the key lookup, e.g. when the control plane delivers a new epoch's key. */
   setKeyLookup(keys: PacketKeyLookup): void {
     if (typeof keys !== 'function') throw new TypeError('keys must be a PacketKeyLookup function');
     this.#keys = keys;
+    this.#lastKey = undefined;
   }
 
   get stats(): ReceiveStats {
@@ -329,7 +352,11 @@ export class Receiver extends EventEmitter {
         return;
       }
       const filled = first + received;
-      for (let slot = 0; slot < filled && !this.#finished; slot++) this.#admitSlot(slot, lengths[slot]);
+      if (this.#scanner !== null) {
+        this.#admitScanned(this.#scanner, filled);
+      } else {
+        for (let slot = 0; slot < filled && !this.#finished; slot++) this.#admitSlot(slot, lengths[slot]);
+      }
       if (this.#finished) return;
       if (this.#slabCount > 0) this.#openSlab();
       // The slots are reused next round, so opening (above) must come first; a short read
@@ -337,6 +364,87 @@ export class Receiver extends EventEmitter {
       if (this.#finished || this.#socket === null || received < wanted) return;
       first = 0;
     }
+  }
+
+  /**
+   * Admits drain slots [0, filled) from one native scan of their headers: the same checks as
+   * #admit, on numbers the scan wrote instead of a decoded header per datagram. Kept slots are
+   * moved down so the batch stays dense; the scan put each one's layout and nonce at its slot.
+   */
+  #admitScanned(scanner: HeaderScanner, filled: number): void {
+    const target = this.#scanTarget!;
+    const fields = target.fields;
+    const fieldCount = scanner.fieldCount;
+    const statusOk = scanner.status.ok;
+    const words = this.#options.backend.constants.layoutWords;
+    const sessionChecked = this.#session !== null;
+    scanner.scan(this.#slab, DRAIN_STRIDE_BYTES, this.#drainLengths, 0, filled, this.#session, target);
+    this.#datagrams += filled;
+    for (let slot = 0; slot < filled; slot++) {
+      const base = slot * fieldCount;
+      const status = fields[base + ScanField.status];
+      if (status !== statusOk) {
+        if (status === scanner.status.otherSession) this.#drops.otherSession++;
+        else this.#drops.malformed++;
+        continue;
+      }
+      const type = fields[base + ScanField.type];
+      if (type !== PacketType.DATA && type !== PacketType.END) {
+        this.#drops.unsupported++;
+        continue;
+      }
+      const key = this.#scannedKey(slot * DRAIN_STRIDE_BYTES, fields[base + ScanField.epoch], fields[base + ScanField.suite], sessionChecked);
+      if (this.#finished) return;
+      if (key === undefined) continue;
+      if (this.#window !== null) {
+        if (type === PacketType.DATA) {
+          const placement = this.#window.place(fields[base + ScanField.streamOffset]);
+          if (placement === 'old' || placement === 'buffered') {
+            this.#drops.duplicate++;
+            continue;
+          }
+        } else if (this.#end !== null) {
+          this.#drops.duplicate++;
+          continue;
+        }
+      }
+      if (this.#slabCount > 0 && (key !== this.#slabKey || sessionChecked !== this.#slabSessionChecked)) {
+        this.#openSlab();
+        if (this.#finished) return;
+      }
+      const kept = this.#slabCount;
+      if (kept !== slot) {
+        this.#layout.copyWithin(kept * words, slot * words, slot * words + words);
+        this.#nonces.copyWithin(kept * NONCE_BYTES, slot * NONCE_BYTES, slot * NONCE_BYTES + NONCE_BYTES);
+      }
+      this.#slabKey = key;
+      this.#slabSessionChecked = sessionChecked;
+      this.#slabCount++;
+    }
+  }
+
+  /**
+   * The key for a scanned packet at `slotOffset`, or undefined when it was dropped (and counted).
+   * While the session is settled, a packet of the same epoch and suite as the last reuses its key.
+   */
+  #scannedKey(slotOffset: number, epoch: number, suiteId: number, sessionChecked: boolean): AeadKey | undefined {
+    if (sessionChecked && epoch === this.#lastKeyEpoch && suiteId === this.#lastKeySuiteId && this.#lastKey !== undefined && !this.#lastKey.destroyed) {
+      return this.#lastKey;
+    }
+    // A lookup may derive a key and make the key ring drop another, possibly the one the
+    // packets listed so far wait to be opened with: open them first.
+    if (this.#slabCount > 0) {
+      this.#openSlab();
+      if (this.#finished) return undefined;
+    }
+    const sessionId = this.#slab.subarray(slotOffset + HeaderField.sessionId, slotOffset + HeaderField.sessionId + SESSION_ID_BYTES);
+    const key = this.#lookupKey(sessionId, epoch, suiteFromId(suiteId) as WireSuite);
+    if (key !== undefined && sessionChecked) {
+      this.#lastKey = key;
+      this.#lastKeyEpoch = epoch;
+      this.#lastKeySuiteId = suiteId;
+    }
+    return key;
   }
 
   /** Admits the datagram the kernel put into a drain slot (in place: no copy). */
@@ -381,23 +489,8 @@ export class Receiver extends EventEmitter {
       this.#drops.otherSession++;
       return undefined;
     }
-    if (!this.#options.backend.suites.includes(header.suite)) {
-      this.#drops.noKey++;
-      if (this.#authenticated === 0 && this.#drops.noKey >= this.#options.wrongKeyPackets) {
-        this.#fail(new SealcastError('E_BACKEND', `the stream uses ${header.suite}, which the ${this.#options.backend.name} backend lacks (it offers ${this.#options.backend.suites.join(', ')})`));
-      }
-      return undefined;
-    }
-    let key: AeadKey | undefined;
-    try {
-      key = this.#keys(header.sessionId, header.epoch, header.suite);
-    } catch {
-      key = undefined;
-    }
-    if (key === undefined || key.destroyed) {
-      this.#drops.noKey++;
-      return undefined;
-    }
+    const key = this.#lookupKey(header.sessionId, header.epoch, header.suite);
+    if (key === undefined) return undefined;
     // Cheap replay and duplicate check before spending an AEAD open on the packet. It only
     // drops: an unauthenticated header can never make anything be written.
     if (this.#window !== null) {
@@ -413,6 +506,28 @@ export class Receiver extends EventEmitter {
       }
     }
     this.#admitted = header;
+    return key;
+  }
+
+  /** The key for (session, epoch, suite), or undefined when there is none (counted as noKey). */
+  #lookupKey(sessionId: Uint8Array, epoch: number, suite: WireSuite): AeadKey | undefined {
+    if (!this.#options.backend.suites.includes(suite)) {
+      this.#drops.noKey++;
+      if (this.#authenticated === 0 && this.#drops.noKey >= this.#options.wrongKeyPackets) {
+        this.#fail(new SealcastError('E_BACKEND', `the stream uses ${suite}, which the ${this.#options.backend.name} backend lacks (it offers ${this.#options.backend.suites.join(', ')})`));
+      }
+      return undefined;
+    }
+    let key: AeadKey | undefined;
+    try {
+      key = this.#keys(sessionId, epoch, suite);
+    } catch {
+      key = undefined;
+    }
+    if (key === undefined || key.destroyed) {
+      this.#drops.noKey++;
+      return undefined;
+    }
     return key;
   }
 
@@ -436,6 +551,8 @@ export class Receiver extends EventEmitter {
   #openSlab(): void {
     const count = this.#slabCount;
     const key = this.#slabKey!;
+    const sessionChecked = this.#slabSessionChecked;
+    this.#slabSessionChecked = false;
     this.#slabCount = 0;
     this.#slabUsed = 0;
     this.#slabKey = null;
@@ -455,7 +572,7 @@ export class Receiver extends EventEmitter {
         this.#drops.authFailed++;
         continue;
       }
-      this.#onAuthenticated(this.#layout[slot * words], this.#layout[slot * words + 2]);
+      this.#onAuthenticated(this.#layout[slot * words], this.#layout[slot * words + 2], sessionChecked);
     }
     if (this.#finished) return;
     // Small writes cost a system call each; gather output until a chunk's worth is ready or
@@ -477,15 +594,18 @@ export class Receiver extends EventEmitter {
     );
   }
 
-  #onAuthenticated(slotOffset: number, payloadBytes: number): void {
+  /** `sessionChecked`: the header scan already matched the packet's session to this.#session. */
+  #onAuthenticated(slotOffset: number, payloadBytes: number, sessionChecked: boolean): void {
     const slab = this.#slab;
     const type = slab[slotOffset + HeaderField.type];
     const streamOffset = readU64(slab, slotOffset + HeaderField.streamOffset);
     const payload = slab.subarray(slotOffset + HEADER_BYTES, slotOffset + HEADER_BYTES + payloadBytes);
-    const sessionId = slab.subarray(slotOffset + HeaderField.sessionId, slotOffset + HeaderField.sessionId + SESSION_ID_BYTES);
-    if (this.#session === null) {
-      this.#session = new Uint8Array(sessionId);
-    } else if (!sameBytes(sessionId, this.#session)) {
+    if (sessionChecked) {
+      // Matched before opening, and the open authenticated the header, session id included.
+    } else if (this.#session === null) {
+      // A copy: the slab is reused by the next drain (Buffer#slice would only be a view).
+      this.#session = new Uint8Array(slab.subarray(slotOffset + HeaderField.sessionId, slotOffset + HeaderField.sessionId + SESSION_ID_BYTES));
+    } else if (!sameBytes(slab.subarray(slotOffset + HeaderField.sessionId, slotOffset + HeaderField.sessionId + SESSION_ID_BYTES), this.#session)) {
       // Another genuine session (a second sender with the same key) opened in the same batch
       // before this receiver settled on the first one.
       this.#drops.otherSession++;

@@ -1,0 +1,100 @@
+#include "packet_scan.h"
+
+#include <cstring>
+
+namespace sealcast {
+
+namespace {
+
+constexpr std::size_t kNonceBytesScan = 12;
+constexpr std::size_t kLayoutWordsScan = 3;
+// The largest u64 high word that still gives a safe integer (2^53 - 1 >> 32).
+constexpr std::uint32_t kSafeHighWordMax = 0x1fffff;
+
+std::uint32_t ReadU32(const std::uint8_t* bytes) {
+  return (static_cast<std::uint32_t>(bytes[0]) << 24) | (static_cast<std::uint32_t>(bytes[1]) << 16) |
+         (static_cast<std::uint32_t>(bytes[2]) << 8) | static_cast<std::uint32_t>(bytes[3]);
+}
+
+// A u64 field as a double when it is a safe integer, or -1.
+double ReadSafeU64(const std::uint8_t* bytes) {
+  const std::uint32_t high = ReadU32(bytes);
+  if (high > kSafeHighWordMax) return -1;
+  return static_cast<double>(high) * 4294967296.0 + static_cast<double>(ReadU32(bytes + 4));
+}
+
+ScanOutcome Refused(const char* message) {
+  ScanOutcome outcome;
+  outcome.ok = false;
+  outcome.message = message;
+  return outcome;
+}
+
+// Checks one datagram's header; on kScanOk fills the numbers the receiver needs.
+ScanStatus ScanOne(const ScanSlots& slots, const std::uint8_t* datagram, std::uint32_t length, double* fields) {
+  if (length > slots.stride) return kScanTruncated;
+  if (length < kPacketHeaderBytes + slots.tag_bytes) return kScanShort;
+  if (length > kPacketDatagramBytesMax) return kScanLength;
+  if (((static_cast<std::uint16_t>(datagram[0]) << 8) | datagram[1]) != kPacketMagic) return kScanMagic;
+  if (datagram[kHeaderFieldVersion] != kPacketVersion) return kScanVersion;
+  const std::uint8_t type = datagram[kHeaderFieldType];
+  if (type >= 32 || (slots.known_types & (1u << type)) == 0) return kScanType;
+  const std::uint8_t suite = datagram[kHeaderFieldSuite];
+  if (suite >= 32 || (slots.known_suites & (1u << suite)) == 0) return kScanSuite;
+  if (datagram[kHeaderFieldFlags] != 0) return kScanFlags;
+  const std::uint32_t payload_bytes = (static_cast<std::uint32_t>(datagram[kHeaderFieldPayloadBytes]) << 8) |
+                                      datagram[kHeaderFieldPayloadBytes + 1];
+  if (kPacketHeaderBytes + payload_bytes + slots.tag_bytes != length) return kScanLength;
+  const double sequence = ReadSafeU64(datagram + kHeaderFieldSequence);
+  const double stream_offset = ReadSafeU64(datagram + kHeaderFieldStreamOffset);
+  if (sequence < 0 || stream_offset < 0) return kScanRange;
+  if (slots.session != nullptr &&
+      std::memcmp(datagram + kHeaderFieldSessionId, slots.session, kPacketSessionIdBytes) != 0) {
+    return kScanOtherSession;
+  }
+  fields[kScanFieldType] = type;
+  fields[kScanFieldSuite] = suite;
+  fields[kScanFieldEpoch] = ReadU32(datagram + kHeaderFieldEpoch);
+  fields[kScanFieldSequence] = sequence;
+  fields[kScanFieldStreamOffset] = stream_offset;
+  fields[kScanFieldPayloadBytes] = payload_bytes;
+  return kScanOk;
+}
+
+}  // namespace
+
+ScanOutcome ScanPackets(const ScanSlots& slots) {
+  if (slots.slab == nullptr || slots.lengths == nullptr || slots.fields == nullptr || slots.layout == nullptr ||
+      slots.nonces == nullptr) {
+    return Refused("slab, lengths, fields, layout and nonces are required");
+  }
+  if (slots.stride == 0 || slots.stride > 65536) return Refused("stride must be between 1 and 65536");
+  if (slots.tag_bytes == 0 || slots.tag_bytes > 64) return Refused("tagBytes must be between 1 and 64");
+  const std::size_t end = slots.first + slots.count;
+  if (end < slots.first) return Refused("first + count overflows");
+  if (end > slots.slab_bytes / slots.stride) return Refused("first + count exceeds the slab's slots");
+  if (end > slots.lengths_count) return Refused("first + count exceeds lengths");
+  if (end > slots.fields_count / kScanFieldCount) return Refused("first + count exceeds fields");
+  if (end > slots.layout_words / kLayoutWordsScan) return Refused("first + count exceeds layout");
+  if (end > slots.nonce_bytes / kNonceBytesScan) return Refused("first + count exceeds nonces");
+  // Slot offsets are written as u32 layout words.
+  if (end > 0 && (end - 1) * slots.stride > 0xffffffffu) return Refused("slot offsets exceed 32 bits");
+
+  ScanOutcome outcome;
+  for (std::size_t slot = slots.first; slot < end; slot++) {
+    const std::size_t offset = slot * slots.stride;
+    double* fields = slots.fields + slot * kScanFieldCount;
+    const ScanStatus status = ScanOne(slots, slots.slab + offset, slots.lengths[slot], fields);
+    fields[kScanFieldStatus] = status;
+    if (status != kScanOk) continue;
+    outcome.accepted++;
+    std::uint32_t* words = slots.layout + slot * kLayoutWordsScan;
+    words[0] = static_cast<std::uint32_t>(offset);
+    words[1] = static_cast<std::uint32_t>(kPacketHeaderBytes);
+    words[2] = static_cast<std::uint32_t>(fields[kScanFieldPayloadBytes]);
+    std::memcpy(slots.nonces + slot * kNonceBytesScan, slots.slab + offset + kHeaderFieldEpoch, kNonceBytesScan);
+  }
+  return outcome;
+}
+
+}  // namespace sealcast

@@ -1,0 +1,105 @@
+// Header scan for the receive path: one call checks the headers of a whole drain of datagrams
+// and lays out the AEAD batch for them, so the receiver's JavaScript touches a few numbers per
+// datagram instead of decoding each header itself.
+//
+// It reads headers only. Nothing it reports is trusted: the header is the AEAD's AAD, so every
+// field is authenticated later by the open, and a scan result only decides which key and nonce
+// to try or whether to drop a datagram early. The wire format is defined in
+// src/packet/format.ts and docs/wire-format.md; the constants below must match it, which a
+// parity test checks against the TypeScript decoder.
+
+#ifndef SEALCAST_NATIVE_PACKET_SCAN_H_
+#define SEALCAST_NATIVE_PACKET_SCAN_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace sealcast {
+
+constexpr std::size_t kPacketHeaderBytes = 36;
+constexpr std::uint16_t kPacketMagic = 0x5343;  // "SC"
+constexpr std::uint8_t kPacketVersion = 1;
+constexpr std::size_t kPacketSessionIdBytes = 8;
+constexpr std::size_t kPacketDatagramBytesMax = 65507;
+
+// Byte offsets inside the header (big-endian fields). Epoch and sequence lie back to back and
+// are, in this order, exactly the 12-byte AEAD nonce.
+constexpr std::size_t kHeaderFieldVersion = 2;
+constexpr std::size_t kHeaderFieldType = 3;
+constexpr std::size_t kHeaderFieldSuite = 4;
+constexpr std::size_t kHeaderFieldFlags = 5;
+constexpr std::size_t kHeaderFieldPayloadBytes = 6;
+constexpr std::size_t kHeaderFieldSessionId = 8;
+constexpr std::size_t kHeaderFieldEpoch = 16;
+constexpr std::size_t kHeaderFieldSequence = 20;
+constexpr std::size_t kHeaderFieldStreamOffset = 28;
+
+// What the scan found for one datagram; the order matches DecodeFailure in format.ts plus the
+// session check, and the values are exported to JavaScript.
+enum ScanStatus : std::uint8_t {
+  kScanOk = 0,
+  kScanShort = 1,
+  kScanMagic = 2,
+  kScanVersion = 3,
+  kScanType = 4,
+  kScanSuite = 5,
+  kScanFlags = 6,
+  kScanLength = 7,
+  kScanRange = 8,
+  kScanOtherSession = 9,
+  kScanTruncated = 10,
+};
+
+// Numbers reported per datagram, in this order, as doubles (u64 fields are reported only when
+// they are safe integers, below 2^53; otherwise the status is kScanRange).
+enum ScanField : std::size_t {
+  kScanFieldStatus = 0,
+  kScanFieldType = 1,
+  kScanFieldSuite = 2,
+  kScanFieldEpoch = 3,
+  kScanFieldSequence = 4,
+  kScanFieldStreamOffset = 5,
+  kScanFieldPayloadBytes = 6,
+  kScanFieldCount = 7,
+};
+
+struct ScanSlots {
+  // Receive slots as the batched receive filled them: slot i starts at i * stride and holds
+  // lengths[i] bytes; a length above stride means the kernel truncated the datagram.
+  const std::uint8_t* slab;
+  std::size_t slab_bytes;
+  std::size_t stride;
+  const std::uint32_t* lengths;
+  std::size_t lengths_count;
+  std::size_t first;
+  std::size_t count;
+  // The session the receiver settled on, or nullptr while it has none (any session passes).
+  const std::uint8_t* session;
+  // Bit t set: packet type t is known. Bit s set: wire suite id s is known. Passed in so the
+  // wire's type and suite tables stay defined once, in format.ts.
+  std::uint32_t known_types;
+  std::uint32_t known_suites;
+  std::size_t tag_bytes;
+  // Outputs, indexed by slot: kScanFieldCount doubles, 3 layout words (offset, AAD bytes,
+  // payload bytes: the AEAD batch layout) and a 12-byte nonce. The status is written for every
+  // slot; the other fields, the layout and the nonce only for kScanOk.
+  double* fields;
+  std::size_t fields_count;
+  std::uint32_t* layout;
+  std::size_t layout_words;
+  std::uint8_t* nonces;
+  std::size_t nonce_bytes;
+};
+
+struct ScanOutcome {
+  bool ok = true;
+  std::size_t accepted = 0;  // slots with kScanOk
+  std::string message;       // why the call was refused (ok == false)
+};
+
+ScanOutcome ScanPackets(const ScanSlots& slots);
+
+}  // namespace sealcast
+
+#endif  // SEALCAST_NATIVE_PACKET_SCAN_H_

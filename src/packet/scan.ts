@@ -1,0 +1,165 @@
+// The receive path's header scan: one native call checks the headers of a whole drain of receive
+// slots (native/packet_scan.h) and writes, per slot, a status and the numbers the receiver needs,
+// plus the AEAD batch layout and nonce. It replaces decodeHeader() per datagram on the batched
+// path, where building a header object for every datagram cost more than opening it.
+//
+// The scan decides nothing about trust: the header is the AEAD's AAD, so what it reports only
+// picks a key and nonce to try, or drops a datagram early. Its verdicts equal decodeHeader()'s
+// for every input, which test/packet/scan.test.ts checks on random and mutated datagrams.
+
+import { loadNativeBinding } from '../crypto/native.js';
+import { SealcastError } from '../errors.js';
+import { HEADER_BYTES, KNOWN_TYPE_VALUES, PACKET_MAGIC, PACKET_VERSION, SUITE_IDS, type DecodeFailure } from './format.js';
+
+/** Scan statuses: 0 is ok; the rest are DecodeFailure reasons, another session, or truncated. */
+export interface ScanStatusCodes {
+  readonly ok: number;
+  readonly short: number;
+  readonly magic: number;
+  readonly version: number;
+  readonly type: number;
+  readonly suite: number;
+  readonly flags: number;
+  readonly length: number;
+  readonly range: number;
+  readonly otherSession: number;
+  readonly truncated: number;
+}
+
+/** Where each number sits in a slot's run of `fieldCount` doubles. */
+export const ScanField = {
+  status: 0,
+  type: 1,
+  suite: 2,
+  epoch: 3,
+  sequence: 4,
+  streamOffset: 5,
+  payloadBytes: 6,
+} as const;
+
+interface ScanBinding {
+  readonly PACKET_HEADER_BYTES: number;
+  readonly PACKET_MAGIC: number;
+  readonly PACKET_VERSION: number;
+  readonly SCAN_FIELDS: number;
+  readonly SCAN_STATUS: ScanStatusCodes;
+  readonly LAYOUT_WORDS: number;
+  readonly NONCE_BYTES: number;
+  scanPackets(
+    slab: Uint8Array,
+    stride: number,
+    lengths: Uint32Array,
+    first: number,
+    count: number,
+    session: Uint8Array | null,
+    knownTypes: number,
+    knownSuites: number,
+    fields: Float64Array,
+    layout: Uint32Array,
+    nonces: Uint8Array,
+  ): number;
+}
+
+/** One receive slab's scan outputs, sized for `slots` slots. */
+export interface ScanTarget {
+  readonly fields: Float64Array;
+  readonly layout: Uint32Array;
+  readonly nonces: Uint8Array;
+}
+
+const SLOT_STRIDE_BYTES_MAX = 65_536;
+
+const KNOWN_TYPES_MASK = KNOWN_TYPE_VALUES.reduce((mask, type) => mask | (1 << type), 0);
+const KNOWN_SUITES_MASK = Object.values(SUITE_IDS).reduce((mask, id) => mask | (1 << id), 0);
+
+export class HeaderScanner {
+  /** Doubles per slot in `fields`. */
+  readonly fieldCount: number;
+  readonly status: ScanStatusCodes;
+  readonly #binding: ScanBinding;
+  readonly #layoutWords: number;
+  readonly #nonceBytes: number;
+  /** The status code of each DecodeFailure, for callers that count drops by reason. */
+  readonly #failureByStatus: Map<number, DecodeFailure | 'otherSession' | 'truncated'>;
+
+  constructor(binding: ScanBinding) {
+    this.#binding = binding;
+    this.fieldCount = binding.SCAN_FIELDS;
+    this.status = Object.freeze({ ...binding.SCAN_STATUS });
+    this.#layoutWords = binding.LAYOUT_WORDS;
+    this.#nonceBytes = binding.NONCE_BYTES;
+    this.#failureByStatus = new Map(
+      (Object.entries(this.status) as Array<[keyof ScanStatusCodes, number]>)
+        .filter(([name]) => name !== 'ok')
+        .map(([name, code]) => [code, name as DecodeFailure | 'otherSession' | 'truncated']),
+    );
+  }
+
+  /** Allocates outputs for `slots` slots. */
+  createTarget(slots: number): ScanTarget {
+    if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`slots must be a positive integer, got ${slots}`);
+    return {
+      fields: new Float64Array(slots * this.fieldCount),
+      layout: new Uint32Array(slots * this.#layoutWords),
+      nonces: new Uint8Array(slots * this.#nonceBytes),
+    };
+  }
+
+  /** The reason a non-ok status stands for. */
+  failure(status: number): DecodeFailure | 'otherSession' | 'truncated' | undefined {
+    return this.#failureByStatus.get(status);
+  }
+
+  /**
+   * Scans slots [first, first + count) of `slab` (slot i at i * stride, lengths[i] bytes; a
+   * length above stride means truncated) and returns how many passed. A `session` of null lets
+   * any session pass.
+   */
+  scan(slab: Uint8Array, stride: number, lengths: Uint32Array, first: number, count: number, session: Uint8Array | null, target: ScanTarget): number {
+    if (!(slab instanceof Uint8Array)) throw new TypeError('slab must be a Uint8Array');
+    if (!(lengths instanceof Uint32Array)) throw new TypeError('lengths must be a Uint32Array');
+    if (!Number.isInteger(stride) || stride < 1 || stride > SLOT_STRIDE_BYTES_MAX) {
+      throw new RangeError(`stride must be an integer between 1 and ${SLOT_STRIDE_BYTES_MAX}, got ${stride}`);
+    }
+    if (!Number.isInteger(first) || first < 0) throw new RangeError(`first must be a non-negative integer, got ${first}`);
+    if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
+    const end = first + count;
+    if (end > Math.floor(slab.byteLength / stride)) throw new RangeError(`first + count (${end}) exceeds the slab's ${Math.floor(slab.byteLength / stride)} slots`);
+    if (end > lengths.length) throw new RangeError(`first + count (${end}) exceeds lengths (${lengths.length})`);
+    if (end * this.fieldCount > target.fields.length || end * this.#layoutWords > target.layout.length || end * this.#nonceBytes > target.nonces.byteLength) {
+      throw new RangeError(`first + count (${end}) exceeds the scan target`);
+    }
+    if (session !== null && (!(session instanceof Uint8Array) || session.byteLength !== 8)) throw new TypeError('session must be an 8-byte Uint8Array or null');
+    return this.#binding.scanPackets(slab, stride, lengths, first, count, session, KNOWN_TYPES_MASK, KNOWN_SUITES_MASK, target.fields, target.layout, target.nonces);
+  }
+}
+
+let cached: HeaderScanner | null | undefined;
+
+/**
+ * The native header scan, or null when the addon is missing or was built without it (the
+ * receiver then decodes headers in TypeScript). An addon whose wire constants differ from
+ * format.ts is a build error, not a fallback.
+ */
+export function loadHeaderScanner(): HeaderScanner | null {
+  if (cached !== undefined) return cached;
+  let binding: ScanBinding;
+  try {
+    binding = loadNativeBinding() as unknown as ScanBinding;
+  } catch {
+    cached = null;
+    return cached;
+  }
+  if (typeof binding.scanPackets !== 'function') {
+    cached = null;
+    return cached;
+  }
+  if (binding.PACKET_HEADER_BYTES !== HEADER_BYTES || binding.PACKET_MAGIC !== PACKET_MAGIC || binding.PACKET_VERSION !== PACKET_VERSION) {
+    throw new SealcastError(
+      'E_BACKEND',
+      `the addon's wire format (header ${binding.PACKET_HEADER_BYTES} bytes, magic ${binding.PACKET_MAGIC}, version ${binding.PACKET_VERSION}) differs from this library's; rebuild it (npm run build:native)`,
+    );
+  }
+  cached = new HeaderScanner(binding);
+  return cached;
+}
