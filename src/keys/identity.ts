@@ -94,7 +94,7 @@ export function defaultServerKeyPath(env: NodeJS.ProcessEnv = process.env): stri
 function loadIdentity(path: string): ServerIdentity {
   // Opened first and checked on the descriptor: a FIFO or device would block the synchronous
   // read (and with it the whole process), and a file swapped after a check must not be read.
-  const pem = readSecretFileSync(path, { label: 'server key', bytesMax: KEY_FILE_BYTES_MAX, hint: 'to be an Ed25519 key' });
+  const pem = readSecretFileSync(path, { label: 'the server key', bytesMax: KEY_FILE_BYTES_MAX, hint: 'to be an Ed25519 key' });
   try {
     const privateKey = createPrivateKey({ key: pem, format: 'pem' });
     if (privateKey.asymmetricKeyType !== 'ed25519') {

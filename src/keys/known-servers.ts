@@ -27,7 +27,7 @@ export function readKnownServers(file: string): Map<string, string> {
   try {
     // Not a secret, but read like one: opened first, checked on the descriptor (a FIFO or device
     // must neither block this synchronous read nor be read without end), and bounded.
-    bytes = readSecretFileSync(file, { label: 'known-servers file', bytesMax: KNOWN_SERVERS_BYTES_MAX, errorCode: 'E_IO', requirePrivate: false });
+    bytes = readSecretFileSync(file, { label: 'the known-servers file', bytesMax: KNOWN_SERVERS_BYTES_MAX, errorCode: 'E_IO', requirePrivate: false });
   } catch (error) {
     if (isMissingFileError(error)) return known;
     throw error;

@@ -44,5 +44,5 @@ export function writePskFile(path: string, psk: Uint8Array): void {
  * mode 0600, exactly 32 bytes). The caller owns the buffer and zeroes it when done.
  */
 export function readPskFile(path: string): Buffer {
-  return readSecretFileSync(path, { label: 'key file', bytes: PSK_FILE_BYTES, bytesMax: PSK_FILE_BYTES });
+  return readSecretFileSync(path, { label: 'the key file', bytes: PSK_FILE_BYTES, bytesMax: PSK_FILE_BYTES });
 }

@@ -10,7 +10,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { SealcastError, type ErrorCode } from '../errors.js';
 
 export interface SecretFileRules {
-  /** How errors name the file, e.g. "key file" or "server key". */
+  /** How errors name the file, e.g. "key file" or "the server key". */
   label: string;
   /** The exact size a valid file has; leave out for any size up to bytesMax. */
   bytes?: number;
@@ -40,7 +40,7 @@ export function readSecretFileSync(path: string, rules: SecretFileRules): Buffer
   try {
     fd = openSync(path, SECRET_OPEN_FLAGS);
   } catch (error) {
-    throw fileError(rules, `cannot read the ${rules.label} ${path}: ${describeError(error)}`, error);
+    throw fileError(rules, `cannot read ${rules.label} ${path}: ${describeError(error)}`, error);
   }
   try {
     const buffer = readBuffer(path, rules, fstatSync(fd));
@@ -53,7 +53,7 @@ export function readSecretFileSync(path: string, rules: SecretFileRules): Buffer
       }
     } catch (error) {
       buffer.fill(0);
-      throw fileError(rules, `cannot read the ${rules.label} ${path}: ${describeError(error)}`, error);
+      throw fileError(rules, `cannot read ${rules.label} ${path}: ${describeError(error)}`, error);
     }
     return takeExact(path, rules, buffer, filled);
   } finally {
@@ -68,7 +68,7 @@ export async function readSecretFile(path: string, rules: SecretFileRules): Prom
   try {
     handle = await open(path, SECRET_OPEN_FLAGS);
   } catch (error) {
-    throw fileError(rules, `cannot read the ${rules.label} ${path}: ${describeError(error)}`, error);
+    throw fileError(rules, `cannot read ${rules.label} ${path}: ${describeError(error)}`, error);
   }
   try {
     const buffer = readBuffer(path, rules, await handle.stat());
@@ -81,7 +81,7 @@ export async function readSecretFile(path: string, rules: SecretFileRules): Prom
       }
     } catch (error) {
       buffer.fill(0);
-      throw fileError(rules, `cannot read the ${rules.label} ${path}: ${describeError(error)}`, error);
+      throw fileError(rules, `cannot read ${rules.label} ${path}: ${describeError(error)}`, error);
     }
     return takeExact(path, rules, buffer, filled);
   } finally {
@@ -95,7 +95,7 @@ export function isMissingFileError(error: unknown): boolean {
 }
 
 function requireRules(path: string, rules: SecretFileRules): void {
-  if (typeof path !== 'string' || path.length === 0) throw new TypeError(`the ${rules.label} path must be a non-empty string, got ${JSON.stringify(path)}`);
+  if (typeof path !== 'string' || path.length === 0) throw new TypeError(`${rules.label} path must be a non-empty string, got ${JSON.stringify(path)}`);
   if (!Number.isSafeInteger(rules.bytesMax) || rules.bytesMax < 1) throw new RangeError(`bytesMax must be a positive integer, got ${rules.bytesMax}`);
 }
 
@@ -104,10 +104,10 @@ function requireRules(path: string, rules: SecretFileRules): void {
  * than the file, so that a file that grew after fstat is noticed instead of read in part.
  */
 function readBuffer(path: string, rules: SecretFileRules, stats: Stats): Buffer {
-  if (!stats.isFile()) throw fileError(rules, `the ${rules.label} ${path} is not a regular file (it is ${kindOf(stats)})`);
+  if (!stats.isFile()) throw fileError(rules, `${rules.label} ${path} is not a regular file (it is ${kindOf(stats)})`);
   if (rules.requirePrivate !== false && process.platform !== 'win32' && (stats.mode & 0o077) !== 0) {
     const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
-    throw fileError(rules, `the ${rules.label} ${path} is accessible by group or others (mode ${mode}); restrict it with: chmod 600 ${path}`);
+    throw fileError(rules, `${rules.label} ${path} is accessible by group or others (mode ${mode}); restrict it with: chmod 600 ${path}`);
   }
   checkSize(path, rules, stats.size);
   return Buffer.alloc(stats.size + 1);
@@ -116,15 +116,15 @@ function readBuffer(path: string, rules: SecretFileRules, stats: Stats): Buffer 
 function checkSize(path: string, rules: SecretFileRules, size: number): void {
   const hint = rules.hint !== undefined ? ` ${rules.hint}` : '';
   if (rules.bytes !== undefined && size !== rules.bytes) {
-    throw fileError(rules, `the ${rules.label} ${path} must hold exactly ${rules.bytes} bytes, it holds ${size}${hint}`);
+    throw fileError(rules, `${rules.label} ${path} must hold exactly ${rules.bytes} bytes, it holds ${size}${hint}`);
   }
-  if (size > rules.bytesMax) throw fileError(rules, `the ${rules.label} ${path} is too large (${size} bytes, at most ${rules.bytesMax})${hint}`);
+  if (size > rules.bytesMax) throw fileError(rules, `${rules.label} ${path} is too large (${size} bytes, at most ${rules.bytesMax})${hint}`);
 }
 
 /** The first `filled` bytes in a buffer of their own; the read buffer is zeroed either way. */
 function takeExact(path: string, rules: SecretFileRules, buffer: Buffer, filled: number): Buffer {
   try {
-    if (filled === buffer.byteLength) throw fileError(rules, `the ${rules.label} ${path} grew while it was read; try again once it is complete`);
+    if (filled === buffer.byteLength) throw fileError(rules, `${rules.label} ${path} grew while it was read; try again once it is complete`);
     // It shrank between fstat and read (truncated, or being rewritten).
     checkSize(path, rules, filled);
     const secret = Buffer.alloc(filled);
