@@ -147,6 +147,16 @@ describe('one packet key, one Sender', () => {
     await firstSending;
   }, 20_000);
 
+  it('a Sender that failed before sealing anything gives its key back: a retry with it sends', async () => {
+    const dataKey = randomBytes(32);
+    const sessionId = randomBytes(8);
+    const key = derivePacketKey(wasm, suite, dataKey, sessionId, 0);
+    const failing = new Sender({ backend: wasm, suite, keys: new EpochKeySource(0, key), sessionId, group: { address: '10.0.0.1', port: 5000 } });
+    expect(await rejectionOf(failing.send(bytesOf(100)))).toMatchObject({ code: 'E_ARG' });
+    expect((await senderWith(new EpochKeySource(0, key), sessionId).send(bytesOf(100))).bytes).toBe(100);
+    key.destroy();
+  }, 20_000);
+
   it('checks its key options', () => {
     const keys = new EpochKeySource(0, derivePacketKey(wasm, suite, randomBytes(32), randomBytes(8), 0));
     const group = randomGroup();
