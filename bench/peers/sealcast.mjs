@@ -116,6 +116,7 @@ export function sealcastPeer({ suite }) {
         if (dropped.length) notes.push(`receiver ${index + 1} dropped ${dropped.map(([kind, count]) => `${count} ${kind}`).join(', ')}`);
       });
       return {
+        datagramBytes: meanSentDatagramBytes(lastJsonLine(senderResult.stderrTail)),
         startedAtMs: senderProcess.startedAtMs,
         // A sender stopped because its receivers failed is not a sender failure of its own.
         sender: senderStopped ? { ...senderResult, code: 0 } : senderResult,
@@ -130,6 +131,20 @@ export function sealcastPeer({ suite }) {
   };
 }
 
+
+// The kernel counts a UDP GSO send (a run of up to 64 datagrams handed over at once) as one
+// multicast packet, so for sealcast the mean datagram size comes from the sender's own counts:
+// every DATA datagram is header + payload + tag, and the rest are END datagrams.
+const HEADER_BYTES = 36;
+const TAG_BYTES = 16;
+const END_PAYLOAD_BYTES = 48;
+
+function meanSentDatagramBytes(summary) {
+  if (!summary || !Number.isFinite(summary.datagrams) || !Number.isFinite(summary.packets) || !Number.isFinite(summary.bytes) || summary.datagrams <= 0) return null;
+  const endDatagrams = summary.datagrams - summary.packets;
+  const total = summary.bytes + summary.packets * (HEADER_BYTES + TAG_BYTES) + endDatagrams * (HEADER_BYTES + END_PAYLOAD_BYTES + TAG_BYTES);
+  return Math.round(total / summary.datagrams);
+}
 
 // `--json` ends stderr with a one-line JSON summary (drops, exit code, digest).
 function lastJsonLine(text) {
