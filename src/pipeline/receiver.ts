@@ -1,37 +1,30 @@
-// The receiving half of the data plane: multicast socket -> receive slab (one copy per datagram)
-// -> one openBatch per slab -> reorder window -> output with backpressure -> END check.
+// The receiving half of the data plane: multicast socket -> receive slab (one copy per datagram:
+// recvmmsg straight into slab slots on the batched path) -> one native header scan per drain
+// (packet/scan.ts; decodeHeader per datagram on the node:dgram path) -> one openBatch per slab
+// -> reorder window -> DeliveredStream (chunked output and its SHA-256) -> END check. Options and
+// results are in receiver-options.ts.
 //
 // Nothing reaches the output before its tag verified, and nothing is written past a hole: the
 // output is always an authenticated, contiguous prefix of the stream (from the offset this
 // receiver started at).
 
-import { createHash, type Hash } from 'node:crypto';
 import type dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
-import type { AeadKey, CryptoBackend, PacketBatch } from '../crypto/backend.js';
+import type { AeadKey, PacketBatch } from '../crypto/backend.js';
 import { SealcastError } from '../errors.js';
 import type { PacketKeyLookup } from '../keys/packet-keys.js';
 import { NONCE_BYTES, writeNonce } from '../keys/sequencer.js';
 import { decodeEnd, type EndRecord } from '../packet/end.js';
 import { DATAGRAM_BYTES_MAX, decodeHeader, HEADER_BYTES, HeaderField, PacketType, readU64, SESSION_ID_BYTES, suiteFromId, type PacketHeader, type WireSuite } from '../packet/format.js';
 import { loadHeaderScanner, ScanField, type HeaderScanner, type ScanTarget } from '../packet/scan.js';
-import { openBatchSocket, type BatchSocket, type IoMode } from './batch-io.js';
-import { DEFAULT_INTERFACE, openReceiverSocket, type MulticastGroup } from './multicast.js';
-import { OutputWriter, DEFAULT_OUTPUT_QUEUE_BYTES_MAX } from './output.js';
+import { openBatchSocket, type BatchSocket } from './batch-io.js';
+import { openReceiverSocket } from './multicast.js';
+import { DeliveredStream } from './delivered-stream.js';
+import { describeDrops, normalizeReceiverOptions, type NormalizedReceiverOptions, type ReceiveResult, type ReceiveStats, type ReceiverOptions, type DropCounts } from './receiver-options.js';
+import { OutputWriter } from './output.js';
 import { describeRanges, ReorderWindow } from './reorder.js';
 
-export const DEFAULT_IDLE_TIMEOUT_MS = 5_000;
-export const DEFAULT_END_GRACE_MS = 1_000;
-export const DEFAULT_START_SETTLE_MS = 200;
-export const DEFAULT_WRONG_KEY_PACKETS = 64;
-export const DEFAULT_REORDER_PACKETS = 8_192;
-export const DEFAULT_RECEIVE_SLAB_BYTES = 1024 * 1024;
-export const DEFAULT_RECEIVE_SLAB_SLOTS = 512;
-const OUTPUT_CHUNK_BYTES = 256 * 1024;
-const OUTPUT_FLUSH_BYTES = OUTPUT_CHUNK_BYTES;
-/** A slow stream's output is handed on at least this often, so a live pipe stays live. */
-const OUTPUT_FLUSH_MS = 20;
 const TICK_MS = 100;
 /** Bounds the payloads held while the start offset is not yet known (jumbo datagrams are large). */
 const BEFORE_START_BYTES_MAX = 16 * 1024 * 1024;
@@ -47,87 +40,16 @@ const DRAIN_SLOTS = 64;
 /** recvmmsg calls per wake-up at most, so a flood cannot keep the event loop from its timers. */
 const DRAIN_ROUNDS_MAX = 8;
 
-export interface ReceiverOptions {
-  backend: CryptoBackend;
-  /** Finds the packet key for (session, epoch, suite); replace it live with setKeyLookup(). */
-  keys: PacketKeyLookup;
-  group: MulticastGroup;
-  interfaceAddress?: string;
-  /** Accept only this session; by default the first session whose packet authenticates. */
-  sessionId?: Uint8Array;
-  recvBufferBytes?: number;
-  /** Give up when no packet authenticates this long after listening began; 0 waits forever. */
-  startTimeoutMs?: number;
-  /** Give up when no packet authenticates this long once the stream began. */
-  idleTimeoutMs?: number;
-  /** After END, how long missing packets may still arrive (late, reordered) before it is a gap. */
-  endGraceMs?: number;
-  /**
-   * A receiver whose first packet is not at offset 0 waits this long for earlier packets (they
-   * may merely be reordered) before it starts mid-stream at the lowest offset it holds.
-   */
-  startSettleMs?: number;
-  /** Failed packets, with none authenticated, after which the key is declared wrong. */
-  wrongKeyPackets?: number;
-  /** Out-of-order packets the reorder window holds before a hole counts as lost. */
-  reorderPacketsMax?: number;
-  slabBytes?: number;
-  slabSlots?: number;
-  outputQueueBytesMax?: number;
-  /**
-   * 'native' drains the socket with recvmmsg through the addon each time node:dgram reports a
-   * datagram; 'dgram' takes one 'message' event per datagram; 'auto' (the default) is native
-   * when the addon offers it.
-   */
-  io?: IoMode;
-  signal?: AbortSignal;
-}
-
-export interface DropCounts {
-  /** Not a well-formed sealcast packet (short, truncated, garbage, bad fields). */
-  malformed: number;
-  /** The tag did not verify: wrong key, flipped bits, forgery. */
-  authFailed: number;
-  /** A well-formed packet of another session than the one being received. */
-  otherSession: number;
-  /** No key for the packet's session/epoch. */
-  noKey: number;
-  /** Already delivered or held: duplicates and replays. */
-  duplicate: number;
-  /** A type this version does not process yet (reserved types). */
-  unsupported: number;
-}
-
-export interface ReceiveStats {
-  sessionId: string | null;
-  suite: string | null;
-  /** Stream offset of the first byte written (0 unless this receiver joined mid-stream). */
-  startOffset: number | null;
-  bytes: number;
-  datagrams: number;
-  authenticated: number;
-  drops: DropCounts;
-  recvBufferBytes: number;
-  totalBytes: number | null;
-  durationMs: number;
-  /** The I/O path in use: 'native' (batched system calls) or 'dgram'; null before listening. */
-  io: 'native' | 'dgram' | null;
-}
-
-export type ReceiveOutcome = 'complete' | 'partial';
-
-export interface ReceiveResult extends ReceiveStats {
-  outcome: ReceiveOutcome;
-  sha256: string;
-}
+// The options, results and defaults live in receiver-options.ts; importers of this module keep
+// finding them here.
+export * from './receiver-options.js';
 
 export class Receiver extends EventEmitter {
-  readonly #options: Required<Omit<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes'>> & Pick<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes'>;
+  readonly #options: NormalizedReceiverOptions;
   #keys: PacketKeyLookup;
   readonly #drops: DropCounts = { malformed: 0, authFailed: 0, otherSession: 0, noKey: 0, duplicate: 0, unsupported: 0 };
   #datagrams = 0;
   #authenticated = 0;
-  #bytes = 0;
   #recvBufferBytes = 0;
 
   // Receive slab. With node:dgram, datagrams are copied in back to back and opened together;
@@ -164,13 +86,9 @@ export class Receiver extends EventEmitter {
   #beforeStartSinceMs = 0;
   #beforeStartBytes = 0;
   #endAtMs = 0;
-  readonly #hash: Hash = createHash('sha256');
 
   #output: OutputWriter | null = null;
-  #outChunk: Buffer = Buffer.allocUnsafe(OUTPUT_CHUNK_BYTES);
-  #outStart = 0;
-  #outUsed = 0;
-  #lastFlushAtMs = 0;
+  #stream: DeliveredStream | null = null;
 
   #socket: dgram.Socket | null = null;
   #ticker: NodeJS.Timeout | null = null;
@@ -185,29 +103,7 @@ export class Receiver extends EventEmitter {
 
   constructor(options: ReceiverOptions) {
     super();
-    if (typeof options.keys !== 'function') throw new TypeError('keys must be a PacketKeyLookup function');
-    if (options.sessionId !== undefined && (!(options.sessionId instanceof Uint8Array) || options.sessionId.byteLength !== SESSION_ID_BYTES)) {
-      throw new RangeError(`sessionId must be ${SESSION_ID_BYTES} bytes`);
-    }
-    this.#options = {
-      backend: options.backend,
-      keys: options.keys,
-      group: options.group,
-      interfaceAddress: options.interfaceAddress ?? DEFAULT_INTERFACE,
-      sessionId: options.sessionId,
-      recvBufferBytes: options.recvBufferBytes,
-      startTimeoutMs: requireMs(options.startTimeoutMs ?? 0, 'startTimeoutMs'),
-      idleTimeoutMs: requireMs(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs', 1),
-      startSettleMs: requireMs(options.startSettleMs ?? DEFAULT_START_SETTLE_MS, 'startSettleMs'),
-      endGraceMs: requireMs(options.endGraceMs ?? DEFAULT_END_GRACE_MS, 'endGraceMs'),
-      wrongKeyPackets: requireCountOption(options.wrongKeyPackets ?? DEFAULT_WRONG_KEY_PACKETS, 'wrongKeyPackets'),
-      reorderPacketsMax: requireCountOption(options.reorderPacketsMax ?? DEFAULT_REORDER_PACKETS, 'reorderPacketsMax'),
-      slabBytes: Math.max(options.slabBytes ?? DEFAULT_RECEIVE_SLAB_BYTES, DATAGRAM_BYTES_MAX),
-      slabSlots: requireCountOption(options.slabSlots ?? DEFAULT_RECEIVE_SLAB_SLOTS, 'slabSlots'),
-      outputQueueBytesMax: options.outputQueueBytesMax ?? DEFAULT_OUTPUT_QUEUE_BYTES_MAX,
-      io: requireIoMode(options.io ?? 'auto'),
-      signal: options.signal,
-    };
+    this.#options = normalizeReceiverOptions(options);
     this.#keys = options.keys;
     this.#session = options.sessionId ? new Uint8Array(options.sessionId) : null;
   }
@@ -243,7 +139,7 @@ export class Receiver extends EventEmitter {
       sessionId: this.#session ? Buffer.from(this.#session).toString('hex') : null,
       suite: this.#suite,
       startOffset: this.#startOffset,
-      bytes: this.#bytes,
+      bytes: this.#stream?.bytes ?? 0,
       datagrams: this.#datagrams,
       authenticated: this.#authenticated,
       drops: { ...this.#drops },
@@ -279,6 +175,7 @@ export class Receiver extends EventEmitter {
     this.#socket = socket;
     this.#recvBufferBytes = recvBufferBytes;
     this.#output = new OutputWriter(output, this.#options.outputQueueBytesMax);
+    this.#stream = new DeliveredStream(this.#output);
     const done = new Promise<ReceiveResult>((resolve, reject) => {
       this.#settle = { resolve, reject };
     });
@@ -575,9 +472,9 @@ export class Receiver extends EventEmitter {
       this.#onAuthenticated(this.#layout[slot * words], this.#layout[slot * words + 2], sessionChecked);
     }
     if (this.#finished) return;
-    // Small writes cost a system call each; gather output until a chunk's worth is ready or
-    // 20 ms passed (the ticker and completion flush the rest).
-    if (this.#outUsed - this.#outStart >= OUTPUT_FLUSH_BYTES || performance.now() - this.#lastFlushAtMs >= OUTPUT_FLUSH_MS) this.#flushOutput();
+    // Small writes cost a system call each: output goes out a chunk at a time, or after a short
+    // wait (the ticker and completion flush the rest).
+    this.#flushOutput(true);
     if (this.#authenticated === 0 && this.#drops.authFailed >= this.#options.wrongKeyPackets) {
       this.#failWrongKey();
       return;
@@ -720,34 +617,15 @@ export class Receiver extends EventEmitter {
   }
 
   #deliver(payload: Uint8Array): void {
-    let copied = 0;
-    while (copied < payload.byteLength) {
-      if (this.#outUsed === this.#outChunk.byteLength) {
-        this.#flushOutput();
-        this.#outChunk = Buffer.allocUnsafe(OUTPUT_CHUNK_BYTES);
-        this.#outStart = 0;
-        this.#outUsed = 0;
-      }
-      const take = Math.min(payload.byteLength - copied, this.#outChunk.byteLength - this.#outUsed);
-      this.#outChunk.set(payload.subarray(copied, copied + take), this.#outUsed);
-      this.#outUsed += take;
-      copied += take;
-    }
+    this.#stream!.deliver(payload);
     this.#window!.advance(payload.byteLength);
-    this.#bytes += payload.byteLength;
   }
 
-  /** Hands what was delivered since the last flush to the output, without copying it again. */
-  #flushOutput(): void {
-    if (this.#outUsed === this.#outStart) return;
-    this.#lastFlushAtMs = performance.now();
-    const chunk = this.#outChunk.subarray(this.#outStart, this.#outUsed);
-    this.#outStart = this.#outUsed;
-    // The output is the delivered stream in order, so hashing it here, a chunk at a time, gives
-    // the same digest as hashing each payload, at one call per chunk instead of per packet.
-    this.#hash.update(chunk);
+  /** Hands delivered output on (only when due, with `onlyWhenDue`); a failed output fails the receive. */
+  #flushOutput(onlyWhenDue = false): void {
     try {
-      this.#output!.write(chunk);
+      if (onlyWhenDue) this.#stream?.flushIfDue(performance.now());
+      else this.#stream?.flush();
     } catch (error) {
       this.#fail(error);
     }
@@ -764,8 +642,10 @@ export class Receiver extends EventEmitter {
     this.#stopListening();
     this.#flushOutput();
     const end = this.#end!;
-    const sha256 = this.#hash.digest();
+    const stream = this.#stream!;
+    let sha256: Buffer;
     try {
+      sha256 = stream.digest();
       await this.#output!.idle();
     } catch (error) {
       this.#reject(error);
@@ -773,8 +653,8 @@ export class Receiver extends EventEmitter {
     }
     const startOffset = this.#startOffset ?? 0;
     const expectedBytes = end.totalBytes - startOffset;
-    if (this.#bytes !== expectedBytes) {
-      this.#reject(new SealcastError('E_VERIFY', `wrote ${this.#bytes} bytes but END announced ${expectedBytes} from offset ${startOffset}`));
+    if (stream.bytes !== expectedBytes) {
+      this.#reject(new SealcastError('E_VERIFY', `wrote ${stream.bytes} bytes but END announced ${expectedBytes} from offset ${startOffset}`));
       return;
     }
     if (startOffset === 0 && !sameBytes(sha256, end.sha256)) {
@@ -894,30 +774,8 @@ export class Receiver extends EventEmitter {
   }
 }
 
-export function describeDrops(drops: DropCounts): string {
-  const parts = Object.entries(drops)
-    .filter(([, count]) => count > 0)
-    .map(([reason, count]) => `${reason} ${count}`);
-  return parts.length > 0 ? parts.join(', ') : 'none';
-}
-
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
   for (let index = 0; index < a.byteLength; index++) if (a[index] !== b[index]) return false;
   return true;
-}
-
-function requireIoMode(value: IoMode): IoMode {
-  if (value !== 'auto' && value !== 'native' && value !== 'dgram') throw new TypeError(`io must be "auto", "native" or "dgram", got ${String(value)}`);
-  return value;
-}
-
-function requireMs(value: number, name: string, min = 0): number {
-  if (!Number.isFinite(value) || value < min) throw new RangeError(`${name} must be a number of milliseconds >= ${min}, got ${value}`);
-  return value;
-}
-
-function requireCountOption(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  return value;
 }

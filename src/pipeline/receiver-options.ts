@@ -1,0 +1,144 @@
+// The Receiver's options, what it reports, and the defaults and checks that turn the options a
+// caller gives into the complete set the receiver runs with. Kept apart from receiver.ts so the
+// receive logic reads without the option plumbing.
+
+import type { CryptoBackend } from '../crypto/backend.js';
+import type { PacketKeyLookup } from '../keys/packet-keys.js';
+import { DATAGRAM_BYTES_MAX, SESSION_ID_BYTES } from '../packet/format.js';
+import type { IoMode } from './batch-io.js';
+import { DEFAULT_INTERFACE, type MulticastGroup } from './multicast.js';
+import { DEFAULT_OUTPUT_QUEUE_BYTES_MAX } from './output.js';
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 5_000;
+export const DEFAULT_END_GRACE_MS = 1_000;
+export const DEFAULT_START_SETTLE_MS = 200;
+export const DEFAULT_WRONG_KEY_PACKETS = 64;
+export const DEFAULT_REORDER_PACKETS = 8_192;
+export const DEFAULT_RECEIVE_SLAB_BYTES = 1024 * 1024;
+export const DEFAULT_RECEIVE_SLAB_SLOTS = 512;
+export interface ReceiverOptions {
+  backend: CryptoBackend;
+  /** Finds the packet key for (session, epoch, suite); replace it live with setKeyLookup(). */
+  keys: PacketKeyLookup;
+  group: MulticastGroup;
+  interfaceAddress?: string;
+  /** Accept only this session; by default the first session whose packet authenticates. */
+  sessionId?: Uint8Array;
+  recvBufferBytes?: number;
+  /** Give up when no packet authenticates this long after listening began; 0 waits forever. */
+  startTimeoutMs?: number;
+  /** Give up when no packet authenticates this long once the stream began. */
+  idleTimeoutMs?: number;
+  /** After END, how long missing packets may still arrive (late, reordered) before it is a gap. */
+  endGraceMs?: number;
+  /**
+   * A receiver whose first packet is not at offset 0 waits this long for earlier packets (they
+   * may merely be reordered) before it starts mid-stream at the lowest offset it holds.
+   */
+  startSettleMs?: number;
+  /** Failed packets, with none authenticated, after which the key is declared wrong. */
+  wrongKeyPackets?: number;
+  /** Out-of-order packets the reorder window holds before a hole counts as lost. */
+  reorderPacketsMax?: number;
+  slabBytes?: number;
+  slabSlots?: number;
+  outputQueueBytesMax?: number;
+  /**
+   * 'native' drains the socket with recvmmsg through the addon each time node:dgram reports a
+   * datagram; 'dgram' takes one 'message' event per datagram; 'auto' (the default) is native
+   * when the addon offers it.
+   */
+  io?: IoMode;
+  signal?: AbortSignal;
+}
+
+export interface DropCounts {
+  /** Not a well-formed sealcast packet (short, truncated, garbage, bad fields). */
+  malformed: number;
+  /** The tag did not verify: wrong key, flipped bits, forgery. */
+  authFailed: number;
+  /** A well-formed packet of another session than the one being received. */
+  otherSession: number;
+  /** No key for the packet's session/epoch. */
+  noKey: number;
+  /** Already delivered or held: duplicates and replays. */
+  duplicate: number;
+  /** A type this version does not process yet (reserved types). */
+  unsupported: number;
+}
+
+export interface ReceiveStats {
+  sessionId: string | null;
+  suite: string | null;
+  /** Stream offset of the first byte written (0 unless this receiver joined mid-stream). */
+  startOffset: number | null;
+  bytes: number;
+  datagrams: number;
+  authenticated: number;
+  drops: DropCounts;
+  recvBufferBytes: number;
+  totalBytes: number | null;
+  durationMs: number;
+  /** The I/O path in use: 'native' (batched system calls) or 'dgram'; null before listening. */
+  io: 'native' | 'dgram' | null;
+}
+
+export type ReceiveOutcome = 'complete' | 'partial';
+
+export interface ReceiveResult extends ReceiveStats {
+  outcome: ReceiveOutcome;
+  sha256: string;
+}
+
+/** Every option with its default applied and checked. */
+export type NormalizedReceiverOptions = Required<Omit<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes'>> &
+  Pick<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes'>;
+
+/** Applies the defaults and checks every option (TypeError/RangeError naming the option). */
+export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedReceiverOptions {
+  if (typeof options.keys !== 'function') throw new TypeError('keys must be a PacketKeyLookup function');
+  if (options.sessionId !== undefined && (!(options.sessionId instanceof Uint8Array) || options.sessionId.byteLength !== SESSION_ID_BYTES)) {
+    throw new RangeError(`sessionId must be ${SESSION_ID_BYTES} bytes`);
+  }
+  return {
+    backend: options.backend,
+    keys: options.keys,
+    group: options.group,
+    interfaceAddress: options.interfaceAddress ?? DEFAULT_INTERFACE,
+    sessionId: options.sessionId,
+    recvBufferBytes: options.recvBufferBytes,
+    startTimeoutMs: requireMs(options.startTimeoutMs ?? 0, 'startTimeoutMs'),
+    idleTimeoutMs: requireMs(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs', 1),
+    startSettleMs: requireMs(options.startSettleMs ?? DEFAULT_START_SETTLE_MS, 'startSettleMs'),
+    endGraceMs: requireMs(options.endGraceMs ?? DEFAULT_END_GRACE_MS, 'endGraceMs'),
+    wrongKeyPackets: requireCountOption(options.wrongKeyPackets ?? DEFAULT_WRONG_KEY_PACKETS, 'wrongKeyPackets'),
+    reorderPacketsMax: requireCountOption(options.reorderPacketsMax ?? DEFAULT_REORDER_PACKETS, 'reorderPacketsMax'),
+    slabBytes: Math.max(options.slabBytes ?? DEFAULT_RECEIVE_SLAB_BYTES, DATAGRAM_BYTES_MAX),
+    slabSlots: requireCountOption(options.slabSlots ?? DEFAULT_RECEIVE_SLAB_SLOTS, 'slabSlots'),
+    outputQueueBytesMax: options.outputQueueBytesMax ?? DEFAULT_OUTPUT_QUEUE_BYTES_MAX,
+    io: requireIoMode(options.io ?? 'auto'),
+    signal: options.signal,
+  };
+}
+
+export function describeDrops(drops: DropCounts): string {
+  const parts = Object.entries(drops)
+    .filter(([, count]) => count > 0)
+    .map(([reason, count]) => `${reason} ${count}`);
+  return parts.length > 0 ? parts.join(', ') : 'none';
+}
+
+function requireIoMode(value: IoMode): IoMode {
+  if (value !== 'auto' && value !== 'native' && value !== 'dgram') throw new TypeError(`io must be "auto", "native" or "dgram", got ${String(value)}`);
+  return value;
+}
+
+function requireMs(value: number, name: string, min = 0): number {
+  if (!Number.isFinite(value) || value < min) throw new RangeError(`${name} must be a number of milliseconds >= ${min}, got ${value}`);
+  return value;
+}
+
+function requireCountOption(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
