@@ -25,7 +25,7 @@ export { encodeEnd, decodeEnd, END_PAYLOAD_BYTES } from './packet/end.js';
 export type { EndRecord } from './packet/end.js';
 export { NonceSequencer } from './keys/sequencer.js';
 export { derivePacketKey, derivePacketKeyBytes, EpochKeySource, GroupKeyRing } from './keys/packet-keys.js';
-export type { PacketKeySource, PacketKeyLookup } from './keys/packet-keys.js';
+export type { PacketKeySource, PacketKeyLookup, GroupKeyRingOptions, GroupKeyRingStats } from './keys/packet-keys.js';
 export { readKeyFile, writeNewKeyFile, GROUP_KEY_BYTES } from './keys/key-file.js';
 export { Sender, directSealer, DEFAULT_RATE_BITS_PER_SECOND, DEFAULT_PLAIN_RATE_BITS_PER_SECOND } from './pipeline/sender.js';
 export { ioModeFromEnv, IO_ENV } from './pipeline/batch-io.js';
