@@ -15,6 +15,7 @@ export class OutputWriter {
   /** Bytes handed to the target whose write callback has not fired yet. */
   #inFlightBytes = 0;
   #waitingForDrain = false;
+  #overrun = false;
   #error: Error | null = null;
   #idleWaiters: Array<() => void> = [];
 
@@ -28,6 +29,11 @@ export class OutputWriter {
     return this.#error;
   }
 
+  /** True once the target failed or the queue bound was passed: waiting for it is pointless. */
+  get broken(): boolean {
+    return this.#error !== null || this.#overrun;
+  }
+
   /** Takes ownership of `chunk`. Throws E_IO when the target failed or the bound is exceeded. */
   write(chunk: Uint8Array): void {
     if (this.#error) throw new SealcastError('E_IO', `writing the output failed: ${this.#error.message}`, { cause: this.#error });
@@ -35,6 +41,7 @@ export class OutputWriter {
     this.#queuedBytes += chunk.byteLength;
     this.#pump();
     if (this.#queuedBytes > this.#queueBytesMax) {
+      this.#overrun = true;
       throw new SealcastError(
         'E_IO',
         `the output is not keeping up with the stream (${this.#queuedBytes} bytes waiting, bound ${this.#queueBytesMax}); write to a faster target or lower the sender's --rate`,

@@ -26,6 +26,8 @@ import { OutputWriter } from './output.js';
 import { describeRanges, ReorderWindow } from './reorder.js';
 
 const TICK_MS = 100;
+/** After a failure, how long the output may take to write what was delivered before it. */
+const FAIL_OUTPUT_DRAIN_MS_MAX = 10_000;
 /** Bounds the payloads held while the start offset is not yet known (jumbo datagrams are large). */
 const BEFORE_START_BYTES_MAX = 16 * 1024 * 1024;
 const WRONG_KEY_SLOW_PACKETS = 8;
@@ -565,7 +567,7 @@ export class Receiver extends EventEmitter {
     switch (window.place(streamOffset)) {
       case 'next':
         this.#deliver(payload);
-        for (let held = window.takeNext(); held !== undefined; held = window.takeNext()) this.#deliver(held);
+        for (let held = window.takeNext(); held !== undefined && !this.#finished; held = window.takeNext()) this.#deliver(held);
         break;
       case 'ahead':
         window.hold(streamOffset, payload);
@@ -617,7 +619,14 @@ export class Receiver extends EventEmitter {
   }
 
   #deliver(payload: Uint8Array): void {
-    this.#stream!.deliver(payload);
+    try {
+      this.#stream!.deliver(payload);
+    } catch (error) {
+      // The output failed or fell too far behind (E_IO): the receive ends here, with what was
+      // written so far still an authenticated prefix.
+      this.#fail(error);
+      return;
+    }
     this.#window!.advance(payload.byteLength);
   }
 
@@ -739,13 +748,21 @@ export class Receiver extends EventEmitter {
     this.#flushOutput();
     void (async () => {
       // What was delivered before the failure is authenticated and contiguous: let it reach the
-      // output, so a gap error leaves exactly the prefix before the gap.
-      try {
-        await this.#output?.idle();
-      } catch {
-        // The original error is the one to report.
+      // output, so a gap error leaves exactly the prefix before the gap. An output that broke or
+      // stopped taking data is not waited for (the bound keeps a stalled reader from hiding the
+      // error for ever).
+      const output = this.#output;
+      if (output !== null && !output.broken) {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([output.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, FAIL_OUTPUT_DRAIN_MS_MAX)))]);
+        } catch {
+          // The original error is the one to report.
+        } finally {
+          clearTimeout(timer);
+        }
       }
-      this.#output?.detach();
+      output?.detach();
       this.#reject(error);
     })();
   }

@@ -144,6 +144,26 @@ describe('Sender and Receiver in one process', () => {
     receiverKey.destroy();
   }, 30_000);
 
+  it('an output that stops taking data ends the receive with E_IO instead of crashing the process', async () => {
+    const group = randomGroup();
+    const dataKey = randomBytes(32);
+    const sessionId = randomBytes(8);
+    const senderKey = derivePacketKey(backend, suite, dataKey, sessionId, 0);
+    const receiverKey = derivePacketKey(backend, suite, dataKey, sessionId, 0);
+    // A target that never completes a write: everything after its first chunk queues, and the
+    // queue bound of one byte is passed by the second chunk. Datagrams of 60 000 bytes fill an
+    // output chunk within one batch, so the bound is also hit while a payload is being copied.
+    const stalled = new Writable({ write: () => {} });
+    const receiver = new Receiver({ backend, keys: () => receiverKey, group, startTimeoutMs: 10_000, outputQueueBytesMax: 1 });
+    const failed = expect(receiver.receive(stalled)).rejects.toMatchObject({ code: 'E_IO', message: expect.stringContaining('not keeping up') });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const sender = new Sender({ backend, suite, keys: new EpochKeySource(0, senderKey), sessionId, group, rateBitsPerSecond: 400e6, datagramBytes: 60_000 });
+    await sender.send(chunksOf(randomBytes(4 * 1024 * 1024), 1024 * 1024));
+    await failed;
+    senderKey.destroy();
+    receiverKey.destroy();
+  }, 30_000);
+
   it('an END whose digest does not match what was written gives E_VERIFY', async () => {
     const group = randomGroup();
     const sessionId = randomBytes(8);
