@@ -10,11 +10,21 @@ import type { OutputWriter } from './output.js';
 export const OUTPUT_CHUNK_BYTES = 256 * 1024;
 /** A partly filled chunk is written anyway once this long passed, so a slow live pipe stays live. */
 export const OUTPUT_FLUSH_MS = 20;
+/**
+ * Written chunks kept for reuse. A fresh 256 KiB buffer per chunk meant fresh pages (a page
+ * fault each, costly in a VM) and a release per chunk for the collector; reusing the few chunks
+ * in flight keeps the receiver's memory still. 16 chunks are 4 MiB.
+ */
+const SPARE_CHUNKS_MAX = 16;
 
 export class DeliveredStream {
   readonly #output: OutputWriter;
   readonly #hash: Hash = createHash('sha256');
   #chunk: Buffer = Buffer.allocUnsafe(OUTPUT_CHUNK_BYTES);
+  /** Writes of #chunk's pieces not yet completed by the output. */
+  #chunkWritesPending = 0;
+  /** Chunks whose every write completed, ready for reuse. */
+  readonly #spareChunks: Buffer[] = [];
   /** Bytes of #chunk already handed to the output. */
   #chunkStart = 0;
   /** Bytes of #chunk filled. */
@@ -23,8 +33,16 @@ export class DeliveredStream {
   #bytes = 0;
   #digested = false;
 
-  constructor(output: OutputWriter) {
+  readonly #reuseChunks: boolean;
+
+  /**
+   * `reuseChunks`: the target is done with a chunk's bytes once its write callback fired (files,
+   * sockets, pipes), so written chunks may be filled again. A Writable that keeps chunks after
+   * the callback (a PassThrough, a collector that stores views) must not get reused chunks.
+   */
+  constructor(output: OutputWriter, options: { reuseChunks?: boolean } = {}) {
     this.#output = output;
+    this.#reuseChunks = options.reuseChunks ?? false;
   }
 
   /** Bytes delivered so far (written or waiting in the current chunk). */
@@ -36,13 +54,7 @@ export class DeliveredStream {
   deliver(payload: Uint8Array): void {
     let copied = 0;
     while (copied < payload.byteLength) {
-      if (this.#chunkUsed === this.#chunk.byteLength) {
-        this.flush();
-        // The full chunk now belongs to the output; later bytes go to a fresh one.
-        this.#chunk = Buffer.allocUnsafe(OUTPUT_CHUNK_BYTES);
-        this.#chunkStart = 0;
-        this.#chunkUsed = 0;
-      }
+      if (this.#chunkUsed === this.#chunk.byteLength) this.#nextChunk();
       const take = Math.min(payload.byteLength - copied, this.#chunk.byteLength - this.#chunkUsed);
       this.#chunk.set(payload.subarray(copied, copied + take), this.#chunkUsed);
       this.#chunkUsed += take;
@@ -66,7 +78,47 @@ export class DeliveredStream {
     const chunk = this.#chunk.subarray(this.#chunkStart, this.#chunkUsed);
     this.#chunkStart = this.#chunkUsed;
     this.#hash.update(chunk);
-    this.#output.write(chunk);
+    if (!this.#reuseChunks) {
+      this.#output.write(chunk);
+      return;
+    }
+    this.#chunkWritesPending++;
+    const owner = this.#chunk;
+    this.#output.write(chunk, () => this.#onPieceWritten(owner));
+  }
+
+  /** Retires the full current chunk (the output owns it until its writes complete) and takes another. */
+  #nextChunk(): void {
+    this.flush();
+    const retired = this.#chunk;
+    const writesPending = this.#chunkWritesPending;
+    this.#chunk = this.#spareChunks.pop() ?? Buffer.allocUnsafe(OUTPUT_CHUNK_BYTES);
+    this.#chunkWritesPending = 0;
+    this.#chunkStart = 0;
+    this.#chunkUsed = 0;
+    if (writesPending === 0) this.#recycle(retired);
+    else this.#retired.set(retired, writesPending);
+  }
+
+  /** Retired chunks and how many of their pieces' writes are still pending. */
+  readonly #retired = new Map<Buffer, number>();
+
+  #onPieceWritten(owner: Buffer): void {
+    if (owner === this.#chunk) {
+      this.#chunkWritesPending--;
+      return;
+    }
+    const pending = (this.#retired.get(owner) ?? 1) - 1;
+    if (pending > 0) {
+      this.#retired.set(owner, pending);
+      return;
+    }
+    this.#retired.delete(owner);
+    this.#recycle(owner);
+  }
+
+  #recycle(chunk: Buffer): void {
+    if (this.#reuseChunks && this.#spareChunks.length < SPARE_CHUNKS_MAX) this.#spareChunks.push(chunk);
   }
 
   /** Flushes, then returns the SHA-256 of everything delivered; call once, at the end. */

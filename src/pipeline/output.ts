@@ -11,6 +11,8 @@ export class OutputWriter {
   readonly #target: Writable;
   readonly #queueBytesMax: number;
   readonly #queue: Uint8Array[] = [];
+  /** For each queued chunk, what to call once the target has written it (or undefined). */
+  readonly #queueDone: Array<(() => void) | undefined> = [];
   #queuedBytes = 0;
   /** Bytes handed to the target whose write callback has not fired yet. */
   #inFlightBytes = 0;
@@ -34,10 +36,14 @@ export class OutputWriter {
     return this.#error !== null || this.#overrun;
   }
 
-  /** Takes ownership of `chunk`. Throws E_IO when the target failed or the bound is exceeded. */
-  write(chunk: Uint8Array): void {
+  /**
+   * Takes ownership of `chunk` until `onWritten` is called (after the target's write callback;
+   * not called when the target failed). Throws E_IO when the target failed or the bound is exceeded.
+   */
+  write(chunk: Uint8Array, onWritten?: () => void): void {
     if (this.#error) throw new SealcastError('E_IO', `writing the output failed: ${this.#error.message}`, { cause: this.#error });
     this.#queue.push(chunk);
+    this.#queueDone.push(onWritten);
     this.#queuedBytes += chunk.byteLength;
     this.#pump();
     if (this.#queuedBytes > this.#queueBytesMax) {
@@ -66,11 +72,13 @@ export class OutputWriter {
   #pump(): void {
     while (!this.#waitingForDrain && this.#queue.length > 0) {
       const chunk = this.#queue.shift()!;
+      const onWritten = this.#queueDone.shift();
       this.#queuedBytes -= chunk.byteLength;
       this.#inFlightBytes += chunk.byteLength;
       const more = this.#target.write(chunk, (error) => {
         this.#inFlightBytes -= chunk.byteLength;
         if (error) this.#onError(error);
+        else onWritten?.();
         this.#wakeIdle();
       });
       if (!more) {

@@ -10,6 +10,8 @@
 
 import type dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
+import { WriteStream } from 'node:fs';
+import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { AeadKey, PacketBatch } from '../crypto/backend.js';
 import { SealcastError } from '../errors.js';
@@ -177,7 +179,7 @@ export class Receiver extends EventEmitter {
     this.#socket = socket;
     this.#recvBufferBytes = recvBufferBytes;
     this.#output = new OutputWriter(output, this.#options.outputQueueBytesMax);
-    this.#stream = new DeliveredStream(this.#output);
+    this.#stream = new DeliveredStream(this.#output, { reuseChunks: releasesChunksOnCallback(output) });
     const done = new Promise<ReceiveResult>((resolve, reject) => {
       this.#settle = { resolve, reject };
     });
@@ -789,6 +791,14 @@ export class Receiver extends EventEmitter {
       }
     }
   }
+}
+
+/**
+ * Whether `output` is done with a chunk once its write callback fired: files and sockets (pipes,
+ * TTYs, process.stdout/stderr in every form) write or copy the bytes before calling back.
+ */
+function releasesChunksOnCallback(output: Writable): boolean {
+  return output instanceof WriteStream || output instanceof Socket || output === process.stdout || output === process.stderr;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

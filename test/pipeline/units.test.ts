@@ -205,3 +205,67 @@ describe('OutputWriter', () => {
     await expect(writer.idle()).rejects.toMatchObject({ code: 'E_IO' });
   });
 });
+
+describe('DeliveredStream', () => {
+  // Payloads of awkward sizes, so chunks are filled across payload boundaries.
+  function payloads(count: number, seed: number): Uint8Array[] {
+    return Array.from({ length: count }, (_, index) => Uint8Array.from({ length: 1 + ((index * 7919 + seed) % 70_000) }, (_, at) => (at * 31 + index + seed) & 0xff));
+  }
+
+  async function deliverAll(reuseChunks: boolean, target: import('node:stream').Writable, parts: Uint8Array[], flushEvery: number) {
+    const { OutputWriter } = await import('../../dist/pipeline/output.js');
+    const { DeliveredStream } = await import('../../dist/pipeline/delivered-stream.js');
+    const writer = new OutputWriter(target, 256 * 1024 * 1024);
+    const stream = new DeliveredStream(writer, { reuseChunks });
+    for (const [index, part] of parts.entries()) {
+      stream.deliver(part);
+      if (index % flushEvery === 0) stream.flush();
+      // Let write callbacks run between deliveries, as the event loop does.
+      if (index % 5 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const digest = stream.digest();
+    await writer.idle();
+    return { digest, bytes: stream.bytes };
+  }
+
+  it('writes every payload in order and hashes exactly what it wrote, reusing chunks only after their writes completed', async () => {
+    const { createHash } = await import('node:crypto');
+    const { Writable } = await import('node:stream');
+    const parts = payloads(200, 3);
+    const expected = Buffer.concat(parts);
+    const written: Buffer[] = [];
+    let overwrittenInFlight = 0;
+    // Callbacks come late; at callback time the chunk must still hold what was written.
+    const late = new Writable({
+      highWaterMark: 1024 * 1024,
+      write(chunk: Buffer, _encoding, callback) {
+        const copy = Buffer.from(chunk);
+        written.push(copy);
+        setTimeout(() => {
+          if (!copy.equals(chunk)) overwrittenInFlight++;
+          callback();
+        }, 1);
+      },
+    });
+    const { digest, bytes } = await deliverAll(true, late, parts, 7);
+    expect(overwrittenInFlight).toBe(0);
+    expect(Buffer.concat(written).equals(expected)).toBe(true);
+    expect(bytes).toBe(expected.byteLength);
+    expect(digest.equals(createHash('sha256').update(expected).digest())).toBe(true);
+  });
+
+  it('never refills a chunk for a target that keeps what it was given', async () => {
+    const { Writable } = await import('node:stream');
+    const parts = payloads(150, 11);
+    const kept: Buffer[] = [];
+    // Keeps the views themselves, as a PassThrough's buffer would.
+    const keeper = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        kept.push(chunk);
+        callback();
+      },
+    });
+    await deliverAll(false, keeper, parts, 3);
+    expect(Buffer.concat(kept).equals(Buffer.concat(parts))).toBe(true);
+  });
+});
