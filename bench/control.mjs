@@ -49,7 +49,7 @@ async function serverMain(dbPath) {
     const [command, argument] = line.split(' ');
     if (command === 'cpu') {
       const usage = process.cpuUsage();
-      say({ cpuMicros: usage.user + usage.system, systemMicros: usage.system });
+      say({ cpuMicros: usage.user + usage.system, systemMicros: usage.system, signatures: server.signatureStats() });
     } else if (command === 'wait') {
       const start = performance.now();
       const cpuStart = process.cpuUsage();
@@ -76,12 +76,72 @@ async function serverMain(dbPath) {
   }
 }
 
+// ---------------------------------------------------------------- floor server child
+// A bare Node TCP server with the registration's connection pattern and message sizes but no
+// protocol: it answers the first two reads with canned bytes and closes when the peer ends. Its
+// CPU time per connection is the floor under which no Node control server on this machine gets.
+const FLOOR_REPLIES = [Buffer.alloc(560, 0x61), Buffer.alloc(190, 0x62)];
+
+async function floorServerMain() {
+  const { createServer } = await import('node:net');
+  const server = createServer({ noDelay: true }, (socket) => {
+    let reads = 0;
+    socket.on('error', () => {});
+    socket.on('data', () => {
+      if (reads < FLOOR_REPLIES.length) socket.write(FLOOR_REPLIES[reads]);
+      reads++;
+    });
+    socket.on('end', () => socket.destroy());
+  });
+  await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, resolve));
+  const say = (object) => process.stdout.write(`${JSON.stringify(object)}\n`);
+  say({ port: server.address().port });
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line === 'cpu') {
+      const usage = process.cpuUsage();
+      say({ cpuMicros: usage.user + usage.system, systemMicros: usage.system });
+    } else if (line === 'quit') {
+      server.close();
+      say({ closed: true });
+      process.exit(0);
+    }
+  }
+}
+
+/** One floor exchange: hello-sized write, wait, proof-sized write, wait, ack+bye-sized write, end. */
+async function floorExchange(port) {
+  const { connect } = await import('node:net');
+  await new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, noDelay: true });
+    let answers = 0;
+    let received = 0;
+    socket.on('error', reject);
+    socket.on('connect', () => socket.write(Buffer.alloc(110, 0x63)));
+    socket.on('data', (chunk) => {
+      received += chunk.byteLength;
+      if (answers === 0 && received >= FLOOR_REPLIES[0].byteLength) {
+        answers = 1;
+        received -= FLOOR_REPLIES[0].byteLength;
+        socket.write(Buffer.alloc(80, 0x64));
+      }
+      if (answers === 1 && received >= FLOOR_REPLIES[1].byteLength) {
+        answers = 2;
+        socket.write(Buffer.alloc(40, 0x65));
+        socket.write(Buffer.alloc(30, 0x66));
+        socket.end();
+      }
+    });
+    socket.on('close', () => (answers === 2 ? resolve() : reject(new Error('floor exchange ended early'))));
+  });
+}
+
 // ---------------------------------------------------------------- clients (parent)
 function startServerChild(dbPath) {
   // --profile-server DIR writes a V8 CPU profile of the server process, to see where its time goes.
   const profileIndex = process.argv.indexOf('--profile-server');
   const profile = profileIndex >= 0 ? ['--cpu-prof', `--cpu-prof-dir=${process.argv[profileIndex + 1]}`] : [];
-  const child = spawn(process.execPath, [...profile, SELF, '--server', dbPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const args = dbPath === null ? [SELF, '--floor-server'] : [...profile, SELF, '--server', dbPath];
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const pending = [];
   lines.on('line', (line) => pending.shift()?.(JSON.parse(line)));
@@ -152,6 +212,7 @@ async function main() {
       const after = await server.ask('cpu');
       const serverCpuMicros = after.cpuMicros - before.cpuMicros;
       const serverSystemMicros = after.systemMicros - before.systemMicros;
+      const signatures = after.signatures.batches - before.signatures.batches;
       rows.push({
         measure: `registrations, ${concurrency} in flight (round ${round + 1})`,
         count: clientCount,
@@ -160,7 +221,34 @@ async function main() {
         serverCpuMicrosPerOp: serverCpuMicros / clientCount,
         serverKernelShare: serverSystemMicros / serverCpuMicros,
         serverOneCorePerSecond: 1e6 / (serverCpuMicros / clientCount),
+        leavesPerSignature: (after.signatures.leaves - before.signatures.leaves) / signatures,
       });
+    }
+
+    // The floor: the same connection pattern against a bare Node TCP server in its own process.
+    const floor = startServerChild(null);
+    try {
+      const { port: floorPort } = await floor.next();
+      for (let round = 0; round < rounds; round++) {
+        const before = await floor.ask('cpu');
+        const start = performance.now();
+        await withConcurrency(clients, concurrency, () => floorExchange(floorPort));
+        const ms = performance.now() - start;
+        const after = await floor.ask('cpu');
+        const cpuMicros = after.cpuMicros - before.cpuMicros;
+        rows.push({
+          measure: `floor: bare Node TCP, same exchanges, ${concurrency} in flight (round ${round + 1})`,
+          count: clientCount,
+          ms,
+          perSecond: (clientCount * 1000) / ms,
+          serverCpuMicrosPerOp: cpuMicros / clientCount,
+          serverKernelShare: (after.systemMicros - before.systemMicros) / cpuMicros,
+          serverOneCorePerSecond: 1e6 / (cpuMicros / clientCount),
+        });
+      }
+      await floor.ask('quit');
+    } finally {
+      if (floor.child.exitCode === null) floor.child.kill('SIGTERM');
     }
 
     // Time until all clients hold the key: every client connects at once.
@@ -223,18 +311,22 @@ async function main() {
     { key: 'serverCpuMicrosPerOp', title: 'server CPU µs/op' },
     { key: 'serverKernelShare', title: 'kernel share', format: (value) => (value === undefined ? '-' : `${(value * 100).toFixed(0)} %`) },
     { key: 'serverOneCorePerSecond', title: 'per s (one server core)' },
+    { key: 'leavesPerSignature', title: 'regs/signature', format: (value) => (value === undefined ? '-' : value.toFixed(1)) },
   ]);
   const registrationRows = rows.filter((row) => row.measure.startsWith('registrations'));
   const best = Math.max(...registrationRows.map((row) => row.serverOneCorePerSecond));
   const bestWall = Math.max(...registrationRows.map((row) => row.perSecond));
+  const floorBest = Math.max(...rows.filter((row) => row.measure.startsWith('floor')).map((row) => row.serverOneCorePerSecond));
   const summary = {
     targetRegistrationsPerSecond: 10_000,
     bestWallRegistrationsPerSecond: bestWall,
     bestServerOneCoreRegistrationsPerSecond: best,
+    bestFloorConnectionsPerSecond: floorBest,
     note:
       'Wall rates are bounded by the client process (Ed25519 verification per registration); the one-core rate is 1 / server CPU time per registration.',
   };
   process.stdout.write(`\nregistrations/s: ${bestWall.toFixed(0)} wall, ${best.toFixed(0)} per server core (target 10 000)\n`);
+  process.stdout.write(`floor (bare Node TCP server, same exchanges): ${floorBest.toFixed(0)} connections/s per server core\n`);
   const path = writeResults('control', {
     benchmark: 'control',
     machine: machineInfo({ serverProcesses: 1, clientProcesses: 1 }),
@@ -246,4 +338,5 @@ async function main() {
 }
 
 if (process.argv[2] === '--server') await serverMain(process.argv[3]);
+else if (process.argv[2] === '--floor-server') await floorServerMain();
 else await main();

@@ -29,7 +29,8 @@ import {
   type SessionParams,
   type WrappedKey,
 } from './messages.js';
-import { clientProofMac, registrationTranscript, serverSignatureInput } from './transcript.js';
+import { clientProofMac, registrationTranscript } from './transcript.js';
+import { batchRootSignatureInput, merkleLeaf, merkleRootFromPath } from './merkle.js';
 import { silentLogger, type ControlLogger } from './server.js';
 
 export const REGISTER_TIMEOUT_MS_DEFAULT = 10_000;
@@ -208,7 +209,16 @@ class ControlClientImpl extends EventEmitter implements ControlClient {
         `the control server at ${this.address} presented fingerprint ${fingerprint}, not the pinned ${options.pinnedFingerprint}`,
       );
     }
-    if (!verifyServerSignature(challenge.serverPublicKey, serverSignatureInput(transcript), challenge.signature)) {
+    // The server signs a batch of transcripts at once: this client's transcript is one leaf, and
+    // the path from the challenge leads from it to the signed root. Any other transcript (another
+    // connection, session or server) leads to another root, which the signature does not cover.
+    let root: Buffer;
+    try {
+      root = merkleRootFromPath(merkleLeaf(transcript), challenge.leafIndex, challenge.path);
+    } catch (error) {
+      throw new SealcastError('E_PROTOCOL', `the control server at ${this.address} sent a malformed signature path: ${(error as Error).message}`);
+    }
+    if (!verifyServerSignature(challenge.serverPublicKey, batchRootSignatureInput(root, challenge.path.length), challenge.signature)) {
       throw new SealcastError('E_AUTH', `the control server at ${this.address} sent a challenge whose signature does not verify`);
     }
     if (options.pinnedFingerprint === undefined) {

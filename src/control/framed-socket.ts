@@ -3,8 +3,8 @@
 // frame; the owner decides how to close.
 
 import type { Socket } from 'node:net';
-import { FrameDecoder, encodeFrame } from './frames.js';
-import { encodeMessage, type ClientMessage, type ServerMessage } from './messages.js';
+import { FrameDecoder } from './frames.js';
+import { encodeMessageFrame, type ClientMessage, type ServerMessage } from './messages.js';
 
 export interface FrameHandlers {
   /** Called for each complete frame, in order. Returning false stops delivery of the rest. */
@@ -32,5 +32,5 @@ export function attachFrameDecoder(socket: Socket, frameBytesMax: number, handle
 
 export function writeMessage(socket: Socket, message: ClientMessage | ServerMessage, frameBytesMax: number): boolean {
   if (socket.destroyed || !socket.writable) return false;
-  return socket.write(encodeFrame(encodeMessage(message), frameBytesMax));
+  return socket.write(encodeMessageFrame(message, frameBytesMax));
 }

@@ -74,12 +74,28 @@ export class FrameDecoder {
     return this.state === 'header' && this.headerFilled === 0;
   }
 
+  /**
+   * Returns the frames completed by `chunk`. A frame that lies whole inside the chunk is a view of
+   * it; the caller must not change the chunk while it still uses such a frame.
+   */
   push(chunk: Uint8Array): Buffer[] {
     requireUint8Array(chunk, 'chunk');
     if (this.state === 'failed') throw new SealcastError('E_PROTOCOL', `frame decoder already failed: ${this.failure}`);
     const frames: Buffer[] = [];
     let position = 0;
     while (position < chunk.byteLength) {
+      if (this.state === 'header' && this.headerFilled === 0 && chunk.byteLength - position >= FRAME_HEADER_BYTES) {
+        // A frame that lies whole inside the chunk (the usual case for small control messages) is
+        // handed out as a view of the chunk, without copying it.
+        const length = ((chunk[position] << 24) | (chunk[position + 1] << 16) | (chunk[position + 2] << 8) | chunk[position + 3]) >>> 0;
+        if (length === 0) this.fail('empty frame (length 0)');
+        if (length > this.frameBytesMax) this.fail(`frame of ${length} bytes exceeds the maximum of ${this.frameBytesMax} bytes`);
+        if (chunk.byteLength - position - FRAME_HEADER_BYTES >= length) {
+          frames.push(Buffer.from(chunk.buffer, chunk.byteOffset + position + FRAME_HEADER_BYTES, length));
+          position += FRAME_HEADER_BYTES + length;
+          continue;
+        }
+      }
       if (this.state === 'header') {
         const take = Math.min(FRAME_HEADER_BYTES - this.headerFilled, chunk.byteLength - position);
         this.header.set(chunk.subarray(position, position + take), this.headerFilled);

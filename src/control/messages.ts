@@ -8,6 +8,8 @@ import { isIP } from 'node:net';
 import { WIRE_SUITES, type WireSuiteName } from '../crypto/backend.js';
 import { SealcastError } from '../errors.js';
 import { SESSION_ID_BYTES } from '../keys/kdf.js';
+import { MERKLE_DEPTH_MAX, MERKLE_HASH_BYTES } from './merkle.js';
+import { FRAME_HEADER_BYTES } from './frames.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -97,7 +99,15 @@ export interface ChallengeMessage {
   serverNonce: Buffer;
   serverPublicKey: Buffer;
   session: SessionParams;
+  /**
+   * Ed25519 signature over the root of a batch of registration transcripts (merkle.ts); the
+   * client rebuilds the root from its own transcript, `leafIndex` and `path`.
+   */
   signature: Buffer;
+  /** Position of this registration's transcript among the batch's leaves; below 2^path.length. */
+  leafIndex: number;
+  /** Sibling hashes from the leaf up (0 to MERKLE_DEPTH_MAX entries of 32 bytes). */
+  path: Buffer[];
 }
 export interface WelcomeMessage {
   type: 'welcome';
@@ -195,6 +205,13 @@ function requireSession(value: unknown): SessionParams {
   };
 }
 
+function requireMerklePath(value: unknown, what: string): Buffer[] {
+  if (!Array.isArray(value) || value.length > MERKLE_DEPTH_MAX) {
+    throw protocolError(`${what} must be an array of at most ${MERKLE_DEPTH_MAX} hashes`);
+  }
+  return value.map((entry, index) => requireBytes(entry, `${what}[${index}]`, [MERKLE_HASH_BYTES]));
+}
+
 function requireWrappedKey(value: unknown, what: string): WrappedKey {
   const object = requireObject(value, what);
   requireExactKeys(object, what, ['keyKind', 'epoch', 'nonce', 'sealed']);
@@ -258,8 +275,11 @@ export function decodeClientMessage(payload: Uint8Array): ClientMessage {
 export function decodeServerMessage(payload: Uint8Array): ServerMessage {
   const object = parseEnvelope(payload);
   switch (object.type) {
-    case 'challenge':
-      requireExactKeys(object, 'challenge', ['type', 'v', 'serverNonce', 'serverPublicKey', 'session', 'signature']);
+    case 'challenge': {
+      requireExactKeys(object, 'challenge', ['type', 'v', 'serverNonce', 'serverPublicKey', 'session', 'signature', 'leafIndex', 'path']);
+      const path = requireMerklePath(object.path, 'challenge.path');
+      // The index must fit the path exactly, so one transcript has one position in one tree.
+      const leafIndex = requireInteger(object.leafIndex, 'challenge.leafIndex', 0, 2 ** path.length - 1);
       return {
         type: 'challenge',
         v: 1,
@@ -267,7 +287,10 @@ export function decodeServerMessage(payload: Uint8Array): ServerMessage {
         serverPublicKey: requireBytes(object.serverPublicKey, 'challenge.serverPublicKey', [ED25519_PUBLIC_KEY_BYTES]),
         session: requireSession(object.session),
         signature: requireBytes(object.signature, 'challenge.signature', [ED25519_SIGNATURE_BYTES]),
+        leafIndex,
+        path,
       };
+    }
     case 'welcome':
       requireExactKeys(object, 'welcome', ['type', 'v', 'key']);
       return { type: 'welcome', v: 1, key: requireWrappedKey(object.key, 'welcome.key') };
@@ -304,8 +327,56 @@ function wrappedKeyToJson(key: WrappedKey): Json {
   return { keyKind: key.keyKind, epoch: key.epoch, nonce: key.nonce.toString('base64'), sealed: key.sealed.toString('base64') };
 }
 
+// The JSON text of a session, kept for frozen session objects: a server sends the same session in
+// every challenge, and stringifying it is most of a challenge's encoding cost.
+const sessionJsonTexts = new WeakMap<SessionParams, string>();
+
+function sessionJsonText(session: SessionParams): string {
+  let text = sessionJsonTexts.get(session);
+  if (text === undefined) {
+    text = JSON.stringify(sessionToJson(session));
+    if (Object.isFrozen(session)) sessionJsonTexts.set(session, text);
+  }
+  return text;
+}
+
+/**
+ * The challenge, written out directly: every field is base64 (which needs no JSON escaping), an
+ * integer, or the session's JSON text. The result is the same text JSON.stringify would give.
+ */
+function challengeJsonText(message: ChallengeMessage): string {
+  if (!Number.isSafeInteger(message.leafIndex)) throw new RangeError(`leafIndex must be an integer, got ${message.leafIndex}`);
+  let path = '';
+  for (let index = 0; index < message.path.length; index++) path += `${index === 0 ? '' : ','}"${message.path[index].toString('base64')}"`;
+  return (
+    `{"type":"challenge","v":1,"serverNonce":"${message.serverNonce.toString('base64')}",` +
+    `"serverPublicKey":"${message.serverPublicKey.toString('base64')}","session":${sessionJsonText(message.session)},` +
+    `"signature":"${message.signature.toString('base64')}","leafIndex":${message.leafIndex},"path":[${path}]}`
+  );
+}
+
 /** Encodes a message to its frame payload. Binary fields become base64; nothing else changes. */
 export function encodeMessage(message: ClientMessage | ServerMessage): Buffer {
+  return Buffer.from(messageJsonText(message), 'utf8');
+}
+
+/**
+ * Encodes a message as a whole frame (length header and payload) in one allocation. RangeError
+ * when the payload exceeds `frameBytesMax`.
+ */
+export function encodeMessageFrame(message: ClientMessage | ServerMessage, frameBytesMax: number): Buffer {
+  const text = messageJsonText(message);
+  const payloadBytes = Buffer.byteLength(text, 'utf8');
+  if (payloadBytes > frameBytesMax) {
+    throw new RangeError(`frame payload of ${payloadBytes} bytes exceeds the maximum of ${frameBytesMax} bytes`);
+  }
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payloadBytes);
+  frame.writeUInt32BE(payloadBytes, 0);
+  frame.write(text, FRAME_HEADER_BYTES, 'utf8');
+  return frame;
+}
+
+function messageJsonText(message: ClientMessage | ServerMessage): string {
   let json: Json;
   switch (message.type) {
     case 'hello':
@@ -321,15 +392,7 @@ export function encodeMessage(message: ClientMessage | ServerMessage): Buffer {
       json = { type: 'bye', v: 1 };
       break;
     case 'challenge':
-      json = {
-        type: 'challenge',
-        v: 1,
-        serverNonce: message.serverNonce.toString('base64'),
-        serverPublicKey: message.serverPublicKey.toString('base64'),
-        session: sessionToJson(message.session),
-        signature: message.signature.toString('base64'),
-      };
-      break;
+      return challengeJsonText(message);
     case 'welcome':
     case 'key':
       json = { type: message.type, v: 1, key: wrappedKeyToJson(message.key) };
@@ -338,5 +401,5 @@ export function encodeMessage(message: ClientMessage | ServerMessage): Buffer {
       json = { type: 'error', v: 1, reason: message.reason, text: message.text.slice(0, ERROR_TEXT_CHARS_MAX) };
       break;
   }
-  return Buffer.from(JSON.stringify(json), 'utf8');
+  return JSON.stringify(json);
 }

@@ -28,7 +28,8 @@ import {
   type ServerMessage,
   type SessionParams,
 } from './messages.js';
-import { registrationTranscript, serverSignatureInput, verifyClientProof } from './transcript.js';
+import { registrationTranscript, verifyClientProof } from './transcript.js';
+import { BatchSigner, SIGN_BATCH_LEAVES_MAX_DEFAULT, type BatchSignature, type BatchSignerStats } from './batch-signer.js';
 
 export const HANDSHAKE_TIMEOUT_MS_DEFAULT = 10_000;
 export const CONNECTIONS_MAX_DEFAULT = 4096;
@@ -42,6 +43,13 @@ export const PENDING_OUTPUT_BYTES_MAX = 256 * 1024;
 const CLOSE_FLUSH_MS = 1000;
 /** Refused connections that may be draining their 'busy' message at once. */
 const REFUSED_DRAINING_MAX = 64;
+/**
+ * Handshake deadlines are checked by one shared sweep rather than a timer per connection (a
+ * timer per connection costs two timer-list operations per registration). A connection is closed
+ * between its deadline and its deadline plus one sweep interval.
+ */
+const HANDSHAKE_SWEEP_MS_MIN = 10;
+const HANDSHAKE_SWEEP_MS_MAX = 1000;
 
 function endSoon(socket: Socket): void {
   const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
@@ -86,6 +94,11 @@ export interface ControlServerOptions {
   handshakeTimeoutMs?: number;
   connectionsMax?: number;
   frameBytesMax?: number;
+  /**
+   * Most registration transcripts signed under one Ed25519 signature (a Merkle batch,
+   * batch-signer.ts); default 256, at most 4096. 1 signs every registration on its own.
+   */
+  signBatchLeavesMax?: number;
 }
 
 export interface KeyHolder {
@@ -110,13 +123,15 @@ export interface ControlServer {
    */
   pushEpoch(bundle?: EpochKeyBundle): number;
   connectionCount(): number;
+  /** Signatures made and transcripts they covered, for benchmarks and monitoring. */
+  signatureStats(): BatchSignerStats;
   close(): Promise<void>;
   on(event: 'holder', listener: (holder: KeyHolder) => void): this;
   on(event: 'registered', listener: (clientId: string) => void): this;
   off(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
-type ConnectionState = 'hello' | 'proof' | 'registered' | 'closed';
+type ConnectionState = 'hello' | 'signing' | 'proof' | 'registered' | 'closed';
 
 interface Waiter {
   count: number;
@@ -137,13 +152,15 @@ function validateSession(session: ControlSessionOptions): SessionParams {
     throw new RangeError(`session.packetBytes must be between 64 and 65507, got ${session.packetBytes}`);
   }
   if (typeof session.group !== 'string' || session.group.length === 0) throw new TypeError('session.group must be an address string');
-  return {
+  // Frozen: the session is sent in every challenge, and messages.ts keeps the JSON text of a
+  // frozen session instead of stringifying it each time.
+  return Object.freeze({
     sessionId: Buffer.from(session.sessionId),
     group: session.group,
     port: session.port,
     suite: session.suite,
     packetBytes: session.packetBytes,
-  };
+  });
 }
 
 function requirePositiveInteger(value: number, name: string): number {
@@ -166,6 +183,16 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   private refusedDraining = 0;
   readonly frameBytesMax: number;
   readonly connections = new Set<ServerConnection>();
+  readonly signer: BatchSigner;
+  /** Connections still registering, oldest first, with their deadlines (performance.now() ms). */
+  private readonly handshakes = new Map<ServerConnection, number>();
+  private handshakeSweep: NodeJS.Timeout | null = null;
+  private readonly handshakeSweepMs: number;
+  /**
+   * False when info lines go nowhere: the per-registration info lines are then not even built,
+   * because naming the peer costs a getpeername system call per connection.
+   */
+  readonly logsInfo: boolean;
   readonly registered = new Map<string, ServerConnection>();
   private waiters = new Set<Waiter>();
   private closing: Promise<void> | null = null;
@@ -178,7 +205,9 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     if (typeof options.currentEpoch !== 'function') throw new TypeError('currentEpoch must be a function');
     this.currentEpoch = options.currentEpoch;
     this.logger = options.logger ?? silentLogger;
+    this.logsInfo = this.logger.info !== silentLogger.info;
     this.handshakeTimeoutMs = requirePositiveInteger(options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT, 'handshakeTimeoutMs');
+    this.handshakeSweepMs = Math.min(HANDSHAKE_SWEEP_MS_MAX, Math.max(HANDSHAKE_SWEEP_MS_MIN, Math.ceil(this.handshakeTimeoutMs / 10)));
     this.connectionsMax = requirePositiveInteger(options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT, 'connectionsMax');
     this.frameBytesMax = requireFrameBytesMax(options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT);
     if (options.registry) {
@@ -190,6 +219,7 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     } else {
       throw new TypeError('startControlServer needs a registry or a dbPath');
     }
+    this.signer = new BatchSigner((data) => this.identity.sign(data), options.signBatchLeavesMax ?? SIGN_BATCH_LEAVES_MAX_DEFAULT);
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
@@ -295,11 +325,46 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     return this.connections.size;
   }
 
+  /** Starts the handshake deadline of a new connection. */
+  startHandshake(connection: ServerConnection): void {
+    this.handshakes.set(connection, performance.now() + this.handshakeTimeoutMs);
+    if (this.handshakeSweep === null) {
+      this.handshakeSweep = setInterval(() => this.sweepHandshakes(), this.handshakeSweepMs);
+      this.handshakeSweep.unref();
+    }
+  }
+
+  endHandshake(connection: ServerConnection): void {
+    this.handshakes.delete(connection);
+  }
+
+  private sweepHandshakes(): void {
+    const now = performance.now();
+    // Every connection gets the same timeout, so insertion order is deadline order: the sweep
+    // stops at the first connection whose deadline has not passed.
+    for (const [connection, deadline] of this.handshakes) {
+      if (deadline > now) break;
+      this.handshakes.delete(connection);
+      connection.close('timeout', `registration not completed within ${this.handshakeTimeoutMs} ms`, 'warn');
+    }
+    if (this.handshakes.size === 0 && this.handshakeSweep !== null) {
+      clearInterval(this.handshakeSweep);
+      this.handshakeSweep = null;
+    }
+  }
+
+  signatureStats(): BatchSignerStats {
+    return { ...this.signer.stats };
+  }
+
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       for (const connection of [...this.connections]) connection.close('shutdown', 'the control server is shutting down', 'info', true);
+      this.signer.close();
+      if (this.handshakeSweep !== null) clearInterval(this.handshakeSweep);
+      this.handshakeSweep = null;
       for (const waiter of [...this.waiters]) waiter.reject(new SealcastError('E_CLOSED', 'the control server closed while waiting for subscribers'));
     }).then(() => {
       if (this.ownsRegistry) this.registry.close();
@@ -316,18 +381,16 @@ class ServerConnection {
   deliveredEpoch = -1;
   ackedEpoch = -1;
   private clientNonce: Buffer | null = null;
+  private serverNonce: Buffer | null = null;
   private transcript: Buffer | null = null;
   private macKey: Buffer | null = null;
   private wrapKey: Buffer | null = null;
-  private handshakeTimer: NodeJS.Timeout | null;
 
   constructor(
     private readonly owner: ControlServerImpl,
     private readonly socket: Socket,
   ) {
-    this.handshakeTimer = setTimeout(() => {
-      this.close('timeout', `registration not completed within ${owner.handshakeTimeoutMs} ms`, 'warn');
-    }, owner.handshakeTimeoutMs);
+    owner.startHandshake(this);
     attachFrameDecoder(socket, owner.frameBytesMax, {
       onFrame: (payload) => this.onFrame(payload),
       onFrameError: (error) => this.close('protocol', error.message, 'warn'),
@@ -403,7 +466,8 @@ class ServerConnection {
   }
 
   private unexpected(type: string): void {
-    this.close('protocol', `unexpected "${type}" message while ${this.state === 'registered' ? 'registered' : `awaiting ${this.state}`}`, 'warn');
+    const where = this.state === 'registered' ? 'registered' : this.state === 'signing' ? 'its challenge is being signed' : `awaiting ${this.state}`;
+    this.close('protocol', `unexpected "${type}" message while ${where}`, 'warn');
   }
 
   private onHello(hello: HelloMessage): void {
@@ -436,17 +500,35 @@ class ServerConnection {
       serverPublicKey: this.owner.identity.publicKey,
       session: this.owner.session,
     });
-    const signature = this.owner.identity.sign(serverSignatureInput(this.transcript));
-    this.state = 'proof';
-    this.send({
-      type: 'challenge',
-      v: 1,
-      serverNonce,
-      serverPublicKey: this.owner.identity.publicKey,
-      session: this.owner.session,
-      signature,
-    });
+    this.serverNonce = serverNonce;
+    this.state = 'signing';
+    this.owner.signer.submit(this.transcript, this.onSigned);
   }
+
+  /** The batch signer's answer: send the challenge with this transcript's share of the signature. */
+  private readonly onSigned = (result: BatchSignature | Error): void => {
+    if (this.state !== 'signing') return;
+    if (result instanceof Error) {
+      this.close('protocol', `internal error: cannot sign the challenge: ${result.message}`, 'warn');
+      return;
+    }
+    this.state = 'proof';
+    try {
+      this.send({
+        type: 'challenge',
+        v: 1,
+        serverNonce: this.serverNonce as Buffer,
+        serverPublicKey: this.owner.identity.publicKey,
+        session: this.owner.session,
+        signature: result.signature,
+        leafIndex: result.leafIndex,
+        path: result.path,
+      });
+    } catch (error) {
+      // Called from the signer for a whole batch: a failure here must end only this connection.
+      this.close('protocol', `internal error: ${(error as Error).message}`, 'warn');
+    }
+  };
 
   private onProof(mac: Buffer): void {
     const macKey = this.macKey as Buffer;
@@ -455,16 +537,16 @@ class ServerConnection {
     this.macKey = null;
     this.transcript = null;
     this.clientNonce = null;
+    this.serverNonce = null;
     if (!ok) return this.close('bad-proof', `registration proof of "${this.clientId}" did not verify (wrong pre-shared key)`, 'warn');
-    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
-    this.handshakeTimer = null;
+    this.owner.endHandshake(this);
     const previous = this.owner.registered.get(this.clientId);
     if (previous && previous !== this) previous.close('replaced', 'a newer registration of the same subscriber replaced this connection', 'info', true);
     this.state = 'registered';
     // Registered clients stay connected for key pushes; keepalive notices the ones that vanish.
     this.socket.setKeepAlive(true, 30_000);
     this.owner.registered.set(this.clientId, this);
-    this.owner.logger.info(`control: ${this.label()} registered`);
+    if (this.owner.logsInfo) this.owner.logger.info(`control: ${this.label()} registered`);
     this.deliver(this.owner.currentEpoch(), 'welcome');
     this.owner.emit('registered', this.clientId);
   }
@@ -487,22 +569,28 @@ class ServerConnection {
     if (this.state === 'closed') return;
     const wasRegistered = this.state === 'registered';
     this.state = 'closed';
-    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
-    this.handshakeTimer = null;
+    this.owner.endHandshake(this);
     this.macKey?.fill(0);
     this.wrapKey?.fill(0);
     this.macKey = null;
     this.wrapKey = null;
     this.transcript = null;
     this.clientNonce = null;
+    this.serverNonce = null;
     this.owner.connections.delete(this);
     if (wasRegistered && this.owner.registered.get(this.clientId) === this) this.owner.registered.delete(this.clientId);
-    this.owner.logger[level](`control: closed ${this.label()}: ${text}`);
-    if (!this.socket.destroyed) {
-      if (graceful && reason === 'shutdown') this.send({ type: 'bye', v: 1 });
-      else if (reason !== null) this.send({ type: 'error', v: 1, reason, text });
-      endSoon(this.socket);
+    if (level === 'warn' || this.owner.logsInfo) this.owner.logger[level](`control: closed ${this.label()}: ${text}`);
+    if (this.socket.destroyed) return;
+    if (graceful && reason === 'shutdown') this.send({ type: 'bye', v: 1 });
+    else if (reason !== null) this.send({ type: 'error', v: 1, reason, text });
+    else {
+      // Nothing more to say (the peer ended, said bye, failed or stopped reading): closing the
+      // descriptor at once still sends what the kernel holds, without a shutdown call and a
+      // flush timer per connection.
+      this.socket.destroy();
+      return;
     }
+    endSoon(this.socket);
   }
 }
 

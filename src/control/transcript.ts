@@ -1,14 +1,14 @@
 // The registration transcript: every value both sides agree on during a registration, in one
 // unambiguous byte string (fixed-size fields plus 2-byte length prefixes). The server signs it
-// with its long-term Ed25519 key and the client MACs it with a key derived from its PSK. Because
-// it holds both fresh nonces, the session id and the server's public key, a signature or proof
-// recorded on one connection is worthless on any other.
+// with its long-term Ed25519 key, as one leaf of a Merkle tree whose root it signs (merkle.ts,
+// batch-signer.ts), and the client MACs it with a key derived from its PSK. Because it holds both
+// fresh nonces, the session id and the server's public key, a signature or proof recorded on one
+// connection is worthless on any other.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { PROTOCOL_VERSION, type KeyKind, type SessionParams } from './messages.js';
 
 const TRANSCRIPT_LABEL = Buffer.from('sealcast v1 registration\0', 'utf8');
-const SERVER_SIGNATURE_LABEL = Buffer.from('sealcast v1 server signature\0', 'utf8');
 const CLIENT_PROOF_LABEL = Buffer.from('sealcast v1 client proof\0', 'utf8');
 
 export interface TranscriptFields {
@@ -46,11 +46,6 @@ export function registrationTranscript(fields: TranscriptFields): Buffer {
     lengthPrefixed(session.suite),
     numbers,
   ]);
-}
-
-/** The bytes the server signs: a role label keeps them distinct from the client's MAC input. */
-export function serverSignatureInput(transcript: Buffer): Buffer {
-  return Buffer.concat([SERVER_SIGNATURE_LABEL, transcript]);
 }
 
 export function clientProofMac(macKey: Uint8Array, transcript: Buffer): Buffer {

@@ -40,6 +40,8 @@ const challenge = encodeFrame(
     serverPublicKey: identity.publicKey,
     session: { sessionId: randomBytes(8), group: '239.1.2.3', port: 5000, suite: 'chacha20-poly1305', packetBytes: 1400 },
     signature: randomBytes(64),
+    leafIndex: 1,
+    path: [randomBytes(32)],
   }),
 );
 const welcome = encodeFrame(encodeMessage({ type: 'welcome', v: 1, key: { keyKind: 'psk', epoch: 0, nonce: randomBytes(12), sealed: randomBytes(48) } }));

@@ -41,7 +41,11 @@ const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
       packetBytes: fc.integer({ min: 64, max: 65507 }),
     }),
     signature: bytes(64),
-  }),
+  }).chain((challenge) =>
+    fc
+      .array(bytes(32), { maxLength: 12 })
+      .chain((path) => fc.integer({ min: 0, max: 2 ** path.length - 1 }).map((leafIndex) => ({ ...challenge, leafIndex, path }))),
+  ),
   fc.record({ type: fc.constant('welcome' as const), v: fc.constant(1 as const), key: wrappedKey }),
   fc.record({ type: fc.constant('key' as const), v: fc.constant(1 as const), key: wrappedKey }),
   fc.record({
@@ -86,6 +90,64 @@ describe('control messages', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('a challenge is encoded as exactly the JSON text of its fields (also when the session text is reused)', () => {
+    fc.assert(
+      fc.property(serverMessage, fc.boolean(), (message, freeze) => {
+        if (message.type !== 'challenge') return;
+        const session = freeze ? Object.freeze({ ...message.session }) : message.session;
+        const expected = JSON.stringify({
+          type: 'challenge',
+          v: 1,
+          serverNonce: message.serverNonce.toString('base64'),
+          serverPublicKey: message.serverPublicKey.toString('base64'),
+          session: { ...session, sessionId: session.sessionId.toString('base64') },
+          signature: message.signature.toString('base64'),
+          leafIndex: message.leafIndex,
+          path: message.path.map((hash) => hash.toString('base64')),
+        });
+        // Twice: the second encoding of a frozen session uses the kept text.
+        expect(encodeMessage({ ...message, session }).toString('utf8')).toBe(expected);
+        expect(encodeMessage({ ...message, session }).toString('utf8')).toBe(expected);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('refuses a challenge whose signature path is too long, malformed, or does not fit its leaf index', () => {
+    const base = {
+      type: 'challenge',
+      v: 1,
+      serverNonce: Buffer.alloc(32, 1).toString('base64'),
+      serverPublicKey: Buffer.alloc(32, 2).toString('base64'),
+      session: { sessionId: Buffer.alloc(8, 3).toString('base64'), group: '239.1.2.3', port: 5000, suite: 'chacha20-poly1305', packetBytes: 1400 },
+      signature: Buffer.alloc(64, 4).toString('base64'),
+    };
+    const hash = Buffer.alloc(32, 5).toString('base64');
+    const decode = (fields: Record<string, unknown>) => () => decodeServerMessage(Buffer.from(JSON.stringify({ ...base, ...fields })));
+    expect(decode({ leafIndex: 5, path: [hash, hash, hash] })()).toMatchObject({ leafIndex: 5, path: [Buffer.alloc(32, 5), Buffer.alloc(32, 5), Buffer.alloc(32, 5)] });
+    expect(decode({ leafIndex: 0, path: [] })()).toMatchObject({ leafIndex: 0, path: [] });
+    const refused: Array<[Record<string, unknown>, RegExp]> = [
+      [{ leafIndex: 0, path: Array(13).fill(hash) }, /challenge.path must be an array of at most 12 hashes/],
+      [{ leafIndex: 8, path: [hash, hash, hash] }, /challenge.leafIndex must be an integer between 0 and 7/],
+      [{ leafIndex: 1, path: [] }, /challenge.leafIndex must be an integer between 0 and 0/],
+      [{ leafIndex: -1, path: [hash] }, /challenge.leafIndex/],
+      [{ leafIndex: 0.5, path: [hash] }, /challenge.leafIndex/],
+      [{ leafIndex: 0, path: [Buffer.alloc(31).toString('base64')] }, /challenge.path\[0\] must be base64 of 32 bytes/],
+      [{ leafIndex: 0, path: hash }, /challenge.path must be an array/],
+      [{ leafIndex: 0, path: [7] }, /challenge.path\[0\]/],
+      [{ path: [] }, /challenge lacks the field "leafIndex"/],
+      [{ leafIndex: 0 }, /challenge lacks the field "path"/],
+    ];
+    for (const [fields, pattern] of refused) {
+      expect(decode(fields)).toThrow(pattern);
+      try {
+        decode(fields)();
+      } catch (error) {
+        expect((error as SealcastError).code).toBe('E_PROTOCOL');
+      }
+    }
   });
 
   it('mutated or truncated messages decode to a valid message or fail with E_PROTOCOL', () => {

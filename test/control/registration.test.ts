@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { registerWithServer, type DeliveredKey } from '../../dist/control/client.js';
 import { encodeFrame, FrameDecoder } from '../../dist/control/frames.js';
 import { decodeServerMessage, encodeMessage, type ChallengeMessage, type ServerMessage } from '../../dist/control/messages.js';
-import { clientProofMac, registrationTranscript, serverSignatureInput } from '../../dist/control/transcript.js';
+import { clientProofMac, registrationTranscript } from '../../dist/control/transcript.js';
+import { batchRootSignatureInput, merkleLeaf } from '../../dist/control/merkle.js';
 import { unwrapKeyBundle, wrapKeyBundle } from '../../dist/control/key-wrap.js';
 import { deriveKey } from '../../dist/keys/kdf.js';
 import { generateIdentity } from '../../dist/keys/identity.js';
@@ -220,10 +221,13 @@ describe('registration and key delivery', () => {
             serverPublicKey: identity.publicKey,
             session,
           });
-          const signature = identity.sign(serverSignatureInput(transcript));
+          // A batch of one: the root is the leaf itself and the path is empty.
+          const signature = identity.sign(batchRootSignatureInput(merkleLeaf(transcript), 0));
           // A man in the middle redirects the stream to another group after the signature was made.
           const tampered = { ...session, group: '239.9.9.9' };
-          socket.write(encodeFrame(encodeMessage({ type: 'challenge', v: 1, serverNonce, serverPublicKey: identity.publicKey, session: tampered, signature })));
+          socket.write(
+            encodeFrame(encodeMessage({ type: 'challenge', v: 1, serverNonce, serverPublicKey: identity.publicKey, session: tampered, signature, leafIndex: 0, path: [] })),
+          );
         }
       });
     });
