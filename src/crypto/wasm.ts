@@ -6,7 +6,7 @@
 import sodiumModule from 'libsodium-wrappers';
 import { SealcastError } from '../errors.js';
 import type { AeadKey, BackendConstants, CryptoBackend, PacketBatch, SuiteName } from './backend.js';
-import { requireKey, requireSuite, validateBatch } from './validate.js';
+import { requireKey, requireSuite, requireUint8Array, validateBatch } from './validate.js';
 
 type Sodium = typeof sodiumModule;
 
@@ -91,6 +91,7 @@ class WasmChaChaKey implements AeadKey {
 
   openBatch(batch: PacketBatch, status: Uint8Array): number {
     this.#requireLive();
+    requireUint8Array(status, 'status');
     validateBatch(batch, this.#constants, status);
     const { slab, layout, nonces, count } = batch;
     const { nonceBytes, tagBytes } = this.#constants;

@@ -236,6 +236,8 @@ export class AeadPool {
   open(handle: PoolKeyHandle, batch: PacketBatch, status: Uint8Array): Promise<PoolOpenResult> {
     try {
       this.#requireSubmittable(handle);
+      // open() always writes statuses; a missing one must be named here, not fail deep inside.
+      requireUint8Array(status, 'status');
       requireSubmittableBatch(batch, this.constants, status);
       this.#delivery.requireRoom();
       const { slab, layout, nonces, count } = batch;

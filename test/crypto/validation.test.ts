@@ -261,6 +261,23 @@ for (const entry of backends) {
       expect(hex(built.batch.slab)).toBe(slabBefore);
     });
 
+    it('openBatch without a status array is a TypeError naming status, and touches nothing', () => {
+      const built = smallBatch();
+      const aeadKey = backend.createKey(suite, random.bytes(32));
+      try {
+        aeadKey.sealBatch(built.batch);
+        const slabBefore = hex(built.batch.slab);
+        for (const status of [undefined, null, [0, 0, 0], new Uint16Array(3)]) {
+          const error = thrownBy(() => aeadKey.openBatch(built.batch, status as unknown as Uint8Array));
+          expect(error).toBeInstanceOf(TypeError);
+          expect(error.message).toMatch(/^status must be a Uint8Array/);
+        }
+        expect(hex(built.batch.slab)).toBe(slabBefore);
+      } finally {
+        aeadKey.destroy();
+      }
+    });
+
     it('a good batch passes the same checks (the cases above fail for the stated reason only)', () => {
       const built = buildBatch(randomSlots(random, 3, false), random);
       const aeadKey = backend.createKey(suite, random.bytes(32));

@@ -103,6 +103,11 @@ for (const entry of backends) {
         await rejection(pool.open(handle, built.batch, new Uint8Array(0))),
         thrownBy(() => reference.openBatch(cloneBatch(built.batch), new Uint8Array(0))),
       );
+      const sealed = markedBatch(random, MARKERS.none);
+      expectSameError(
+        await rejection(pool.open(handle, sealed.batch, undefined as unknown as Uint8Array)),
+        thrownBy(() => reference.openBatch(cloneBatch(sealed.batch), undefined as unknown as Uint8Array)),
+      );
       const foreign = await (await hookedPool()).pool.addKey(SUITE, key);
       expect(await rejection(pool.seal(foreign, markedBatch(random, MARKERS.none).batch))).toBeInstanceOf(TypeError);
     });
