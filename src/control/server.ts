@@ -194,6 +194,8 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
    */
   readonly logsInfo: boolean;
   readonly registered = new Map<string, ServerConnection>();
+  /** Registered connections that confirmed a key (ackedEpoch >= 0), kept as a count for waitForHolders. */
+  heldCount = 0;
   private waiters = new Set<Waiter>();
   private closing: Promise<void> | null = null;
 
@@ -210,6 +212,8 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     this.handshakeSweepMs = Math.min(HANDSHAKE_SWEEP_MS_MAX, Math.max(HANDSHAKE_SWEEP_MS_MIN, Math.ceil(this.handshakeTimeoutMs / 10)));
     this.connectionsMax = requirePositiveInteger(options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT, 'connectionsMax');
     this.frameBytesMax = requireFrameBytesMax(options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT);
+    // Before the registry is opened, so that a bad bound leaves nothing open.
+    this.signer = new BatchSigner((data) => this.identity.sign(data), options.signBatchLeavesMax ?? SIGN_BATCH_LEAVES_MAX_DEFAULT);
     if (options.registry) {
       this.registry = options.registry;
       this.ownsRegistry = false;
@@ -219,7 +223,6 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     } else {
       throw new TypeError('startControlServer needs a registry or a dbPath');
     }
-    this.signer = new BatchSigner((data) => this.identity.sign(data), options.signBatchLeavesMax ?? SIGN_BATCH_LEAVES_MAX_DEFAULT);
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
@@ -271,9 +274,7 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   }
 
   holderCount(): number {
-    let count = 0;
-    for (const connection of this.registered.values()) if (connection.ackedEpoch >= 0) count++;
-    return count;
+    return this.heldCount;
   }
 
   waitForHolders(count: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
@@ -301,8 +302,10 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   }
 
   notifyHolder(connection: ServerConnection): void {
-    const holder = { clientId: connection.clientId, epoch: connection.ackedEpoch, remoteAddress: connection.remote };
-    this.emit('holder', holder);
+    // The peer's address costs a system call: it is looked up only for someone who listens.
+    if (this.listenerCount('holder') > 0) {
+      this.emit('holder', { clientId: connection.clientId, epoch: connection.ackedEpoch, remoteAddress: connection.remote });
+    }
     if (this.waiters.size === 0) return;
     const count = this.holderCount();
     for (const waiter of [...this.waiters]) if (count >= waiter.count) waiter.resolve();
@@ -456,6 +459,7 @@ class ServerConnection {
           return this.close('protocol', `keyAck for epoch ${message.epoch}, which was never delivered`, 'warn');
         }
         if (message.epoch > this.ackedEpoch) {
+          if (this.ackedEpoch < 0) this.owner.heldCount++;
           this.ackedEpoch = message.epoch;
           this.owner.notifyHolder(this);
         }
@@ -578,7 +582,10 @@ class ServerConnection {
     this.clientNonce = null;
     this.serverNonce = null;
     this.owner.connections.delete(this);
-    if (wasRegistered && this.owner.registered.get(this.clientId) === this) this.owner.registered.delete(this.clientId);
+    if (wasRegistered && this.owner.registered.get(this.clientId) === this) {
+      this.owner.registered.delete(this.clientId);
+      if (this.ackedEpoch >= 0) this.owner.heldCount--;
+    }
     if (level === 'warn' || this.owner.logsInfo) this.owner.logger[level](`control: closed ${this.label()}: ${text}`);
     if (this.socket.destroyed) return;
     if (graceful && reason === 'shutdown') this.send({ type: 'bye', v: 1 });

@@ -20,32 +20,42 @@ export interface TranscriptFields {
   session: SessionParams;
 }
 
-function lengthPrefixed(text: string): Buffer {
-  const bytes = Buffer.from(text, 'utf8');
-  const out = Buffer.allocUnsafe(2 + bytes.byteLength);
-  out.writeUInt16BE(bytes.byteLength, 0);
-  bytes.copy(out, 2);
-  return out;
+/** Writes a 2-byte big-endian length and the UTF-8 text; returns the offset after it. */
+function writeLengthPrefixed(out: Buffer, offset: number, text: string, textBytes: number): number {
+  out.writeUInt16BE(textBytes, offset);
+  return offset + 2 + out.write(text, offset + 2, textBytes, 'utf8');
 }
 
+function textBytesOf(text: string, what: string): number {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > 0xffff) throw new RangeError(`${what} is too long for the transcript (${bytes} bytes)`);
+  return bytes;
+}
+
+/** The transcript, written into one buffer (it is built for every registration on both sides). */
 export function registrationTranscript(fields: TranscriptFields): Buffer {
   const { session } = fields;
-  const numbers = Buffer.allocUnsafe(6);
-  numbers.writeUInt16BE(session.port, 0);
-  numbers.writeUInt32BE(session.packetBytes, 2);
-  return Buffer.concat([
-    TRANSCRIPT_LABEL,
-    Buffer.of(PROTOCOL_VERSION),
-    lengthPrefixed(fields.clientId),
-    lengthPrefixed(fields.keyKind),
-    fields.clientNonce,
-    fields.serverNonce,
-    fields.serverPublicKey,
-    session.sessionId,
-    lengthPrefixed(session.group),
-    lengthPrefixed(session.suite),
-    numbers,
-  ]);
+  const clientIdBytes = textBytesOf(fields.clientId, 'clientId');
+  const keyKindBytes = textBytesOf(fields.keyKind, 'keyKind');
+  const groupBytes = textBytesOf(session.group, 'session.group');
+  const suiteBytes = textBytesOf(session.suite, 'session.suite');
+  const total =
+    TRANSCRIPT_LABEL.byteLength + 1 + 2 + clientIdBytes + 2 + keyKindBytes + fields.clientNonce.byteLength + fields.serverNonce.byteLength +
+    fields.serverPublicKey.byteLength + session.sessionId.byteLength + 2 + groupBytes + 2 + suiteBytes + 6;
+  const out = Buffer.allocUnsafe(total);
+  let offset = TRANSCRIPT_LABEL.copy(out, 0);
+  offset = out.writeUInt8(PROTOCOL_VERSION, offset);
+  offset = writeLengthPrefixed(out, offset, fields.clientId, clientIdBytes);
+  offset = writeLengthPrefixed(out, offset, fields.keyKind, keyKindBytes);
+  for (const part of [fields.clientNonce, fields.serverNonce, fields.serverPublicKey, session.sessionId]) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  offset = writeLengthPrefixed(out, offset, session.group, groupBytes);
+  offset = writeLengthPrefixed(out, offset, session.suite, suiteBytes);
+  offset = out.writeUInt16BE(session.port, offset);
+  out.writeUInt32BE(session.packetBytes, offset);
+  return out;
 }
 
 export function clientProofMac(macKey: Uint8Array, transcript: Buffer): Buffer {
