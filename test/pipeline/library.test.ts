@@ -29,6 +29,18 @@ class Collector extends Writable {
   }
 }
 
+/** A random group and session, and the epoch-0 packet key twice: one for the sender, one for the receiver. */
+function freshSession() {
+  const dataKey = randomBytes(32);
+  const sessionId = randomBytes(8);
+  return {
+    group: randomGroup(),
+    sessionId,
+    senderKey: derivePacketKey(backend, suite, dataKey, sessionId, 0),
+    receiverKey: derivePacketKey(backend, suite, dataKey, sessionId, 0),
+  };
+}
+
 async function* chunksOf(data: Buffer, chunkBytes: number, onChunk?: (index: number) => void): AsyncGenerator<Uint8Array> {
   for (let offset = 0, index = 0; offset < data.byteLength; offset += chunkBytes, index++) {
     onChunk?.(index);
@@ -122,11 +134,7 @@ describe('Sender and Receiver in one process', () => {
   }, 30_000);
 
   it('a listener that throws ends the receive with E_INTERNAL instead of crashing the process', async () => {
-    const group = randomGroup();
-    const dataKey = randomBytes(32);
-    const sessionId = randomBytes(8);
-    const senderKey = derivePacketKey(backend, suite, dataKey, sessionId, 0);
-    const receiverKey = derivePacketKey(backend, suite, dataKey, sessionId, 0);
+    const { group, sessionId, senderKey, receiverKey } = freshSession();
     const receiver = new Receiver({ backend, keys: () => receiverKey, group, startTimeoutMs: 10_000 });
     receiver.on('start', () => {
       throw new Error('listener bug');
@@ -145,11 +153,7 @@ describe('Sender and Receiver in one process', () => {
   }, 30_000);
 
   it('an output that stops taking data ends the receive with E_IO instead of crashing the process', async () => {
-    const group = randomGroup();
-    const dataKey = randomBytes(32);
-    const sessionId = randomBytes(8);
-    const senderKey = derivePacketKey(backend, suite, dataKey, sessionId, 0);
-    const receiverKey = derivePacketKey(backend, suite, dataKey, sessionId, 0);
+    const { group, sessionId, senderKey, receiverKey } = freshSession();
     // A target that never completes a write: everything after its first chunk queues, and the
     // queue bound of one byte is passed by the second chunk. Datagrams of 60 000 bytes fill an
     // output chunk within one batch, so the bound is also hit while a payload is being copied.
