@@ -3,13 +3,22 @@
 //
 // The control server runs alone in a child process (one core: Node runs JavaScript on one
 // thread, and the server's CPU time is measured with process.cpuUsage). All simulated clients
-// share this process on the other core. Every client runs the real protocol, including the
-// Ed25519 check of the server's signature, which costs the client about three times what signing
-// costs the server; so the wall-clock rate is bounded by the client process, and the server's
-// CPU time per registration gives the rate one server core sustains.
+// share this process on the other core. Every registration is a new TCP connection running the
+// real protocol on both sides: the server looks the client up, derives its keys, signs (in Merkle
+// batches, see docs/control-protocol.md), checks the proof and wraps the key; every client checks
+// the fingerprint, its Merkle path and the Ed25519 signature, proves its PSK and unwraps the key.
+// One Ed25519 verification costs the client about three times what one signature costs the
+// server, and the server signs once per batch, so the wall-clock rate is bounded by the client
+// process; the server's CPU time per registration gives the rate one server core sustains
+// ("per s (one server core)"), and "regs/signature" how many registrations shared a signature.
+//
+// The "floor" rows run the same connection pattern and message sizes against a bare Node TCP
+// server that does no protocol work at all (its own child process): what Node's accept, reads,
+// writes and close cost per connection on this machine, i.e. the most any Node control server
+// with one connection per registration could reach.
 //
 //   npm run bench:control                     (build first)
-//   node bench/control.mjs [--clients 1000] [--concurrency 256] [--rounds 5]
+//   node bench/control.mjs [--clients 1000] [--concurrency 256] [--rounds 5] [--profile-server DIR]
 
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';

@@ -1,14 +1,15 @@
 // Batch signing of registration transcripts. An Ed25519 signature is the largest single cost of
 // a registration on the server, and it cannot be shared as such because it must cover each
-// client's fresh nonce. So the server queues the transcripts waiting for a signature, and at the
-// end of the current event-loop turn (or as soon as `leavesMax` are waiting) builds a Merkle tree
-// over them (merkle.ts), signs the root once, and gives every waiting connection the signature,
-// its leaf index and its authentication path.
+// client's fresh nonce. So the server queues the transcripts waiting for a signature, builds a
+// Merkle tree over them (merkle.ts), signs the root once, and gives every waiting connection the
+// signature, its leaf index and its authentication path.
 //
-// No time window is added: a lone registration is signed in the same turn it arrived, so the
-// latency at low load is unchanged. Under load, many hellos are read in one turn of the event loop
-// and share a signature, which is where the saving comes from. The queue never holds more than
-// `leavesMax` transcripts.
+// When to sign: when the signer has been idle for at least `windowMs`, a transcript is signed at
+// the end of the event-loop turn it arrived in (together with whatever else arrived in that turn),
+// so a lone registration waits for nothing. While registrations keep coming (the previous
+// signature is less than `windowMs` old), the signer collects for `windowMs` before it signs, so
+// the batch grows with the load. As soon as `leavesMax` transcripts wait, it signs at once. So a
+// transcript waits at most `windowMs`, and the queue never holds more than `leavesMax`.
 
 import { MERKLE_LEAVES_MAX, batchRootSignatureInput, buildMerkleTree, merkleLeaf, merklePath } from './merkle.js';
 
@@ -24,6 +25,8 @@ export interface BatchSignature {
 export type BatchSignatureCallback = (result: BatchSignature | Error) => void;
 
 export const SIGN_BATCH_LEAVES_MAX_DEFAULT = 256;
+export const SIGN_BATCH_WINDOW_MS_DEFAULT = 2;
+export const SIGN_BATCH_WINDOW_MS_MAX = 100;
 
 export interface BatchSignerStats {
   /** Signatures made. */
@@ -41,19 +44,26 @@ interface Pending {
 
 export class BatchSigner {
   readonly leavesMax: number;
+  readonly windowMs: number;
   private readonly sign: (data: Uint8Array) => Buffer;
   private pending: Pending[] = [];
-  private scheduled: NodeJS.Immediate | null = null;
+  private scheduled: { immediate: NodeJS.Immediate } | { timer: NodeJS.Timeout } | null = null;
+  /** performance.now() of the last signature; -Infinity before the first. */
+  private lastSignedAt = -Infinity;
   private closed = false;
   readonly stats: BatchSignerStats = { batches: 0, leaves: 0, largestBatch: 0 };
 
-  constructor(sign: (data: Uint8Array) => Buffer, leavesMax: number = SIGN_BATCH_LEAVES_MAX_DEFAULT) {
+  constructor(sign: (data: Uint8Array) => Buffer, leavesMax: number = SIGN_BATCH_LEAVES_MAX_DEFAULT, windowMs: number = SIGN_BATCH_WINDOW_MS_DEFAULT) {
     if (typeof sign !== 'function') throw new TypeError('sign must be a function');
     if (!Number.isInteger(leavesMax) || leavesMax < 1 || leavesMax > MERKLE_LEAVES_MAX) {
       throw new RangeError(`signBatchLeavesMax must be an integer between 1 and ${MERKLE_LEAVES_MAX}, got ${leavesMax}`);
     }
+    if (!Number.isInteger(windowMs) || windowMs < 0 || windowMs > SIGN_BATCH_WINDOW_MS_MAX) {
+      throw new RangeError(`signBatchWindowMs must be an integer between 0 and ${SIGN_BATCH_WINDOW_MS_MAX}, got ${windowMs}`);
+    }
     this.sign = sign;
     this.leavesMax = leavesMax;
+    this.windowMs = windowMs;
   }
 
   /** Number of transcripts waiting for the next signature (never more than leavesMax). */
@@ -71,19 +81,31 @@ export class BatchSigner {
       return;
     }
     this.pending.push({ leaf: merkleLeaf(transcript), callback });
-    if (this.pending.length >= this.leavesMax) this.flush();
-    else if (this.scheduled === null) this.scheduled = setImmediate(() => this.flush());
+    if (this.pending.length >= this.leavesMax) {
+      this.flush();
+    } else if (this.scheduled === null) {
+      if (this.windowMs > 0 && performance.now() - this.lastSignedAt < this.windowMs) {
+        this.scheduled = { timer: setTimeout(() => this.flush(), this.windowMs) };
+      } else {
+        this.scheduled = { immediate: setImmediate(() => this.flush()) };
+      }
+    }
+  }
+
+  private cancelScheduled(): void {
+    if (this.scheduled === null) return;
+    if ('timer' in this.scheduled) clearTimeout(this.scheduled.timer);
+    else clearImmediate(this.scheduled.immediate);
+    this.scheduled = null;
   }
 
   /** Signs everything waiting now. */
   flush(): void {
-    if (this.scheduled !== null) {
-      clearImmediate(this.scheduled);
-      this.scheduled = null;
-    }
+    this.cancelScheduled();
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
+    this.lastSignedAt = performance.now();
     let signature: Buffer;
     let tree: ReturnType<typeof buildMerkleTree>;
     try {
@@ -105,8 +127,7 @@ export class BatchSigner {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.scheduled !== null) clearImmediate(this.scheduled);
-    this.scheduled = null;
+    this.cancelScheduled();
     const batch = this.pending;
     this.pending = [];
     for (const entry of batch) entry.callback(new Error('the batch signer is closed'));

@@ -29,7 +29,13 @@ import {
   type SessionParams,
 } from './messages.js';
 import { registrationTranscript, verifyClientProof } from './transcript.js';
-import { BatchSigner, SIGN_BATCH_LEAVES_MAX_DEFAULT, type BatchSignature, type BatchSignerStats } from './batch-signer.js';
+import {
+  BatchSigner,
+  SIGN_BATCH_LEAVES_MAX_DEFAULT,
+  SIGN_BATCH_WINDOW_MS_DEFAULT,
+  type BatchSignature,
+  type BatchSignerStats,
+} from './batch-signer.js';
 
 export const HANDSHAKE_TIMEOUT_MS_DEFAULT = 10_000;
 export const CONNECTIONS_MAX_DEFAULT = 4096;
@@ -99,6 +105,11 @@ export interface ControlServerOptions {
    * batch-signer.ts); default 256, at most 4096. 1 signs every registration on its own.
    */
   signBatchLeavesMax?: number;
+  /**
+   * While registrations keep arriving, how long transcripts are collected before they are signed
+   * together (ms, 0 to 100; default 2). An idle server signs a lone registration at once.
+   */
+  signBatchWindowMs?: number;
 }
 
 export interface KeyHolder {
@@ -213,7 +224,11 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     this.connectionsMax = requirePositiveInteger(options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT, 'connectionsMax');
     this.frameBytesMax = requireFrameBytesMax(options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT);
     // Before the registry is opened, so that a bad bound leaves nothing open.
-    this.signer = new BatchSigner((data) => this.identity.sign(data), options.signBatchLeavesMax ?? SIGN_BATCH_LEAVES_MAX_DEFAULT);
+    this.signer = new BatchSigner(
+      (data) => this.identity.sign(data),
+      options.signBatchLeavesMax ?? SIGN_BATCH_LEAVES_MAX_DEFAULT,
+      options.signBatchWindowMs ?? SIGN_BATCH_WINDOW_MS_DEFAULT,
+    );
     if (options.registry) {
       this.registry = options.registry;
       this.ownsRegistry = false;

@@ -142,7 +142,7 @@ describe('BatchSigner', () => {
 
   it('flushes as soon as leavesMax transcripts wait, so a batch never exceeds the bound', async () => {
     const identity = generateIdentity();
-    const signer = new BatchSigner((data) => identity.sign(data), 4);
+    const signer = new BatchSigner((data) => identity.sign(data), 4, 0);
     const done: number[] = [];
     for (let index = 0; index < 10; index++) signer.submit(randomBytes(50), (result) => done.push(result instanceof Error ? -1 : result.path.length));
     expect(done).toEqual([2, 2, 2, 2, 2, 2, 2, 2]);
@@ -152,6 +152,28 @@ describe('BatchSigner', () => {
     expect(signer.stats).toEqual({ batches: 3, leaves: 10, largestBatch: 4 });
     expect(() => new BatchSigner((data) => identity.sign(data), 0)).toThrow(RangeError);
     expect(() => new BatchSigner((data) => identity.sign(data), MERKLE_LEAVES_MAX + 1)).toThrow(RangeError);
+  });
+
+  it('signs at once when idle, and collects for the window while registrations keep coming', async () => {
+    const identity = generateIdentity();
+    const signer = new BatchSigner((data) => identity.sign(data), 256, 60);
+    const sizes: number[] = [];
+    const submit = () => signer.submit(randomBytes(50), (result) => sizes.push(result instanceof Error ? -1 : 2 ** result.path.length));
+    submit();
+    await new Promise((resolve) => setImmediate(resolve));
+    // Idle before: signed in the turn it arrived, alone.
+    expect(sizes).toEqual([1]);
+    // The last signature is recent, so the next ones wait for the window and share a signature.
+    submit();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sizes).toEqual([1]);
+    submit();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(sizes).toEqual([1, 2, 2]);
+    expect(signer.stats).toEqual({ batches: 2, leaves: 3, largestBatch: 2 });
+    expect(() => new BatchSigner((data) => identity.sign(data), 4, -1)).toThrow(RangeError);
+    expect(() => new BatchSigner((data) => identity.sign(data), 4, 101)).toThrow(/signBatchWindowMs/);
+    signer.close();
   });
 
   it('a failing signature and a close reach every waiting callback with an error', async () => {
