@@ -118,9 +118,17 @@ export class BatchSigner {
     this.stats.batches++;
     this.stats.leaves += batch.length;
     if (batch.length > this.stats.largestBatch) this.stats.largestBatch = batch.length;
+    // Every waiting transcript gets its answer even if one callback throws; the first error is
+    // rethrown afterwards so that it is not lost.
+    let failure: unknown = null;
     for (let index = 0; index < batch.length; index++) {
-      batch[index].callback({ signature, leafIndex: index, path: merklePath(tree, index) });
+      try {
+        batch[index].callback({ signature, leafIndex: index, path: merklePath(tree, index) });
+      } catch (error) {
+        failure ??= error;
+      }
     }
+    if (failure !== null) throw failure;
   }
 
   /** Drops what is waiting (each callback gets an error) and refuses later submissions. */

@@ -176,6 +176,18 @@ describe('BatchSigner', () => {
     signer.close();
   });
 
+  it('a callback that throws does not keep the rest of the batch from its signature', () => {
+    const identity = generateIdentity();
+    const signer = new BatchSigner((data) => identity.sign(data), 3, 0);
+    const answered: number[] = [];
+    signer.submit(randomBytes(20), () => {
+      throw new Error('listener bug');
+    });
+    signer.submit(randomBytes(20), (result) => answered.push(result instanceof Error ? -1 : result.leafIndex));
+    expect(() => signer.submit(randomBytes(20), (result) => answered.push(result instanceof Error ? -1 : result.leafIndex))).toThrow('listener bug');
+    expect(answered).toEqual([1, 2]);
+  });
+
   it('a failing signature and a close reach every waiting callback with an error', async () => {
     const failing = new BatchSigner(() => {
       throw new Error('token unplugged');
