@@ -3,7 +3,7 @@
 // ChaCha20-Poly1305 only. Every call crosses into the WASM heap, so it is much slower than the
 // native batch path; it exists so sealcast works everywhere, not to be fast.
 
-import sodiumModule from 'libsodium-wrappers';
+import type sodiumModule from 'libsodium-wrappers';
 import { SealcastError } from '../errors.js';
 import type { AeadKey, BackendConstants, CryptoBackend, PacketBatch, SuiteName } from './backend.js';
 import { requireKey, requireSuite, requireUint8Array, validateBatch } from './validate.js';
@@ -19,7 +19,12 @@ const SLOT_REGION_BYTES_MAX = 65_536;
 let loaded: Promise<CryptoBackend> | null = null;
 
 export function loadWasmBackend(): Promise<CryptoBackend> {
-  loaded ??= sodiumModule.ready.then(() => createWasmBackend(sodiumModule));
+  // Imported on first use: compiling libsodium's WebAssembly costs every process tens of
+  // milliseconds, which one that runs on the native backend need not pay.
+  loaded ??= import('libsodium-wrappers').then(async ({ default: sodium }) => {
+    await sodium.ready;
+    return createWasmBackend(sodium);
+  });
   return loaded;
 }
 

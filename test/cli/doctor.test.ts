@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../dist/cli/main.js';
@@ -79,6 +80,28 @@ describe('sealcast CLI shell', () => {
   it('prints usage and exits 2 with no arguments', async () => {
     const result = await runCaptured([]);
     expect(result.exitCode).toBe(2);
+  });
+
+  it('a reader that goes away (EPIPE) ends a text command quietly, not with a crash', async () => {
+    // The read end of stdout is closed before the child writes, so every write fails with EPIPE.
+    const child = spawn(process.execPath, [BIN, 'doctor'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', (exitCode) => resolve(exitCode)));
+    expect(stderr).not.toMatch(/Unhandled|EPIPE/);
+    expect(code).toBe(0);
+  }, 20_000);
+
+  it.skipIf(!existsSync('/dev/full'))('a stdout that cannot be written (ENOSPC) gives E_IO and exit 3', () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const result = spawnSync(process.execPath, [BIN, 'doctor'], { stdio: ['ignore', full, 'pipe'], timeout: 20_000 });
+      expect(result.status).toBe(3);
+      expect(result.stderr.toString()).toMatch(/E_IO: writing to stdout failed: ENOSPC/);
+    } finally {
+      closeSync(full);
+    }
   });
 });
 
