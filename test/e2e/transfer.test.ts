@@ -4,7 +4,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { listBackends } from '../helpers/backends.js';
-import { killAll, makeTempDir, removeDir, sha256File, writeKey, writeRandomFile } from '../helpers/cli-process.js';
+import { killAll, makeTempDir, randomGroup, removeDir, sha256File, spawnCli, writeKey, writeRandomFile } from '../helpers/cli-process.js';
+import { createHash } from 'node:crypto';
 import { transfer } from '../helpers/transfer.js';
 
 const MiB = 1024 * 1024;
@@ -89,6 +90,33 @@ describe('sealing on a worker pool (--seal-threads 1)', () => {
   ])('$backend $suite, 10 MiB, two receivers', async ({ backend, suite }) => {
     if (backend === 'native' && !nativeAvailable) return;
     await expectExactTransfer({ backend, suite, size: 10 * MiB, fromStdin: false }, inputs.get(10 * MiB)!, undefined, 60_000, ['--seal-threads', '1']);
+  }, 90_000);
+});
+
+describe('stdout as a pipe to a slow reader', () => {
+  it('10 MiB arrive exactly although the reader pauses (written chunks are reused only once written)', async () => {
+    const input = inputs.get(10 * MiB)!;
+    const group = randomGroup();
+    const receiver = spawnCli(['recv', '--group', group, '--key-file', keyFile, '--json', '--start-timeout', '30'], { stdout: 'pipe-raw', timeoutMs: 60_000 });
+    // Read slower than the stream arrives (a pause after every read), so the receiver's pipe
+    // stays full, its writes queue in the child and their callbacks come late: a chunk refilled
+    // before its write completed would show up here as a wrong digest.
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const stdout = receiver.child.stdout!;
+    stdout.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      bytes += chunk.byteLength;
+      stdout.pause();
+      setTimeout(() => stdout.resume(), 20);
+    });
+    await receiver.waitForStderr(/listening on/);
+    const sender = spawnCli(['send', input.path, '--group', group, '--key-file', keyFile, '--rate', '40M'], { timeoutMs: 60_000 });
+    expect((await sender.finished).code).toBe(0);
+    const finished = await receiver.finished;
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(bytes).toBe(10 * MiB);
+    expect(hash.digest('hex')).toBe(input.sha256);
   }, 90_000);
 });
 

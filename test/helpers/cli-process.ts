@@ -33,8 +33,11 @@ const live = new Set<ChildProcess>();
 
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
-  /** Where the child's stdout goes: a file path, 'capture' (into Finished.stdout) or 'ignore'. */
-  stdout?: string | 'capture' | 'ignore';
+  /**
+   * Where the child's stdout goes: a file path, 'capture' (text, into Finished.stdout), 'pipe-raw'
+   * (a pipe the test reads itself from child.stdout, bytes untouched) or 'ignore'.
+   */
+  stdout?: string | 'capture' | 'pipe-raw' | 'ignore';
   /** A file to stream into the child's stdin through a pipe; otherwise stdin is ignored. */
   stdinFile?: string;
   /** Leave the child's stdin as a pipe the test writes to (child.stdin). */
@@ -54,7 +57,7 @@ export function spawnHelper(script: string, args: readonly string[], options: Sp
 function spawnNode(args: readonly string[], options: SpawnOptions): Running {
   let stdoutFd: number | null = null;
   let stdoutSpec: 'pipe' | 'ignore' | number = 'ignore';
-  if (options.stdout === 'capture') stdoutSpec = 'pipe';
+  if (options.stdout === 'capture' || options.stdout === 'pipe-raw') stdoutSpec = 'pipe';
   else if (options.stdout !== undefined && options.stdout !== 'ignore') {
     stdoutFd = openSync(options.stdout, 'w', 0o600);
     stdoutSpec = stdoutFd;
@@ -78,7 +81,7 @@ function spawnNode(args: readonly string[], options: SpawnOptions): Running {
     stderr += text;
     for (const listener of stderrListeners) listener();
   });
-  if (child.stdout) {
+  if (child.stdout && options.stdout === 'capture') {
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (text: string) => (stdout += text));
   }
