@@ -6,10 +6,10 @@ import type { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import type { CryptoBackend, WireSuiteName } from '../crypto/backend.js';
 import { SealcastError } from '../errors.js';
-import { registerWithServer, type ControlClient } from '../control/client.js';
-import { ControlKeyRing } from '../control/key-ring.js';
+import type { ControlClient } from '../control/client.js';
+import type { ControlKeyRing } from '../control/key-ring.js';
 import { DATA_KEY_BYTES } from '../control/messages.js';
-import { startControlServer, type ControlLogger, type ControlServer } from '../control/server.js';
+import type { ControlLogger, ControlServer } from '../control/server.js';
 import { defaultServerKeyPath, loadOrCreateIdentity, parseFingerprint } from '../keys/identity.js';
 import { readPskFile } from '../keys/psk.js';
 import type { MulticastGroup } from '../pipeline/multicast.js';
@@ -80,6 +80,9 @@ export async function startSenderControl(
   const dataKey = randomBytes(DATA_KEY_BYTES);
   let server: ControlServer;
   try {
+    // Loaded here, not at start-up: the control plane (and SQLite) cost every command's start,
+    // also the group-key runs that never use them.
+    const { startControlServer } = await import('../control/server.js');
     server = await startControlServer({
       host: flags.control.host,
       port: flags.control.port,
@@ -138,6 +141,9 @@ export async function connectReceiverControl(
   backend: CryptoBackend,
   io: { stderr: Writable; quiet: boolean; signal: AbortSignal; env: NodeJS.ProcessEnv },
 ): Promise<ReceiverControl> {
+  // Loaded here, not at start-up (group-key runs never need them), and before registering, so
+  // that nothing the server sends can arrive while a module is still loading.
+  const [{ registerWithServer }, { ControlKeyRing }] = await Promise.all([import('../control/client.js'), import('../control/key-ring.js')]);
   const psk = readPskFile(flags.pskFile);
   let client: ControlClient;
   try {

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { SealcastError } from '../errors.js';
 import { isValidClientId } from '../control/messages.js';
 import { generatePsk, writePskFile } from '../keys/psk.js';
-import { Registry, type SubscriberRecord } from '../store/registry.js';
+import type { Registry, SubscriberRecord } from '../store/registry.js';
 import { writeLine, type CommandContext } from './io.js';
 
 interface DbOption {
@@ -23,7 +23,9 @@ function requireName(name: string): string {
   return name;
 }
 
-function withRegistry<T>(path: string, action: (registry: Registry) => T): T {
+async function withRegistry<T>(path: string, action: (registry: Registry) => T): Promise<T> {
+  // SQLite is loaded by the commands that use it, not by every start of the CLI.
+  const { Registry } = await import('../store/registry.js');
   const registry = Registry.open(path);
   try {
     return action(registry);
@@ -46,7 +48,7 @@ function recordJson(record: SubscriberRecord): Record<string, unknown> {
   };
 }
 
-export function addSubscriber(dbPath: string, name: string, pskOut: string): SubscriberRecord {
+export function addSubscriber(dbPath: string, name: string, pskOut: string): Promise<SubscriberRecord> {
   requireName(name);
   return withRegistry(dbPath, (registry) => {
     // Checked first only for a clearer message; the insert below checks again atomically.
@@ -79,10 +81,10 @@ export function registerSubscribers(program: Command, context: CommandContext): 
     .argument('<name>', 'subscriber id: 1 to 64 characters of A-Z a-z 0-9 . _ -')
     .requiredOption('--db <path>', 'registry database (created with mode 0600 if missing)')
     .option('--psk-out <file>', 'where to write the key (default: NAME.psk in the current directory); never overwritten')
-    .action((name: string, options: DbOption & { pskOut?: string }) => {
+    .action(async (name: string, options: DbOption & { pskOut?: string }) => {
       requireName(name);
       const pskOut = options.pskOut ?? resolve(process.cwd(), `${name}.psk`);
-      const record = addSubscriber(options.db, name, pskOut);
+      const record = await addSubscriber(options.db, name, pskOut);
       writeLine(out(), `added subscriber ${record.id} (key kind ${record.keyKind}); pre-shared key written to ${pskOut} (mode 0600)`);
       writeLine(out(), `give ${pskOut} to the subscriber over a secure channel; it is the only copy outside ${options.db}`);
       context.exitCode = 0;
@@ -93,8 +95,8 @@ export function registerSubscribers(program: Command, context: CommandContext): 
     .description('list subscribers (never their keys)')
     .requiredOption('--db <path>', 'registry database')
     .option('--json', 'one JSON object per line')
-    .action((options: DbOption & { json?: boolean }) => {
-      const records = withRegistry(options.db, (registry) => registry.listSubscribers());
+    .action(async (options: DbOption & { json?: boolean }) => {
+      const records = await withRegistry(options.db, (registry) => registry.listSubscribers());
       if (options.json) {
         for (const record of records) writeLine(out(), JSON.stringify(recordJson(record)));
       } else {
@@ -113,9 +115,9 @@ export function registerSubscribers(program: Command, context: CommandContext): 
     .argument('<name>', 'subscriber id')
     .requiredOption('--db <path>', 'registry database')
     .option('--json', 'print one JSON object')
-    .action((name: string, options: DbOption & { json?: boolean }) => {
+    .action(async (name: string, options: DbOption & { json?: boolean }) => {
       requireName(name);
-      const record = withRegistry(options.db, (registry) => registry.getSubscriber(name));
+      const record = await withRegistry(options.db, (registry) => registry.getSubscriber(name));
       if (!record) throw new SealcastError('E_ARG', `no subscriber named ${name} in ${options.db}`);
       if (options.json) {
         writeLine(out(), JSON.stringify(recordJson(record)));
@@ -134,9 +136,9 @@ export function registerSubscribers(program: Command, context: CommandContext): 
     .description('remove a subscriber: its key is erased from the registry and it can no longer register')
     .argument('<name>', 'subscriber id')
     .requiredOption('--db <path>', 'registry database')
-    .action((name: string, options: DbOption) => {
+    .action(async (name: string, options: DbOption) => {
       requireName(name);
-      const record = withRegistry(options.db, (registry) => registry.removeSubscriber(name));
+      const record = await withRegistry(options.db, (registry) => registry.removeSubscriber(name));
       writeLine(out(), `removed subscriber ${record.id}; its key is erased from ${options.db}`);
       context.exitCode = 0;
     });
