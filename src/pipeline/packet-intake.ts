@@ -1,0 +1,404 @@
+// The receiver's intake: datagrams from the socket into a receive slab, checked before any AEAD
+// work (header, session, suite, key, duplicate), and opened a slab at a time with one batch call.
+// What the packets that authenticate mean for the stream (ordering, END, output) is the
+// Receiver's business; the intake hands each one over through its host.
+//
+// Two paths fill the slab. With batched I/O the kernel writes datagrams straight into fixed slots
+// (recvmmsg), one native call checks all their headers (packet/scan.ts) and the kept slots are
+// moved down so the batch stays dense. With plain node:dgram, each 'message' is decoded in
+// TypeScript and copied in back to back, and what arrived in one turn of the event loop is
+// opened together.
+
+import type dgram from 'node:dgram';
+import type { AeadKey, PacketBatch } from '../crypto/backend.js';
+import { SealcastError } from '../errors.js';
+import type { PacketKeyLookup } from '../keys/packet-keys.js';
+import { NONCE_BYTES, writeNonce } from '../keys/sequencer.js';
+import { decodeHeader, HEADER_BYTES, HeaderField, PacketType, SESSION_ID_BYTES, suiteFromId, type PacketHeader, type WireSuite } from '../packet/format.js';
+import { loadHeaderScanner, ScanField, type HeaderScanner, type ScanTarget } from '../packet/scan.js';
+import type { BatchSocket } from './batch-io.js';
+import type { DropCounts, NormalizedReceiverOptions } from './receiver-options.js';
+
+/**
+ * With batched I/O, each receive slot holds any UDP datagram (at most 65 507 bytes), so a
+ * datagram is never cut short and the slab needs no layout decisions before the kernel fills it.
+ */
+const DRAIN_STRIDE_BYTES = 65_536;
+/** Receive slots with batched I/O: 4 MiB of slab, up to 64 datagrams per recvmmsg. */
+const DRAIN_SLOTS = 64;
+/** recvmmsg calls per wake-up at most, so a flood cannot keep the event loop from its timers. */
+const DRAIN_ROUNDS_MAX = 8;
+
+/** What the intake needs from the receiver it feeds. */
+export interface IntakeHost {
+  /** True once the receive ended (completed or failed): the intake stops at once. */
+  readonly finished: boolean;
+  /** The session the receiver follows, or null until the first packet authenticated. */
+  readonly session: Uint8Array | null;
+  /** Packets authenticated so far. */
+  readonly authenticated: number;
+  /** Whether a packet of `type` at `streamOffset` was already delivered or is held (a duplicate). */
+  isDuplicate(type: number, streamOffset: number): boolean;
+  /**
+   * A packet authenticated: its header is at `slotOffset` of `slab`, its plaintext follows it.
+   * `sessionChecked`: its session was matched to `session` before the open.
+   */
+  onAuthenticated(slab: Buffer, slotOffset: number, payloadBytes: number, sessionChecked: boolean): void;
+  /** A slab was opened and every packet in it handed over. */
+  afterOpen(): void;
+  fail(error: unknown): void;
+}
+
+export class PacketIntake {
+  /** Every datagram seen, whatever became of it. */
+  datagrams = 0;
+  /** When the first packet failed authentication (0: none has). */
+  firstAuthFailedAtMs = 0;
+  readonly #host: IntakeHost;
+  readonly #options: NormalizedReceiverOptions;
+  readonly #drops: DropCounts;
+  #keys: PacketKeyLookup;
+  #batchSocket: BatchSocket | null;
+  /** Whether this intake drains with batched calls (fixed for its life, unlike #batchSocket). */
+  readonly #batched: boolean;
+
+  // With node:dgram, datagrams are copied in back to back and opened together; with batched I/O
+  // the kernel writes them into fixed slots of DRAIN_STRIDE_BYTES.
+  readonly #slab: Buffer;
+  readonly #layout: Uint32Array;
+  readonly #nonces: Uint8Array;
+  readonly #status: Uint8Array;
+  readonly #drainLengths = new Uint32Array(DRAIN_SLOTS);
+  #slabCount = 0;
+  #slabUsed = 0;
+  #slabKey: AeadKey | null = null;
+  #openScheduled = false;
+  // The batched path's native header scan (null: headers are decoded in TypeScript) and its
+  // outputs; the scan writes the AEAD layout and nonces straight into #layout and #nonces.
+  readonly #scanner: HeaderScanner | null = null;
+  readonly #scanTarget: ScanTarget | null = null;
+  /** Whether the packets listed in the slab had their session checked by the scan. */
+  #slabSessionChecked = false;
+  // The key the last scanned packet resolved to, and what it was resolved for: in a steady
+  // stream every packet of a drain has the same epoch and suite, so one lookup serves them all.
+  #lastKey: AeadKey | undefined = undefined;
+  #lastKeyEpoch = -1;
+  #lastKeySuiteId = -1;
+  /** The header of the datagram #admit accepted last (valid until the next call). */
+  #admitted: PacketHeader | null = null;
+
+  constructor(host: IntakeHost, options: NormalizedReceiverOptions, drops: DropCounts, keys: PacketKeyLookup, batchSocket: BatchSocket | null) {
+    this.#host = host;
+    this.#options = options;
+    this.#drops = drops;
+    this.#keys = keys;
+    this.#batchSocket = batchSocket;
+    const batched = batchSocket !== null;
+    this.#batched = batched;
+    const slots = batched ? DRAIN_SLOTS : options.slabSlots;
+    this.#slab = Buffer.alloc(batched ? DRAIN_SLOTS * DRAIN_STRIDE_BYTES : options.slabBytes);
+    this.#layout = new Uint32Array(slots * options.backend.constants.layoutWords);
+    this.#nonces = new Uint8Array(slots * NONCE_BYTES);
+    this.#status = new Uint8Array(slots);
+    const scanner = batched ? loadHeaderScanner() : null;
+    if (scanner !== null) {
+      const target = scanner.createTarget(slots);
+      // The scan lays out the batch where the open reads it; both must use the same layout.
+      if (target.layout.length === this.#layout.length && target.nonces.byteLength === this.#nonces.byteLength) {
+        this.#scanner = scanner;
+        this.#scanTarget = { fields: target.fields, layout: this.#layout, nonces: this.#nonces };
+      }
+    }
+  }
+
+  /** Replaces the key lookup, e.g. when the control plane delivers a new epoch's key. */
+  setKeyLookup(keys: PacketKeyLookup): void {
+    this.#keys = keys;
+    this.#lastKey = undefined;
+  }
+
+  /** node:dgram's 'message' listener. */
+  readonly onMessage = (datagram: Buffer): void => {
+    if (this.#host.finished) return;
+    if (this.#batched) {
+      if (this.#batchSocket === null) return;
+      this.#drainBatched(datagram, this.#batchSocket);
+      return;
+    }
+    const key = this.#admit(datagram);
+    if (key === undefined) return;
+    const header = this.#admitted!;
+    if (this.#slabCount > 0 && (key !== this.#slabKey || this.#slabUsed + datagram.byteLength > this.#slab.byteLength)) {
+      this.#openSlab();
+      if (this.#host.finished) return;
+    }
+    const offset = this.#slabUsed;
+    datagram.copy(this.#slab, offset);
+    this.#enqueue(offset, header, key);
+    this.#slabUsed += datagram.byteLength;
+    if (this.#slabCount === this.#options.slabSlots) {
+      this.#openSlab();
+    } else if (!this.#openScheduled) {
+      // Open what arrived in this turn of the event loop together, after the socket's queue is read.
+      this.#openScheduled = true;
+      setImmediate(this.#onScheduledOpen);
+    }
+  };
+
+  /** Attaches to the socket's datagrams. */
+  attach(socket: dgram.Socket): void {
+    socket.on('message', this.onMessage);
+  }
+
+  /**
+   * Detaches from the socket, which is about to be closed: its descriptor may then be reused for
+   * another file, so the batched calls must never touch it again.
+   */
+  detach(socket: dgram.Socket): void {
+    socket.off('message', this.onMessage);
+    this.#batchSocket = null;
+  }
+
+  /**
+   * The batched path: libuv read one datagram and woke us; the rest of the socket's queue is
+   * drained here with recvmmsg straight into the slab's slots and opened round by round. Node's
+   * datagram goes first (into slot 0), so arrival order is kept.
+   */
+  #drainBatched(datagram: Buffer, batchSocket: BatchSocket): void {
+    const slab = this.#slab;
+    const lengths = this.#drainLengths;
+    // Each wake-up starts with an empty slab: every round below ends by opening what it kept.
+    let first = 0;
+    if (datagram.byteLength <= DRAIN_STRIDE_BYTES) {
+      datagram.copy(slab, 0);
+      lengths[0] = datagram.byteLength;
+      first = 1;
+    } else {
+      this.datagrams++;
+      this.#drops.malformed++;
+    }
+    for (let round = 0; round < DRAIN_ROUNDS_MAX; round++) {
+      const wanted = Math.min(DRAIN_SLOTS - first, batchSocket.batchMax);
+      let received: number;
+      try {
+        received = batchSocket.receive(slab, DRAIN_STRIDE_BYTES, lengths, first, wanted);
+      } catch (error) {
+        this.#host.fail(error instanceof SealcastError ? error : new SealcastError('E_IO', `receiving failed: ${(error as Error).message}`, { cause: error }));
+        return;
+      }
+      const filled = first + received;
+      if (this.#scanner !== null) {
+        this.#admitScanned(this.#scanner, filled);
+      } else {
+        for (let slot = 0; slot < filled && !this.#host.finished; slot++) this.#admitSlot(slot, lengths[slot]);
+      }
+      if (this.#host.finished) return;
+      if (this.#slabCount > 0) this.#openSlab();
+      // The slots are reused next round, so opening (above) must come first; a short read
+      // means the queue is empty.
+      if (this.#host.finished || received < wanted) return;
+      first = 0;
+    }
+  }
+
+  /**
+   * Admits drain slots [0, filled) from one native scan of their headers: the same checks as
+   * #admit, on numbers the scan wrote instead of a decoded header per datagram. Kept slots are
+   * moved down so the batch stays dense; the scan put each one's layout and nonce at its slot.
+   */
+  #admitScanned(scanner: HeaderScanner, filled: number): void {
+    const target = this.#scanTarget!;
+    const fields = target.fields;
+    const fieldCount = scanner.fieldCount;
+    const statusOk = scanner.status.ok;
+    const words = this.#options.backend.constants.layoutWords;
+    const session = this.#host.session;
+    const sessionChecked = session !== null;
+    scanner.scan(this.#slab, DRAIN_STRIDE_BYTES, this.#drainLengths, 0, filled, session, target);
+    this.datagrams += filled;
+    for (let slot = 0; slot < filled; slot++) {
+      const base = slot * fieldCount;
+      const status = fields[base + ScanField.status];
+      if (status !== statusOk) {
+        if (status === scanner.status.otherSession) this.#drops.otherSession++;
+        else this.#drops.malformed++;
+        continue;
+      }
+      const type = fields[base + ScanField.type];
+      if (type !== PacketType.DATA && type !== PacketType.END) {
+        this.#drops.unsupported++;
+        continue;
+      }
+      const key = this.#scannedKey(slot * DRAIN_STRIDE_BYTES, fields[base + ScanField.epoch], fields[base + ScanField.suite], sessionChecked);
+      if (this.#host.finished) return;
+      if (key === undefined) continue;
+      if (this.#host.isDuplicate(type, fields[base + ScanField.streamOffset])) {
+        this.#drops.duplicate++;
+        continue;
+      }
+      if (this.#slabCount > 0 && (key !== this.#slabKey || sessionChecked !== this.#slabSessionChecked)) {
+        this.#openSlab();
+        if (this.#host.finished) return;
+      }
+      const kept = this.#slabCount;
+      if (kept !== slot) {
+        this.#layout.copyWithin(kept * words, slot * words, slot * words + words);
+        this.#nonces.copyWithin(kept * NONCE_BYTES, slot * NONCE_BYTES, slot * NONCE_BYTES + NONCE_BYTES);
+      }
+      this.#slabKey = key;
+      this.#slabSessionChecked = sessionChecked;
+      this.#slabCount++;
+    }
+  }
+
+  /**
+   * The key for a scanned packet at `slotOffset`, or undefined when it was dropped (and counted).
+   * While the session is settled, a packet of the same epoch and suite as the last reuses its key.
+   */
+  #scannedKey(slotOffset: number, epoch: number, suiteId: number, sessionChecked: boolean): AeadKey | undefined {
+    if (sessionChecked && epoch === this.#lastKeyEpoch && suiteId === this.#lastKeySuiteId && this.#lastKey !== undefined && !this.#lastKey.destroyed) {
+      return this.#lastKey;
+    }
+    // A lookup may derive a key and make the key ring drop another, possibly the one the
+    // packets listed so far wait to be opened with: open them first.
+    if (this.#slabCount > 0) {
+      this.#openSlab();
+      if (this.#host.finished) return undefined;
+    }
+    const sessionId = this.#slab.subarray(slotOffset + HeaderField.sessionId, slotOffset + HeaderField.sessionId + SESSION_ID_BYTES);
+    const key = this.#lookupKey(sessionId, epoch, suiteFromId(suiteId) as WireSuite);
+    if (key !== undefined && sessionChecked) {
+      this.#lastKey = key;
+      this.#lastKeyEpoch = epoch;
+      this.#lastKeySuiteId = suiteId;
+    }
+    return key;
+  }
+
+  /** Admits the datagram the kernel put into a drain slot (in place: no copy). */
+  #admitSlot(slot: number, length: number): void {
+    if (length > DRAIN_STRIDE_BYTES) {
+      // Truncated by the kernel: what is left cannot be a whole packet.
+      this.datagrams++;
+      this.#drops.malformed++;
+      return;
+    }
+    const offset = slot * DRAIN_STRIDE_BYTES;
+    const key = this.#admit(this.#slab.subarray(offset, offset + length));
+    if (key === undefined) return;
+    if (this.#slabCount > 0 && key !== this.#slabKey) {
+      this.#openSlab();
+      if (this.#host.finished) return;
+    }
+    this.#enqueue(offset, this.#admitted!, key);
+  }
+
+  /**
+   * Counts a datagram and checks everything that can be checked before opening it: its header,
+   * session, suite, key, and whether it is a duplicate. Returns the key to open it with, or
+   * undefined when it was dropped (and counted).
+   */
+  #admit(datagram: Uint8Array): AeadKey | undefined {
+    this.datagrams++;
+    const decoded = decodeHeader(datagram);
+    if (!decoded.ok) {
+      this.#drops.malformed++;
+      return undefined;
+    }
+    const header = decoded.header;
+    if (header.type !== PacketType.DATA && header.type !== PacketType.END) {
+      this.#drops.unsupported++;
+      return undefined;
+    }
+    const session = this.#host.session;
+    if (session !== null && !sameBytes(header.sessionId, session)) {
+      this.#drops.otherSession++;
+      return undefined;
+    }
+    const key = this.#lookupKey(header.sessionId, header.epoch, header.suite);
+    if (key === undefined) return undefined;
+    // Cheap replay and duplicate check before spending an AEAD open on the packet. It only
+    // drops: an unauthenticated header can never make anything be written.
+    if (this.#host.isDuplicate(header.type, header.streamOffset)) {
+      this.#drops.duplicate++;
+      return undefined;
+    }
+    this.#admitted = header;
+    return key;
+  }
+
+  /** The key for (session, epoch, suite), or undefined when there is none (counted as noKey). */
+  #lookupKey(sessionId: Uint8Array, epoch: number, suite: WireSuite): AeadKey | undefined {
+    const { backend, wrongKeyPackets } = this.#options;
+    if (!backend.suites.includes(suite)) {
+      this.#drops.noKey++;
+      if (this.#host.authenticated === 0 && this.#drops.noKey >= wrongKeyPackets) {
+        this.#host.fail(new SealcastError('E_BACKEND', `the stream uses ${suite}, which the ${backend.name} backend lacks (it offers ${backend.suites.join(', ')})`));
+      }
+      return undefined;
+    }
+    let key: AeadKey | undefined;
+    try {
+      key = this.#keys(sessionId, epoch, suite);
+    } catch {
+      key = undefined;
+    }
+    if (key === undefined || key.destroyed) {
+      this.#drops.noKey++;
+      return undefined;
+    }
+    return key;
+  }
+
+  /** Lists a slot that holds an admitted datagram in the batch to open next. */
+  #enqueue(offset: number, header: PacketHeader, key: AeadKey): void {
+    const slot = this.#slabCount;
+    const words = this.#options.backend.constants.layoutWords;
+    this.#layout[slot * words] = offset;
+    this.#layout[slot * words + 1] = HEADER_BYTES;
+    this.#layout[slot * words + 2] = header.payloadBytes;
+    writeNonce(this.#nonces, slot * NONCE_BYTES, header.epoch, header.sequence);
+    this.#slabKey = key;
+    this.#slabCount++;
+  }
+
+  readonly #onScheduledOpen = (): void => {
+    this.#openScheduled = false;
+    if (!this.#host.finished && this.#slabCount > 0) this.#openSlab();
+  };
+
+  #openSlab(): void {
+    const count = this.#slabCount;
+    const key = this.#slabKey!;
+    const sessionChecked = this.#slabSessionChecked;
+    this.#slabSessionChecked = false;
+    this.#slabCount = 0;
+    this.#slabUsed = 0;
+    this.#slabKey = null;
+    const batch: PacketBatch = { slab: this.#slab, layout: this.#layout, nonces: this.#nonces, count };
+    try {
+      key.openBatch(batch, this.#status);
+    } catch {
+      // The key was destroyed under us (e.g. rotated out): nothing in this slab is trusted.
+      this.#drops.noKey += count;
+      return;
+    }
+    const { statusOk, layoutWords: words } = this.#options.backend.constants;
+    for (let slot = 0; slot < count && !this.#host.finished; slot++) {
+      if (this.#status[slot] !== statusOk) {
+        if (this.#drops.authFailed === 0) this.firstAuthFailedAtMs = performance.now();
+        this.#drops.authFailed++;
+        continue;
+      }
+      this.#host.onAuthenticated(this.#slab, this.#layout[slot * words], this.#layout[slot * words + 2], sessionChecked);
+    }
+    if (this.#host.finished) return;
+    this.#host.afterOpen();
+  }
+}
+
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let index = 0; index < a.byteLength; index++) if (a[index] !== b[index]) return false;
+  return true;
+}
