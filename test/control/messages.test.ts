@@ -8,8 +8,8 @@ import {
   type ServerMessage,
 } from '../../dist/control/messages.js';
 import { SealcastError } from '../../dist/errors.js';
+import { bytes, sessionParams } from './arbitraries.js';
 
-const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((a) => Buffer.from(a));
 const clientId = fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/);
 const epoch = fc.integer({ min: 0, max: 0xffff_ffff });
 const keyKind = fc.constantFrom('psk' as const, 'hsm' as const, 'pubkey' as const, 'cert' as const);
@@ -33,13 +33,7 @@ const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
     v: fc.constant(1 as const),
     serverNonce: bytes(32),
     serverPublicKey: bytes(32),
-    session: fc.record({
-      sessionId: bytes(8),
-      group: fc.constantFrom('239.1.2.3', 'ff15::1234', '232.255.77.10'),
-      port: fc.integer({ min: 1, max: 65535 }),
-      suite: fc.constantFrom('chacha20-poly1305' as const, 'aes-256-gcm' as const),
-      packetBytes: fc.integer({ min: 64, max: 65507 }),
-    }),
+    session: sessionParams(),
     signature: bytes(64),
   }).chain((challenge) =>
     fc

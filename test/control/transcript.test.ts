@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { registrationTranscript } from '../../dist/control/transcript.js';
+import { bytes, sessionParams } from './arbitraries.js';
 
 function lengthPrefixed(text: string): Buffer {
   const bytes = Buffer.from(text, 'utf8');
@@ -11,7 +12,6 @@ function lengthPrefixed(text: string): Buffer {
   return Buffer.concat([length, bytes]);
 }
 
-const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((a) => Buffer.from(a));
 
 describe('registration transcript', () => {
   it('is label ‖ version ‖ lp(clientId) ‖ lp(keyKind) ‖ nonces ‖ server key ‖ session fields', () => {
@@ -23,13 +23,7 @@ describe('registration transcript', () => {
           clientNonce: bytes(32),
           serverNonce: bytes(32),
           serverPublicKey: bytes(32),
-          session: fc.record({
-            sessionId: bytes(8),
-            group: fc.constantFrom('239.1.2.3', 'ff15::1234', '232.255.77.10'),
-            port: fc.integer({ min: 1, max: 65535 }),
-            suite: fc.constantFrom('chacha20-poly1305' as const, 'aes-256-gcm' as const),
-            packetBytes: fc.integer({ min: 64, max: 65507 }),
-          }),
+          session: sessionParams(),
         }),
         (fields) => {
           const numbers = Buffer.alloc(6);

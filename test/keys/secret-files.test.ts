@@ -15,6 +15,7 @@ import { fingerprintOf, loadOrCreateIdentity } from '../../dist/keys/identity.js
 import { readKeyFile, writeNewKeyFile } from '../../dist/keys/key-file.js';
 import { checkKnownServer, readKnownServers } from '../../dist/keys/known-servers.js';
 import { readPskFile, writePskFile } from '../../dist/keys/psk.js';
+import { errorOf } from '../helpers/error-of.js';
 
 let dir: string;
 
@@ -76,14 +77,6 @@ function decoy(path: string, bytes: Uint8Array | string): string {
   return decoyPath;
 }
 
-function errorOf(action: () => unknown): { code?: string; message?: string } {
-  try {
-    action();
-  } catch (error) {
-    return error as { code?: string; message?: string };
-  }
-  return {};
-}
 
 function pem(): string {
   return generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readPskFile } from '../../dist/keys/psk.js';
 import { loadOrCreateIdentity } from '../../dist/keys/identity.js';
+import { errorOf } from '../helpers/error-of.js';
 
 let dir: string;
 
@@ -25,14 +26,6 @@ function fifo(name: string): string {
   return path;
 }
 
-function errorOf(action: () => unknown): { code?: string; message?: string } {
-  try {
-    action();
-  } catch (error) {
-    return error as { code?: string; message?: string };
-  }
-  return {};
-}
 
 describe('special files as keys', () => {
   it('refuses a FIFO as a pre-shared key file', () => {
