@@ -4,7 +4,7 @@
 // The file holds pre-shared keys: it is created with mode 0600 and refused when others can read
 // it. secure_delete overwrites the pages of removed keys instead of leaving them in free space.
 
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, type Stats } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SealcastError } from '../errors.js';
 import { requireUint8Array } from '../crypto/validate.js';
@@ -118,12 +118,22 @@ function prepareDatabaseFile(path: string, readonly: boolean): void {
       }
     }
   }
-  let mode: number;
+  // SQLite opens the file by its path, so the check is made on a descriptor of that path, opened
+  // without following a symbolic link and without blocking on a FIFO: what is checked is the
+  // regular file itself, not whatever a link points to.
+  let stats: Stats;
+  let descriptor: number | undefined;
   try {
-    mode = statSync(path).mode;
+    descriptor = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    stats = fstatSync(descriptor);
   } catch (error) {
-    throw new SealcastError('E_IO', `cannot open the registry ${path}: ${(error as Error).message}`, { cause: error });
+    const why = (error as NodeJS.ErrnoException).code === 'ELOOP' ? 'it is a symbolic link' : (error as Error).message;
+    throw new SealcastError('E_IO', `cannot open the registry ${path}: ${why}`, { cause: error });
+  } finally {
+    if (descriptor !== undefined) closeSync(descriptor);
   }
+  if (!stats.isFile()) throw new SealcastError('E_IO', `cannot open the registry ${path}: it is not a regular file`);
+  const mode = stats.mode;
   if ((mode & 0o077) !== 0) {
     throw new SealcastError(
       'E_KEY',

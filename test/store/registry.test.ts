@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -108,6 +108,21 @@ describe('registry', () => {
     expect(() => registry.addPskSubscriber('bad name', randomBytes(32))).toThrow(SealcastError);
     expect(() => registry.addPskSubscriber('ok', randomBytes(16))).toThrow(RangeError);
     registry.close();
+  });
+
+  it('refuses a symbolic link, a directory and a FIFO in place of the database, at once', () => {
+    const real = join(dir, 'real.db');
+    Registry.open(real).close();
+    const link = join(dir, 'link.db');
+    symlinkSync(real, link);
+    expect(() => Registry.open(link)).toThrow(/link\.db: it is a symbolic link/);
+    const directory = join(dir, 'directory.db');
+    mkdirSync(directory, { mode: 0o700 });
+    expect(() => Registry.open(directory)).toThrow(/directory\.db/);
+    const fifo = join(dir, 'fifo.db');
+    execFileSync('mkfifo', ['-m', '600', fifo]);
+    // Without O_NONBLOCK this open would wait for a writer for ever.
+    expect(() => Registry.open(fifo)).toThrow(/fifo\.db: it is not a regular file/);
   });
 
   it('is safe under concurrent adds from several processes', async () => {
