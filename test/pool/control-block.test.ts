@@ -24,34 +24,16 @@ import {
   poolBackends,
   randomShape,
   type MemoryKind,
+  expectSameError,
+  rejection,
+  thrownBy,
 } from './support.js';
 
 const SUITE: SuiteName = 'chacha20-poly1305';
 const backends = await poolBackends();
 
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  return promise.then(
-    (value) => {
-      throw new Error(`expected a rejection, got ${String(value)}`);
-    },
-    (error: Error) => error,
-  );
-}
 
-function thrownBy(call: () => unknown): Error {
-  try {
-    call();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the single-thread call to throw');
-}
 
-function expectSameError(actual: Error, expected: Error): void {
-  expect(actual.constructor).toBe(expected.constructor);
-  expect(actual.message).toBe(expected.message);
-  expect((actual as SealcastError).code).toBe((expected as SealcastError).code);
-}
 
 for (const entry of backends) {
   describe.skipIf(entry.backend === null)(`pool control block on ${entry.name}${entry.skipReason ? ` (skipped: ${entry.skipReason})` : ''}`, () => {

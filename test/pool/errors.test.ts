@@ -15,36 +15,16 @@ import {
   openGate,
   poolBackends,
   waitFor,
+  expectSameError,
+  rejection,
+  thrownBy,
 } from './support.js';
 
 const SUITE: SuiteName = 'chacha20-poly1305';
 const backends = await poolBackends();
 
-/** Settles a promise into its error (or fails the test when it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  return promise.then(
-    (value) => {
-      throw new Error(`expected a rejection, got ${String(value)}`);
-    },
-    (error: Error) => error,
-  );
-}
 
-/** What the single-thread path throws for the same call. */
-function thrownBy(call: () => unknown): Error {
-  try {
-    call();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the single-thread call to throw');
-}
 
-function expectSameError(actual: Error, expected: Error): void {
-  expect(actual.constructor).toBe(expected.constructor);
-  expect(actual.message).toBe(expected.message);
-  expect((actual as SealcastError).code).toBe((expected as SealcastError).code);
-}
 
 for (const entry of backends) {
   describe.skipIf(entry.backend === null)(`pool errors on ${entry.name}${entry.skipReason ? ` (skipped: ${entry.skipReason})` : ''}`, () => {

@@ -17,6 +17,7 @@ import {
   makeStatus,
   markedBatch,
   poolBackends,
+  rejection,
   waitFor,
 } from './support.js';
 
@@ -24,14 +25,6 @@ const SUITE: SuiteName = 'chacha20-poly1305';
 const CHILD_TIMEOUT_MS = 60_000;
 const backends = await poolBackends();
 
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  return promise.then(
-    (value) => {
-      throw new Error(`expected a rejection, got ${String(value)}`);
-    },
-    (error: Error) => error,
-  );
-}
 
 for (const entry of backends) {
   describe.skipIf(entry.backend === null)(`pool lifecycle on ${entry.name}${entry.skipReason ? ` (skipped: ${entry.skipReason})` : ''}`, () => {

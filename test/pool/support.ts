@@ -1,6 +1,7 @@
 // Shared pieces of the pool tests: which backends to run on, a seeded PRNG, and a builder for
 // batches whose views live in the kinds of memory the pool must handle without copying.
 
+import { expect } from 'vitest';
 import type { BackendName, CryptoBackend, PacketBatch } from '../../dist/crypto/backend.js';
 import { loadBackend } from '../../dist/crypto/load.js';
 
@@ -183,4 +184,31 @@ export function heldBatch(random: Random): BuiltBatch & { gate: Int32Array } {
 
 export function openGate(gate: Int32Array): void {
   Atomics.store(gate, 0, 1);
+}
+
+/** Settles a promise into its error (or fails the test when it resolves). */
+export async function rejection(promise: Promise<unknown>): Promise<Error> {
+  return promise.then(
+    (value) => {
+      throw new Error(`expected a rejection, got ${String(value)}`);
+    },
+    (error: Error) => error,
+  );
+}
+
+/** What the single-thread path throws for the same call. */
+export function thrownBy(call: () => unknown): Error {
+  try {
+    call();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the single-thread call to throw');
+}
+
+/** The pool's error is the single-thread path's: same class, message and code. */
+export function expectSameError(actual: Error, expected: Error): void {
+  expect(actual.constructor).toBe(expected.constructor);
+  expect(actual.message).toBe(expected.message);
+  expect((actual as { code?: string }).code).toBe((expected as { code?: string }).code);
 }
