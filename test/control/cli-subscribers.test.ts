@@ -2,9 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { run } from '../../dist/cli/main.js';
 import { Registry } from '../../dist/store/registry.js';
+import { runInProcess } from '../helpers/run-in-process.js';
 
 let dir = '';
 beforeEach(() => {
@@ -12,16 +11,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => (out += chunk));
-  stderr.on('data', (chunk) => (err += chunk));
-  const code = await run(args, { stdout, stderr });
-  return { code, stdout: out, stderr: err };
-}
+const cli = runInProcess;
 
 describe('sealcast subscribers', () => {
   it('add writes a 32-byte key file of mode 0600 and never prints the key', async () => {

@@ -7,12 +7,11 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { run } from '../../dist/cli/main.js';
 import { registerWithServer } from '../../dist/control/client.js';
 import { readPskFile } from '../../dist/keys/psk.js';
 import { SealcastError } from '../../dist/errors.js';
+import { runInProcess } from '../helpers/run-in-process.js';
 
 const SERVER = fileURLToPath(new URL('./fixtures/server.mjs', import.meta.url));
 let dir = '';
@@ -33,16 +32,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => (out += chunk));
-  stderr.on('data', (chunk) => (err += chunk));
-  const code = await run(args, { stdout, stderr });
-  return { code, stdout: out, stderr: err };
-}
+const cli = runInProcess;
 
 function startServerProcess(dbPath: string, keyPath: string): Promise<{ port: number; fingerprint: string; dataKeyDigest: string; created: boolean }> {
   return new Promise((resolve, reject) => {

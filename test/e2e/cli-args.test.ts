@@ -4,10 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { run } from '../../dist/cli/main.js';
 import { EXIT_CODE_BY_ERROR } from '../../dist/cli/exit-codes.js';
 import { makeTempDir, removeDir, writeKey } from '../helpers/cli-process.js';
+import { runInProcess } from '../helpers/run-in-process.js';
 
 let dir: string;
 let keyFile: string;
@@ -22,16 +21,7 @@ beforeAll(async () => {
 });
 afterAll(async () => removeDir(dir));
 
-async function runCaptured(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stderr: string; stdout: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => (out += chunk));
-  stderr.on('data', (chunk) => (err += chunk));
-  const code = await run(argv, { stdout, stderr, stdin: new PassThrough(), env, signal: new AbortController().signal });
-  return { code, stderr: err, stdout: out };
-}
+const runCaptured = runInProcess;
 
 const group = '239.255.77.1:45000';
 
