@@ -23,9 +23,6 @@ import {
 const SUITE: SuiteName = 'chacha20-poly1305';
 const backends = await poolBackends();
 
-
-
-
 for (const entry of backends) {
   describe.skipIf(entry.backend === null)(`pool errors on ${entry.name}${entry.skipReason ? ` (skipped: ${entry.skipReason})` : ''}`, () => {
     const backend = entry.backend as CryptoBackend;

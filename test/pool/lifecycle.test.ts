@@ -25,7 +25,6 @@ const SUITE: SuiteName = 'chacha20-poly1305';
 const CHILD_TIMEOUT_MS = 60_000;
 const backends = await poolBackends();
 
-
 for (const entry of backends) {
   describe.skipIf(entry.backend === null)(`pool lifecycle on ${entry.name}${entry.skipReason ? ` (skipped: ${entry.skipReason})` : ''}`, () => {
     const backend = entry.backend as CryptoBackend;

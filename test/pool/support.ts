@@ -5,9 +5,9 @@ import { expect } from 'vitest';
 import type { BackendName, CryptoBackend, PacketBatch } from '../../dist/crypto/backend.js';
 import { loadBackend } from '../../dist/crypto/load.js';
 
-export const LAYOUT_WORDS = 3;
-export const NONCE_BYTES = 12;
-export const TAG_BYTES = 16;
+// The slot layout and sizes the crypto tests' batch builder uses.
+export { LAYOUT_WORDS, NONCE_BYTES, TAG_BYTES, type SlotPlace } from '../crypto/slab.js';
+import { LAYOUT_WORDS, NONCE_BYTES, TAG_BYTES, type BuiltBatch as SlabBatch } from '../crypto/slab.js';
 
 export interface BackendEntry {
   name: BackendName;
@@ -53,15 +53,7 @@ import { Random } from '../crypto/random.js';
 export type MemoryKind = 'shared' | 'mixed' | 'one-buffer' | 'separate';
 export const MEMORY_KINDS: readonly MemoryKind[] = ['shared', 'mixed', 'one-buffer', 'separate'];
 
-export interface SlotPlace {
-  offset: number;
-  aadBytes: number;
-  payloadBytes: number;
-}
-
-export interface BuiltBatch {
-  batch: PacketBatch;
-  places: SlotPlace[];
+export interface BuiltBatch extends SlabBatch {
   /** The slab before sealing, in its own memory. */
   plainSlab: Uint8Array;
 }
@@ -82,7 +74,7 @@ export function randomShape(random: Random, countMax: number, payloadBytesMax: n
 /** Builds a batch of random content with random gaps between slots, in the given memory. */
 export function buildBatch(random: Random, shape: BatchShape, memory: MemoryKind): BuiltBatch {
   const count = shape.payloadBytes.length;
-  const places: SlotPlace[] = [];
+  const places: SlabBatch['places'] = [];
   let cursor = random.int(0, 7);
   for (let slot = 0; slot < count; slot++) {
     const place = { offset: cursor, aadBytes: shape.aadBytes[slot], payloadBytes: shape.payloadBytes[slot] };
