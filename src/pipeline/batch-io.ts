@@ -39,6 +39,12 @@ export function ioModeFromEnv(env: Readonly<Record<string, string | undefined>>)
   return parseIoMode(value, IO_ENV);
 }
 
+/** Checks an io option given through the library (TypeError naming the value). */
+export function requireIoMode(value: IoMode): IoMode {
+  if (value !== 'auto' && value !== 'native' && value !== 'dgram') throw new TypeError(`io must be "auto", "native" or "dgram", got ${String(value)}`);
+  return value;
+}
+
 export function parseIoMode(value: string, name: string): IoMode {
   if ((IO_MODES as readonly string[]).includes(value)) return value as IoMode;
   throw new SealcastError('E_ARG', `${name} must be one of ${IO_MODES.join(', ')}, got "${value}"`);

@@ -5,7 +5,7 @@
 import type { CryptoBackend } from '../crypto/backend.js';
 import type { PacketKeyLookup } from '../keys/packet-keys.js';
 import { DATAGRAM_BYTES_MAX, SESSION_ID_BYTES } from '../packet/format.js';
-import type { IoMode } from './batch-io.js';
+import { requireIoMode, type IoMode } from './batch-io.js';
 import { DEFAULT_INTERFACE, type MulticastGroup } from './multicast.js';
 import { DEFAULT_OUTPUT_QUEUE_BYTES_MAX } from './output.js';
 
@@ -128,10 +128,6 @@ export function describeDrops(drops: DropCounts): string {
   return parts.length > 0 ? parts.join(', ') : 'none';
 }
 
-function requireIoMode(value: IoMode): IoMode {
-  if (value !== 'auto' && value !== 'native' && value !== 'dgram') throw new TypeError(`io must be "auto", "native" or "dgram", got ${String(value)}`);
-  return value;
-}
 
 function requireMs(value: number, name: string, min = 0): number {
   if (!Number.isFinite(value) || value < min) throw new RangeError(`${name} must be a number of milliseconds >= ${min}, got ${value}`);

@@ -25,7 +25,8 @@ import {
   requireDatagramBytes,
   writeHeaderUnchecked,
 } from '../packet/format.js';
-import { groupTarget, openBatchSocket, type BatchSocket, type GroupTarget, type IoMode } from './batch-io.js';
+import { groupTarget, openBatchSocket, requireIoMode, type BatchSocket, type GroupTarget, type IoMode } from './batch-io.js';
+import { ChunkReader, type SlabFill } from './chunk-reader.js';
 import { defaultTtl, DEFAULT_INTERFACE, openSenderSocket, type MulticastGroup } from './multicast.js';
 import { defaultBurstBytes, rampFraction, TokenBucket } from './token-bucket.js';
 
@@ -596,96 +597,6 @@ export class Sender extends EventEmitter {
     if (this.#sendError) throw new SealcastError('E_IO', `sending to the group failed: ${this.#sendError.message}`, { cause: this.#sendError });
     if (this.#options.signal?.aborted) throw new SealcastError('E_CLOSED', 'sending was stopped');
   }
-}
-
-/**
- * Pulls chunks from an async iterable and copies them into caller regions, so slot payloads are
- * filled completely regardless of how the source chunks its data.
- */
-/** The state of one slab being filled: when its first byte arrived, and how long it may wait after that. */
-interface SlabFill {
-  firstByteAtMs: number | null;
-  flushAfterMs: number;
-}
-
-class ChunkReader {
-  readonly #iterator: AsyncIterator<Uint8Array>;
-  readonly #onChunk: (chunk: Uint8Array) => void;
-  #chunk: Uint8Array | null = null;
-  #position = 0;
-  /** A read of the source still under way when the last readInto stopped at its deadline. */
-  #pending: Promise<IteratorResult<Uint8Array>> | null = null;
-  done = false;
-
-  constructor(source: AsyncIterable<Uint8Array>, onChunk: (chunk: Uint8Array) => void) {
-    this.#iterator = source[Symbol.asyncIterator]();
-    this.#onChunk = onChunk;
-  }
-
-  /**
-   * Copies up to `bytes` into target at offset. Returns fewer at the end of the input, or when
-   * the slab being filled got its first byte `fill.flushAfterMs` ago and the source has nothing
-   * ready (without a `fill`, it waits for the source as long as it takes).
-   */
-  async readInto(target: Uint8Array, offset: number, bytes: number, fill?: SlabFill): Promise<number> {
-    let copied = 0;
-    while (copied < bytes) {
-      if (this.#chunk === null || this.#position >= this.#chunk.byteLength) {
-        if (this.done) break;
-        const deadlineMs = fill?.firstByteAtMs != null ? fill.firstByteAtMs + fill.flushAfterMs : undefined;
-        const next = await this.#nextChunk(deadlineMs);
-        if (next === 'late') break;
-        if (next.done) {
-          this.done = true;
-          this.#chunk = null;
-          break;
-        }
-        const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
-        if (!(chunk instanceof Uint8Array)) throw new TypeError('the input must yield Uint8Array chunks');
-        this.#onChunk(chunk);
-        this.#chunk = chunk;
-        this.#position = 0;
-        continue;
-      }
-      const take = Math.min(bytes - copied, this.#chunk.byteLength - this.#position);
-      if (fill !== undefined && fill.firstByteAtMs === null) fill.firstByteAtMs = performance.now();
-      target.set(this.#chunk.subarray(this.#position, this.#position + take), offset + copied);
-      this.#position += take;
-      copied += take;
-    }
-    return copied;
-  }
-
-  async #nextChunk(deadlineMs: number | undefined): Promise<IteratorResult<Uint8Array> | 'late'> {
-    this.#pending ??= this.#iterator.next();
-    const pending = this.#pending;
-    let result: IteratorResult<Uint8Array> | 'late';
-    try {
-      if (deadlineMs === undefined) {
-        result = await pending;
-      } else {
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<'late'>((resolve) => {
-          timer = setTimeout(() => resolve('late'), Math.max(0, deadlineMs - performance.now()));
-        });
-        try {
-          result = await Promise.race([pending, late]);
-        } finally {
-          clearTimeout(timer);
-        }
-      }
-    } catch (error) {
-      this.#pending = null;
-      throw new SealcastError('E_IO', `reading the input failed: ${(error as Error).message}`, { cause: error });
-    }
-    if (result !== 'late') this.#pending = null;
-    return result;
-  }
-}
-
-function requireIoMode(value: IoMode): IoMode {
-  if (value !== 'auto' && value !== 'native' && value !== 'dgram') throw new TypeError(`io must be "auto", "native" or "dgram", got ${String(value)}`);
-  return value;
 }
 
 function requirePositive(value: number, name: string, max: number): number {
