@@ -220,6 +220,7 @@ async function runOnce(peer, context) {
   return {
     ok: failures.length === 0,
     gap: Boolean(result.gap),
+    gapKind: result.gapKind ?? null,
     failures,
     verified,
     mbPerSec: bytes / seconds / 1e6,
@@ -239,7 +240,7 @@ function summariseRow(key, attempts, runsWanted) {
   const failed = attempts.filter((attempt) => !attempt.ok);
   const notes = [...new Set(attempts.flatMap((attempt) => attempt.notes))];
   if (key.tool === 'sealcast') {
-    const outcome = (attempt) => (attempt.ok ? 'ok' : attempt.gap ? 'E_GAP' : 'failed');
+    const outcome = (attempt) => (attempt.ok ? 'ok' : attempt.gap ? (attempt.gapKind ?? 'E_GAP') : 'failed');
     notes.unshift(`--rate: ${attempts.map((attempt) => `${attempt.settings.rate} ${outcome(attempt)}`).join(', ')}`);
   }
   // One line per distinct failure, so a row that failed the same way five times stays readable.

@@ -12,6 +12,8 @@ const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(REPO_ROOT, 'bin', 'sealcast.js');
 const GROUP = '239.255.77.30:47030';
 export const EXIT_GAP = 7;
+const EXIT_IO = 3;
+const OUTPUT_OVERRUN = /the output is not keeping up with the stream/;
 const END_REPEATS_MAX = 8;
 // The sender starts once every receiver has said it is listening (it has joined the group); the
 // clock starts with the sender, so Node's start-up in the receivers is not charged to sealcast.
@@ -107,7 +109,13 @@ export function sealcastPeer({ suite }) {
       });
       const senderResult = await senderProcess.done;
       const receiverResults = await receiversDone;
-      const gap = receiverResults.some((result) => result.code === EXIT_GAP);
+      // A receiver that fell behind the rate ends in E_GAP (it lost datagrams) or, when its
+      // socket buffer held but its output could not keep up, in E_IO saying so: both mean the
+      // rate was too high, and the benchmark retries lower.
+      const lost = receiverResults.some((result) => result.code === EXIT_GAP);
+      const overrun = receiverResults.some((result) => result.code === EXIT_IO && OUTPUT_OVERRUN.test(result.stderrTail));
+      const gap = lost || overrun;
+      const gapKind = lost ? 'E_GAP' : overrun ? 'E_IO output overrun' : null;
       const notes = senderStopped ? ['sender stopped once every receiver had ended'] : [];
       receiverResults.forEach((result, index) => {
         const summary = lastJsonLine(result.stderrTail);
@@ -124,6 +132,7 @@ export function sealcastPeer({ suite }) {
         outputs: receiverProcesses.map(({ outputPath }) => outputPath),
         endedAtMs: Math.max(senderResult.endedAtMs, ...receiverResults.map((result) => result.endedAtMs)),
         gap,
+        gapKind,
         settings: { rate },
         notes,
       };
