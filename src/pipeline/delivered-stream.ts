@@ -25,6 +25,8 @@ export class DeliveredStream {
   #chunkWritesPending = 0;
   /** Chunks whose every write completed, ready for reuse. */
   readonly #spareChunks: Buffer[] = [];
+  /** Retired chunks and how many of their pieces' writes are still pending. */
+  readonly #retired = new Map<Buffer, number>();
   /** Bytes of #chunk already handed to the output. */
   #chunkStart = 0;
   /** Bytes of #chunk filled. */
@@ -99,9 +101,6 @@ export class DeliveredStream {
     if (writesPending === 0) this.#recycle(retired);
     else this.#retired.set(retired, writesPending);
   }
-
-  /** Retired chunks and how many of their pieces' writes are still pending. */
-  readonly #retired = new Map<Buffer, number>();
 
   #onPieceWritten(owner: Buffer): void {
     if (owner === this.#chunk) {
