@@ -10,6 +10,7 @@ import type { ControlClient } from '../control/client.js';
 import type { ControlKeyRing } from '../control/key-ring.js';
 import { DATA_KEY_BYTES } from '../control/messages.js';
 import type { ControlLogger, ControlServer } from '../control/server.js';
+import type { ByteRange } from '../pipeline/reorder.js';
 import { defaultServerKeyPath, loadOrCreateIdentity, parseFingerprint } from '../keys/identity.js';
 import { readPskFile } from '../keys/psk.js';
 import type { MulticastGroup } from '../pipeline/multicast.js';
@@ -61,6 +62,11 @@ export interface SenderControl {
   server: ControlServer;
   /** The epoch-0 data key the packet key is derived from; zeroed by close(). */
   dataKey: Buffer;
+  /**
+   * Where subscribers' repair requests go (the Sender, once it exists); it returns the bytes that
+   * can no longer be repaired. Until it is set nothing was sent, so requests are ignored.
+   */
+  setRepairHandler(handler: (ranges: ByteRange[]) => ByteRange[]): void;
   close(): Promise<void>;
 }
 
@@ -78,6 +84,7 @@ export async function startSenderControl(
   const identity = loadOrCreateIdentity(keyPath);
   if (identity.created) writeLine(io.stderr, `sealcast send: created the server key ${keyPath} (mode 0600)`);
   const dataKey = randomBytes(DATA_KEY_BYTES);
+  let repairHandler: (ranges: ByteRange[]) => ByteRange[] = () => [];
   let server: ControlServer;
   try {
     // Loaded here, not at start-up: the control plane (and SQLite) cost every command's start,
@@ -90,6 +97,7 @@ export async function startSenderControl(
       identity,
       session: { sessionId: session.sessionId, group: session.group.address, port: session.group.port, suite: session.suite, packetBytes: session.packetBytes },
       currentEpoch: () => ({ epoch: 0, dataKey }),
+      onRepairRequest: (_clientId, ranges) => repairHandler(ranges),
       logger: stderrLogger(io.stderr, 'sealcast send', io.quiet),
     });
   } catch (error) {
@@ -111,7 +119,14 @@ export async function startSenderControl(
       throw error;
     }
   }
-  return { server, dataKey, close };
+  return {
+    server,
+    dataKey,
+    setRepairHandler: (handler) => {
+      repairHandler = handler;
+    },
+    close,
+  };
 }
 
 export interface ReceiverControlFlags {
@@ -126,6 +141,8 @@ export interface ReceiverControl {
   client: ControlClient;
   ring: ControlKeyRing;
   group: MulticastGroup;
+  /** Asks the sender for missing stream bytes (ignored once the connection has ended). */
+  requestRepair(ranges: ByteRange[]): void;
   /** Tells the server this receiver holds the key and listens (what the sender's --wait-for counts). */
   ready(): void;
   close(): void;
@@ -184,6 +201,9 @@ export async function connectReceiverControl(
     client,
     ring,
     group: { address: session.group, port: session.port },
+    requestRepair: (ranges) => {
+      client.requestRepair(ranges);
+    },
     ready: () => client.acknowledgeKey(),
     close() {
       finished = true;

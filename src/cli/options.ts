@@ -23,6 +23,19 @@ export function parseRate(text: string): number {
   return Math.round(bits);
 }
 
+const BYTE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+export const REPAIR_WINDOW_BYTES_MAX = 4 * 1024 ** 3;
+
+/** "64M", "512k", "1G", "0" (bytes, binary units; an optional "B" or "iB" suffix) for --repair-window. */
+export function parseRepairWindow(text: string): number {
+  const match = /^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$/i.exec(text);
+  const bytes = match === null ? NaN : Number(match[1]) * BYTE_UNITS[match[2].toLowerCase()];
+  if (!(bytes >= 0 && bytes <= REPAIR_WINDOW_BYTES_MAX)) {
+    throw new SealcastError('E_ARG', `--repair-window must be a size like 64M, 512k or 0 (no repair), at most 4G, got "${text}"`);
+  }
+  return bytes;
+}
+
 /** "239.1.2.3:5000" -> { address, port }, checked to be an IPv4 multicast group. */
 export function parseGroup(text: string): MulticastGroup {
   const match = /^(.+):(\d{1,5})$/.exec(text.trim());

@@ -103,6 +103,8 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
       interfaceAddress: flags.interface,
       startTimeoutMs: flags.startTimeout,
       idleTimeoutMs: flags.idleTimeout ?? DEFAULT_IDLE_TIMEOUT_MS,
+      // With a control connection, losses are asked for again instead of ending the receive.
+      requestRepair: control !== null ? (ranges) => control.requestRepair(ranges) : undefined,
       io,
       signal: context.io.signal,
     });
@@ -112,6 +114,7 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
     if (flags.output !== undefined) await closeOutput(output).catch(() => {});
     throw error;
   }
+  control?.client.on('repairUnavailable', (ranges) => receiver.repairUnavailable(ranges));
   receiver.on('listening', ({ recvBufferBytes }: { recvBufferBytes: number }) => {
     control?.ready();
     if (!flags.quiet) {
@@ -181,6 +184,8 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
       sha256: result?.sha256 ?? null,
       recvBufferBytes: stats.recvBufferBytes,
       io: stats.io,
+      repairRequests: stats.repairRequests,
+      repairBytesRequested: stats.repairBytesRequested,
     });
   }
   if (failure !== null) throw failure;

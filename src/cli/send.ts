@@ -21,7 +21,7 @@ import { defaultTtl, DEFAULT_INTERFACE, type MulticastGroup } from '../pipeline/
 import { DEFAULT_PLAIN_RATE_BITS_PER_SECOND, DEFAULT_RATE_BITS_PER_SECOND, Sender, type SendStats } from '../pipeline/sender.js';
 import { writeLine, type CommandContext } from './io.js';
 import { parseHostPort, parseWaitFor, startSenderControl, type HostPort, type SenderControl } from './control-options.js';
-import { formatRate, parseGroup, parseInteger, parseInterface, parsePacketSize, parseRate, parseSeconds, parseSuite, parseTtl } from './options.js';
+import { formatRate, parseGroup, parseInteger, parseInterface, parsePacketSize, parseRate, parseRepairWindow, parseSeconds, parseSuite, parseTtl } from './options.js';
 import { exitFields, formatBytes, isTerminal, megabytesPerSecond, startProgress, writeJsonSummary } from './transfer-report.js';
 
 interface SendFlags {
@@ -38,6 +38,7 @@ interface SendFlags {
   packetSize: number;
   suite: WireSuiteName;
   sealThreads: number;
+  repairWindow?: number;
   io?: IoMode;
   quiet?: boolean;
   json?: boolean;
@@ -45,6 +46,10 @@ interface SendFlags {
 
 const INPUT_READ_BYTES = 1024 * 1024;
 const WAIT_TIMEOUT_MS_DEFAULT = 60_000;
+/** With --control: sent ciphertext kept for repair requests (--repair-window). */
+export const REPAIR_WINDOW_BYTES_DEFAULT = 64 * 1024 * 1024;
+/** After END, how often the sender checks whether every subscriber has finished. */
+const SUBSCRIBERS_DONE_POLL_MS = 50;
 
 export function registerSend(program: Command, context: CommandContext): void {
   program
@@ -63,6 +68,7 @@ export function registerSend(program: Command, context: CommandContext): void {
     .option('--rate <bits>', `sending rate in bits per second, e.g. 400M, 1G, 800k (default ${formatRate(DEFAULT_RATE_BITS_PER_SECOND)} with native I/O and the native backend, else ${formatRate(DEFAULT_PLAIN_RATE_BITS_PER_SECOND)})`, parseRate)
     .option('--packet-size <bytes>', 'datagram size: header + payload + tag, up to 65507', parsePacketSize, DEFAULT_DATAGRAM_BYTES)
     .option('--suite <name>', 'AEAD suite: chacha20-poly1305 or aes-256-gcm (native backend only)', parseSuite, DEFAULT_SUITE)
+    .option('--repair-window <bytes>', `with --control: sent data kept to repair subscribers' losses, e.g. 64M; 0 turns repair off (default ${REPAIR_WINDOW_BYTES_DEFAULT / 1024 / 1024}M)`, parseRepairWindow)
     .option('--seal-threads <n>', 'seal on N worker threads; 0 (the default) seals on the main thread', (text: string) => parseInteger(text, '--seal-threads', 0, 64), 0)
     .option('--io <mode>', `socket I/O: native (batched system calls through the addon), dgram (node:dgram only) or auto, the default: native when available (env ${IO_ENV})`, (text: string) => parseIoMode(text, '--io'))
     .option('-q, --quiet', 'print nothing but errors')
@@ -137,6 +143,8 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
       ttl,
       datagramBytes: flags.packetSize,
       rateBitsPerSecond: flags.rate,
+      // Repair needs a way back from the receivers: the control connection.
+      repairWindowBytes: control !== null ? (flags.repairWindow ?? REPAIR_WINDOW_BYTES_DEFAULT) : 0,
       io,
       signal: context.io.signal,
     });
@@ -158,6 +166,16 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
     );
   });
   const stopProgress = startProgress(stderr, !flags.quiet && isTerminal(stderr), () => progressLine(sender.stats));
+  // After END the sender waits for repair requests; once no subscriber is connected any more
+  // (each closes its control connection when its output is complete) there is nobody to wait for.
+  let subscribersDone: NodeJS.Timeout | null = null;
+  if (control !== null) {
+    const server = control.server;
+    control.setRepairHandler((ranges) => sender.requestRepair(ranges));
+    subscribersDone = setInterval(() => {
+      if (sender.stats.sha256 !== null && server.connectionCount() === 0) sender.finishRepairs();
+    }, SUBSCRIBERS_DONE_POLL_MS);
+  }
   let stats: SendStats | null = null;
   let failure: unknown = null;
   // A sender blocked on a quiet stdin would never see the signal, so stopping ends the input.
@@ -169,6 +187,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
     failure = error;
   } finally {
     context.io.signal.removeEventListener('abort', stopInput);
+    if (subscribersDone !== null) clearInterval(subscribersDone);
     stopProgress();
     packetKey.destroy();
     await pool?.close();
@@ -195,6 +214,10 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
       megabytesPerSecond: megabytesPerSecond(final.bytes, final.durationMs),
       sha256: final.sha256,
       io: final.io,
+      repairRequests: final.repairRequests,
+      repairDatagrams: final.repairDatagramsSent,
+      repairUnavailableBytes: final.repairUnavailableBytes,
+      rateBitsPerSecondLowest: final.rateBitsPerSecondLowest,
     });
   }
   if (failure !== null) throw failure;
@@ -207,8 +230,8 @@ function requireOneKeyMode(flags: SendFlags): void {
     throw new SealcastError('E_ARG', 'give exactly one of --key-file FILE (group key) and --control HOST:PORT --db PATH (per-subscriber keys)');
   }
   if (flags.control !== undefined && flags.db === undefined) throw new SealcastError('E_ARG', '--control needs --db PATH (the subscriber registry)');
-  if (flags.control === undefined && (flags.db !== undefined || flags.waitFor !== undefined || flags.waitTimeout !== undefined || flags.serverKey !== undefined)) {
-    throw new SealcastError('E_ARG', '--db, --wait-for, --wait-timeout and --server-key only apply with --control');
+  if (flags.control === undefined && (flags.db !== undefined || flags.waitFor !== undefined || flags.waitTimeout !== undefined || flags.serverKey !== undefined || flags.repairWindow !== undefined)) {
+    throw new SealcastError('E_ARG', '--db, --wait-for, --wait-timeout, --server-key and --repair-window only apply with --control');
   }
 }
 

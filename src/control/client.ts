@@ -27,7 +27,10 @@ import {
   type ErrorMessage,
   type ServerMessage,
   type SessionParams,
+  type StreamRange,
   type WrappedKey,
+  REPAIR_RANGES_MAX,
+  STREAM_OFFSET_MAX,
 } from './messages.js';
 import { clientProofMac, registrationTranscript } from './transcript.js';
 import { batchRootSignatureInput, merkleLeaf, merkleRootFromPath } from './merkle.js';
@@ -77,8 +80,15 @@ export interface ControlClient {
   readonly epoch: number;
   /** Confirms the latest epoch to the server (only needed with deferInitialAck). */
   acknowledgeKey(): void;
+  /**
+   * Asks the sender to multicast these bytes of the stream again (loss repair): 1 to 16
+   * ascending, disjoint ranges. Returns false when the connection is no longer registered.
+   */
+  requestRepair(ranges: readonly StreamRange[]): boolean;
   close(): void;
   on(event: 'key', listener: (key: DeliveredKey) => void): this;
+  /** The sender no longer holds these requested bytes: they cannot be repaired. */
+  on(event: 'repairUnavailable', listener: (ranges: StreamRange[]) => void): this;
   /** Emitted once when the connection ends; `error` is set when it ended abnormally. */
   on(event: 'close', listener: (error?: SealcastError) => void): this;
   off(event: string | symbol, listener: (...args: any[]) => void): this;
@@ -183,6 +193,10 @@ class ControlClientImpl extends EventEmitter implements ControlClient {
       case 'key':
         if (this.state !== 'registered') throw this.unexpected(message.type);
         return this.onKey(message.key, false);
+      case 'repair':
+        if (this.state !== 'registered') throw this.unexpected(message.type);
+        this.emit('repairUnavailable', message.unavailable);
+        return;
     }
   }
 
@@ -310,10 +324,33 @@ class ControlClientImpl extends EventEmitter implements ControlClient {
     if (this.state === 'registered') this.send({ type: 'keyAck', v: 1, epoch: this.epoch });
   }
 
+  requestRepair(ranges: readonly StreamRange[]): boolean {
+    requireRepairRanges(ranges);
+    if (this.state !== 'registered') return false;
+    this.send({ type: 'nack', v: 1, ranges: ranges.map(({ from, to }) => ({ from, to })) });
+    return true;
+  }
+
   close(): void {
     if (this.state === 'closed') return;
     if (this.state === 'registered') this.send({ type: 'bye', v: 1 });
     this.finish();
+  }
+}
+
+/** The ranges of a repair request, as the protocol allows them (TypeError/RangeError naming the value). */
+function requireRepairRanges(ranges: readonly StreamRange[]): void {
+  if (!Array.isArray(ranges) || ranges.length < 1 || ranges.length > REPAIR_RANGES_MAX) {
+    throw new TypeError(`ranges must be an array of 1 to ${REPAIR_RANGES_MAX} { from, to } ranges`);
+  }
+  let previousTo = 0;
+  for (const [index, range] of ranges.entries()) {
+    const { from, to } = range ?? {};
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to <= from || to > STREAM_OFFSET_MAX) {
+      throw new RangeError(`ranges[${index}] must have safe integers 0 <= from < to, got ${JSON.stringify(range)}`);
+    }
+    if (index > 0 && from < previousTo) throw new RangeError(`ranges must be ascending and must not overlap (ranges[${index}])`);
+    previousTo = to;
   }
 }
 

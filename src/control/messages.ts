@@ -49,10 +49,21 @@ export const ERROR_REASONS = [
 export type ErrorReason = (typeof ERROR_REASONS)[number];
 
 /**
- * Message types kept for later issues (usage receipts, withdrawal, repair requests). They are
+ * Message types kept for later issues (usage receipts, withdrawal, liveness). They are
  * recognised so that a peer using them gets a clear "unsupported" instead of "unknown type".
  */
-export const RESERVED_TYPES = ['receipt', 'withdraw', 'withdrawn', 'nack', 'repair', 'ping', 'pong'] as const;
+export const RESERVED_TYPES = ['receipt', 'withdraw', 'withdrawn', 'ping', 'pong'] as const;
+
+/** The most byte ranges one `nack` or `repair` message names. */
+export const REPAIR_RANGES_MAX = 16;
+/** Stream offsets are u64 on the wire but safe integers everywhere in sealcast. */
+export const STREAM_OFFSET_MAX = Number.MAX_SAFE_INTEGER;
+
+/** A byte range of the plaintext stream: `from` is the first byte, `to` one past the last. */
+export interface StreamRange {
+  from: number;
+  to: number;
+}
 
 export interface SessionParams {
   /** 8 random bytes naming this stream; bound into every derived key, AAD and transcript. */
@@ -93,6 +104,17 @@ export interface ByeMessage {
   type: 'bye';
   v: 1;
 }
+/**
+ * A receiver's request for bytes it is missing (loss repair). The sender multicasts the stored
+ * ciphertext of every packet that overlaps a range; a range may reach past what was sent (a
+ * receiver that heard no END asks for everything after its last byte).
+ */
+export interface NackMessage {
+  type: 'nack';
+  v: 1;
+  /** 1 to REPAIR_RANGES_MAX ranges, ascending and not overlapping. */
+  ranges: StreamRange[];
+}
 export interface ChallengeMessage {
   type: 'challenge';
   v: 1;
@@ -119,6 +141,13 @@ export interface KeyMessage {
   v: 1;
   key: WrappedKey;
 }
+/** The sender's answer to a `nack` for bytes it no longer holds: they cannot be repaired. */
+export interface RepairMessage {
+  type: 'repair';
+  v: 1;
+  /** 1 to REPAIR_RANGES_MAX ranges, ascending and not overlapping. */
+  unavailable: StreamRange[];
+}
 export interface ErrorMessage {
   type: 'error';
   v: 1;
@@ -126,8 +155,8 @@ export interface ErrorMessage {
   text: string;
 }
 
-export type ClientMessage = HelloMessage | ProofMessage | KeyAckMessage | ByeMessage;
-export type ServerMessage = ChallengeMessage | WelcomeMessage | KeyMessage | ErrorMessage | ByeMessage;
+export type ClientMessage = HelloMessage | ProofMessage | KeyAckMessage | NackMessage | ByeMessage;
+export type ServerMessage = ChallengeMessage | WelcomeMessage | KeyMessage | RepairMessage | ErrorMessage | ByeMessage;
 
 type Json = Record<string, unknown>;
 
@@ -223,6 +252,25 @@ function requireWrappedKey(value: unknown, what: string): WrappedKey {
   };
 }
 
+function requireRanges(value: unknown, what: string): StreamRange[] {
+  if (!Array.isArray(value) || value.length < 1 || value.length > REPAIR_RANGES_MAX) {
+    throw protocolError(`${what} must be an array of 1 to ${REPAIR_RANGES_MAX} ranges`);
+  }
+  const ranges: StreamRange[] = [];
+  let previousTo = 0;
+  for (let index = 0; index < value.length; index++) {
+    const entry = requireObject(value[index], `${what}[${index}]`);
+    requireExactKeys(entry, `${what}[${index}]`, ['from', 'to']);
+    const from = requireInteger(entry.from, `${what}[${index}].from`, 0, STREAM_OFFSET_MAX - 1);
+    const to = requireInteger(entry.to, `${what}[${index}].to`, from + 1, STREAM_OFFSET_MAX);
+    // Ascending and disjoint, so a message cannot make the sender look the same bytes up twice.
+    if (index > 0 && from < previousTo) throw protocolError(`${what} must be ascending and must not overlap`);
+    previousTo = to;
+    ranges.push({ from, to });
+  }
+  return ranges;
+}
+
 /** Parses a frame payload into a JSON object with a known type and version, or throws E_PROTOCOL. */
 function parseEnvelope(payload: Uint8Array): Json {
   let value: unknown;
@@ -264,6 +312,9 @@ export function decodeClientMessage(payload: Uint8Array): ClientMessage {
     case 'keyAck':
       requireExactKeys(object, 'keyAck', ['type', 'v', 'epoch']);
       return { type: 'keyAck', v: 1, epoch: requireInteger(object.epoch, 'keyAck.epoch', 0, EPOCH_MAX) };
+    case 'nack':
+      requireExactKeys(object, 'nack', ['type', 'v', 'ranges']);
+      return { type: 'nack', v: 1, ranges: requireRanges(object.ranges, 'nack.ranges') };
     case 'bye':
       requireExactKeys(object, 'bye', ['type', 'v']);
       return { type: 'bye', v: 1 };
@@ -297,6 +348,9 @@ export function decodeServerMessage(payload: Uint8Array): ServerMessage {
     case 'key':
       requireExactKeys(object, 'key', ['type', 'v', 'key']);
       return { type: 'key', v: 1, key: requireWrappedKey(object.key, 'key.key') };
+    case 'repair':
+      requireExactKeys(object, 'repair', ['type', 'v', 'unavailable']);
+      return { type: 'repair', v: 1, unavailable: requireRanges(object.unavailable, 'repair.unavailable') };
     case 'error': {
       requireExactKeys(object, 'error', ['type', 'v', 'reason', 'text']);
       const text = object.text;
@@ -387,6 +441,12 @@ function messageJsonText(message: ClientMessage | ServerMessage): string {
       break;
     case 'keyAck':
       json = { type: 'keyAck', v: 1, epoch: message.epoch };
+      break;
+    case 'nack':
+      json = { type: 'nack', v: 1, ranges: message.ranges.map(({ from, to }) => ({ from, to })) };
+      break;
+    case 'repair':
+      json = { type: 'repair', v: 1, unavailable: message.unavailable.map(({ from, to }) => ({ from, to })) };
       break;
     case 'bye':
       json = { type: 'bye', v: 1 };

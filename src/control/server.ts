@@ -19,6 +19,7 @@ import { FRAME_BYTES_MAX_DEFAULT, requireFrameBytesMax } from './frames.js';
 import { attachFrameDecoder, writeMessage } from './framed-socket.js';
 import { wrapKeyBundle, type EpochKeyBundle } from './key-wrap.js';
 import {
+  REPAIR_RANGES_MAX,
   SERVER_NONCE_BYTES,
   decodeClientMessage,
   type ClientMessage,
@@ -27,6 +28,7 @@ import {
   type KeyKind,
   type ServerMessage,
   type SessionParams,
+  type StreamRange,
 } from './messages.js';
 import { registrationTranscript, verifyClientProof } from './transcript.js';
 import {
@@ -56,6 +58,12 @@ const REFUSED_DRAINING_MAX = 64;
  */
 const HANDSHAKE_SWEEP_MS_MIN = 10;
 const HANDSHAKE_SWEEP_MS_MAX = 1000;
+/**
+ * Repair requests (`nack`) one connection may send: a receiver sends at most one per 5 ms, so
+ * this leaves room for bursts while a flood from one client cannot keep the sender busy.
+ */
+const NACKS_PER_SECOND_MAX = 400;
+const NACK_BURST_MAX = 100;
 
 function endSoon(socket: Socket): void {
   const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
@@ -110,6 +118,12 @@ export interface ControlServerOptions {
    * together (ms, 0 to 100; default 2). An idle server signs a lone registration at once.
    */
   signBatchWindowMs?: number;
+  /**
+   * Loss repair: a registered client is missing these bytes of the stream (validated: ascending,
+   * disjoint). Returns the bytes that can no longer be repaired; the client is told so in a
+   * `repair` message. Without it every requested range is answered as unavailable.
+   */
+  onRepairRequest?(clientId: string, ranges: StreamRange[]): StreamRange[];
 }
 
 export interface KeyHolder {
@@ -188,6 +202,7 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   readonly identity: ServerIdentity;
   readonly session: SessionParams;
   readonly currentEpoch: () => EpochKeyBundle;
+  readonly onRepairRequest: (clientId: string, ranges: StreamRange[]) => StreamRange[];
   readonly logger: ControlLogger;
   readonly handshakeTimeoutMs: number;
   readonly connectionsMax: number;
@@ -217,6 +232,8 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     this.session = validateSession(options.session);
     if (typeof options.currentEpoch !== 'function') throw new TypeError('currentEpoch must be a function');
     this.currentEpoch = options.currentEpoch;
+    if (options.onRepairRequest !== undefined && typeof options.onRepairRequest !== 'function') throw new TypeError('onRepairRequest must be a function');
+    this.onRepairRequest = options.onRepairRequest ?? ((_clientId, ranges) => ranges);
     this.logger = options.logger ?? silentLogger;
     this.logsInfo = this.logger.info !== silentLogger.info;
     this.handshakeTimeoutMs = requirePositiveInteger(options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT, 'handshakeTimeoutMs');
@@ -403,6 +420,10 @@ class ServerConnection {
   private transcript: Buffer | null = null;
   private macKey: Buffer | null = null;
   private wrapKey: Buffer | null = null;
+  /** Token bucket for `nack` messages (NACKS_PER_SECOND_MAX). */
+  private nackTokens = NACK_BURST_MAX;
+  private nackRefilledAtMs = 0;
+  private nacksRefused = 0;
 
   constructor(
     private readonly owner: ControlServerImpl,
@@ -479,9 +500,27 @@ class ServerConnection {
           this.owner.notifyHolder(this);
         }
         return;
+      case 'nack':
+        if (this.state !== 'registered') return this.unexpected(message.type);
+        return this.onNack(message.ranges);
       case 'bye':
         return this.close(null, 'client said bye', 'info', true);
     }
+  }
+
+  /** A repair request: passed to the data plane, within this connection's rate. */
+  private onNack(ranges: StreamRange[]): void {
+    const now = performance.now();
+    this.nackTokens = Math.min(NACK_BURST_MAX, this.nackTokens + ((now - this.nackRefilledAtMs) * NACKS_PER_SECOND_MAX) / 1000);
+    this.nackRefilledAtMs = now;
+    if (this.nackTokens < 1) {
+      // Dropped, not fatal: the client asks again for what is still missing.
+      if (this.nacksRefused++ === 0) this.owner.logger.warn(`control: ${this.label()} sends repair requests faster than ${NACKS_PER_SECOND_MAX}/s; the excess is ignored`);
+      return;
+    }
+    this.nackTokens--;
+    const unavailable = this.owner.onRepairRequest(this.clientId, ranges);
+    if (unavailable.length > 0) this.send({ type: 'repair', v: 1, unavailable: unavailable.slice(0, REPAIR_RANGES_MAX) });
   }
 
   private unexpected(type: string): void {

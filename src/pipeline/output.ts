@@ -31,6 +31,15 @@ export class OutputWriter {
     return this.#error;
   }
 
+  /** Bytes waiting for the target (not yet handed to it). */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  get queueBytesMax(): number {
+    return this.#queueBytesMax;
+  }
+
   /** True once the target failed or the queue bound was passed: waiting for it is pointless. */
   get broken(): boolean {
     return this.#error !== null || this.#overrun;

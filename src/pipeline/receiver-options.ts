@@ -8,14 +8,18 @@ import { DATAGRAM_BYTES_MAX, SESSION_ID_BYTES } from '../packet/format.js';
 import { requireIoMode, type IoMode } from './batch-io.js';
 import { DEFAULT_INTERFACE, type MulticastGroup } from './multicast.js';
 import { DEFAULT_OUTPUT_QUEUE_BYTES_MAX } from './output.js';
+import type { ByteRange } from './reorder.js';
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 5_000;
 export const DEFAULT_END_GRACE_MS = 1_000;
 export const DEFAULT_START_SETTLE_MS = 200;
 export const DEFAULT_WRONG_KEY_PACKETS = 64;
 export const DEFAULT_REORDER_PACKETS = 8_192;
+/** With repair the window also holds what arrives while a hole waits for its repair. */
+export const DEFAULT_REORDER_PACKETS_WITH_REPAIR = 32_768;
 export const DEFAULT_RECEIVE_SLAB_BYTES = 1024 * 1024;
 export const DEFAULT_RECEIVE_SLAB_SLOTS = 512;
+export const DEFAULT_REPAIR_TIMEOUT_MS = 5_000;
 export interface ReceiverOptions {
   backend: CryptoBackend;
   /** Finds the packet key for (session, epoch, suite); replace it live with setKeyLookup(). */
@@ -38,8 +42,19 @@ export interface ReceiverOptions {
   startSettleMs?: number;
   /** Failed packets, with none authenticated, after which the key is declared wrong. */
   wrongKeyPackets?: number;
-  /** Out-of-order packets the reorder window holds before a hole counts as lost. */
+  /**
+   * Out-of-order packets the reorder window holds. Without repair, more is a gap (E_GAP); with
+   * repair, packets beyond it are dropped (counted as beyondWindow) and asked for again later.
+   */
   reorderPacketsMax?: number;
+  /**
+   * Loss repair: called with the byte ranges this receiver is missing (ascending, at most 16; a
+   * range ending at Number.MAX_SAFE_INTEGER asks for everything after a point, END included).
+   * The repaired packets are expected on the group. Without it, a hole is an E_GAP at once.
+   */
+  requestRepair?: (ranges: ByteRange[]) => void;
+  /** With requestRepair: how long the output may stay stuck at a hole before it is E_GAP. */
+  repairTimeoutMs?: number;
   slabBytes?: number;
   slabSlots?: number;
   outputQueueBytesMax?: number;
@@ -65,6 +80,10 @@ export interface DropCounts {
   duplicate: number;
   /** A type this version does not process yet (reserved types). */
   unsupported: number;
+  /** With repair: authenticated, but further ahead of a hole than the reorder window holds (asked for again). */
+  beyondWindow: number;
+  /** With repair: authenticated while the output was far behind (asked for again once it caught up). */
+  outputBehind: number;
 }
 
 export interface ReceiveStats {
@@ -79,6 +98,9 @@ export interface ReceiveStats {
   recvBufferBytes: number;
   totalBytes: number | null;
   durationMs: number;
+  /** Repair requests sent and the stream bytes they named (0 without repair). */
+  repairRequests: number;
+  repairBytesRequested: number;
   /** The I/O path in use: 'native' (batched system calls) or 'dgram'; null before listening. */
   io: 'native' | 'dgram' | null;
 }
@@ -91,8 +113,8 @@ export interface ReceiveResult extends ReceiveStats {
 }
 
 /** Every option with its default applied and checked. */
-export type NormalizedReceiverOptions = Required<Omit<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes'>> &
-  Pick<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes'>;
+export type NormalizedReceiverOptions = Required<Omit<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes' | 'requestRepair'>> &
+  Pick<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes' | 'requestRepair'>;
 
 /** Applies the defaults and checks every option (TypeError/RangeError naming the option). */
 export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedReceiverOptions {
@@ -100,6 +122,7 @@ export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedRe
   if (options.sessionId !== undefined && (!(options.sessionId instanceof Uint8Array) || options.sessionId.byteLength !== SESSION_ID_BYTES)) {
     throw new RangeError(`sessionId must be ${SESSION_ID_BYTES} bytes`);
   }
+  if (options.requestRepair !== undefined && typeof options.requestRepair !== 'function') throw new TypeError('requestRepair must be a function');
   return {
     backend: options.backend,
     keys: options.keys,
@@ -112,11 +135,16 @@ export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedRe
     startSettleMs: requireMs(options.startSettleMs ?? DEFAULT_START_SETTLE_MS, 'startSettleMs'),
     endGraceMs: requireMs(options.endGraceMs ?? DEFAULT_END_GRACE_MS, 'endGraceMs'),
     wrongKeyPackets: requireCountOption(options.wrongKeyPackets ?? DEFAULT_WRONG_KEY_PACKETS, 'wrongKeyPackets'),
-    reorderPacketsMax: requireCountOption(options.reorderPacketsMax ?? DEFAULT_REORDER_PACKETS, 'reorderPacketsMax'),
+    reorderPacketsMax: requireCountOption(
+      options.reorderPacketsMax ?? (options.requestRepair !== undefined ? DEFAULT_REORDER_PACKETS_WITH_REPAIR : DEFAULT_REORDER_PACKETS),
+      'reorderPacketsMax',
+    ),
     slabBytes: Math.max(options.slabBytes ?? DEFAULT_RECEIVE_SLAB_BYTES, DATAGRAM_BYTES_MAX),
     slabSlots: requireCountOption(options.slabSlots ?? DEFAULT_RECEIVE_SLAB_SLOTS, 'slabSlots'),
     outputQueueBytesMax: options.outputQueueBytesMax ?? DEFAULT_OUTPUT_QUEUE_BYTES_MAX,
     io: requireIoMode(options.io ?? 'auto'),
+    requestRepair: options.requestRepair,
+    repairTimeoutMs: requireMs(options.repairTimeoutMs ?? DEFAULT_REPAIR_TIMEOUT_MS, 'repairTimeoutMs', 1),
     signal: options.signal,
   };
 }

@@ -1,8 +1,9 @@
 // The receiving half of the data plane: multicast socket -> PacketIntake (receive slab, header
 // checks, one openBatch per slab) -> reorder window -> DeliveredStream (chunked output and its
 // SHA-256) -> END check. This module decides what authenticated packets mean for the stream:
-// where it starts, what is in order, what is missing, when it is complete. Options and results
-// are in receiver-options.ts.
+// where it starts, what is in order, what is missing (and, with loss repair, asks for it
+// through repair-requests.ts), when it is complete. Options and results are in
+// receiver-options.ts.
 //
 // Nothing reaches the output before its tag verified, and nothing is written past a hole: the
 // output is always an authenticated, contiguous prefix of the stream (from the offset this
@@ -23,7 +24,8 @@ import { DeliveredStream } from './delivered-stream.js';
 import { PacketIntake, sameBytes, type IntakeHost } from './packet-intake.js';
 import { describeDrops, normalizeReceiverOptions, type NormalizedReceiverOptions, type ReceiveResult, type ReceiveStats, type ReceiverOptions, type DropCounts } from './receiver-options.js';
 import { OutputWriter } from './output.js';
-import { describeRanges, ReorderWindow } from './reorder.js';
+import { describeRanges, ReorderWindow, type ByteRange } from './reorder.js';
+import { RepairRequester } from './repair-requests.js';
 
 const TICK_MS = 100;
 /** After a failure, how long the output may take to write what was delivered before it. */
@@ -39,7 +41,7 @@ export * from './receiver-options.js';
 export class Receiver extends EventEmitter {
   readonly #options: NormalizedReceiverOptions;
   #keys: PacketKeyLookup;
-  readonly #drops: DropCounts = { malformed: 0, authFailed: 0, otherSession: 0, noKey: 0, duplicate: 0, unsupported: 0 };
+  readonly #drops: DropCounts = { malformed: 0, authFailed: 0, otherSession: 0, noKey: 0, duplicate: 0, unsupported: 0, beyondWindow: 0, outputBehind: 0 };
   #authenticated = 0;
   #recvBufferBytes = 0;
 
@@ -58,6 +60,12 @@ export class Receiver extends EventEmitter {
 
   #output: OutputWriter | null = null;
   #stream: DeliveredStream | null = null;
+  /** Loss repair (null: a hole is an E_GAP at once). */
+  readonly #repair: RepairRequester | null;
+  /** When the output last moved forward (or the stream began). */
+  #progressAtMs = 0;
+  /** One past the furthest stream byte an authenticated DATA packet carried. */
+  #seenEnd = 0;
 
   #socket: dgram.Socket | null = null;
   #ticker: NodeJS.Timeout | null = null;
@@ -74,6 +82,25 @@ export class Receiver extends EventEmitter {
     this.#options = normalizeReceiverOptions(options);
     this.#keys = options.keys;
     this.#session = options.sessionId ? new Uint8Array(options.sessionId) : null;
+    const requestRepair = this.#options.requestRepair;
+    this.#repair = requestRepair !== undefined ? new RepairRequester(requestRepair) : null;
+  }
+
+  /**
+   * The sender answered a repair request: it no longer holds these bytes. If any of them is
+   * still missing here, the stream cannot be completed: E_GAP naming them.
+   */
+  repairUnavailable(ranges: readonly ByteRange[]): void {
+    const window = this.#window;
+    if (this.#finished || window === null) return;
+    const missing = ranges.filter((range) => range.to > window.nextOffset);
+    if (missing.length === 0) return;
+    this.#fail(
+      new SealcastError(
+        'E_GAP',
+        `missing ${describeRanges(missing.slice(0, 4))}: the sender no longer holds them (they left its repair window); output stops at byte ${window.nextOffset}, nothing after the gap was written`,
+      ),
+    );
   }
 
   /** Replaces the key lookup, e.g. when the control plane delivers a new epoch's key. */
@@ -95,6 +122,8 @@ export class Receiver extends EventEmitter {
       recvBufferBytes: this.#recvBufferBytes,
       totalBytes: this.#end?.totalBytes ?? null,
       io: this.#ioPath,
+      repairRequests: this.#repair?.stats.requests ?? 0,
+      repairBytesRequested: this.#repair?.stats.bytesRequested ?? 0,
       durationMs: this.#firstAuthenticatedAtMs > 0 ? (this.#stoppedAtMs || performance.now()) - this.#firstAuthenticatedAtMs : 0,
     };
   }
@@ -189,6 +218,22 @@ export class Receiver extends EventEmitter {
       return;
     }
     this.#checkComplete();
+    this.#requestRepairs(performance.now());
+  }
+
+  /** Asks for missing bytes when a request is due (repair-requests.ts decides). */
+  #requestRepairs(nowMs: number): void {
+    const repair = this.#repair;
+    const window = this.#window;
+    if (repair === null || window === null || this.#finished) return;
+    // Repairs that arrive while the output is far behind would only be dropped again.
+    if (this.#outputIsBehind()) return;
+    try {
+      repair.maybeRequest(nowMs, window, this.#end?.totalBytes, Math.max(this.#seenEnd, window.nextOffset), nowMs - this.#lastAuthenticatedAtMs);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#fail(error instanceof SealcastError ? error : new SealcastError('E_INTERNAL', `asking for repair failed: ${message}`, { cause: error }));
+    }
   }
 
   #failWrongKey(): void {
@@ -268,8 +313,24 @@ export class Receiver extends EventEmitter {
     }
   }
 
+  /** With repair, a far-behind output is relieved by dropping new data (asked for again later). */
+  #outputIsBehind(): boolean {
+    const output = this.#output;
+    return output !== null && output.queuedBytes > output.queueBytesMax / 2;
+  }
+
   #acceptData(streamOffset: number, payload: Uint8Array): void {
     const window = this.#window!;
+    if (this.#repair !== null) {
+      this.#seenEnd = Math.max(this.#seenEnd, streamOffset + payload.byteLength);
+      if (streamOffset >= window.nextOffset && this.#outputIsBehind()) {
+        // UDP cannot be paused: rather than overrun the output's bound (E_IO), the packet is
+        // dropped as if lost, and repair (with the sender slowing down) brings it again.
+        this.#drops.outputBehind++;
+        this.#repair.noteHole();
+        return;
+      }
+    }
     switch (window.place(streamOffset)) {
       case 'next':
         this.#deliver(payload);
@@ -277,8 +338,16 @@ export class Receiver extends EventEmitter {
         break;
       case 'ahead':
         window.hold(streamOffset, payload);
+        this.#repair?.noteHole();
         break;
       case 'overflow':
+        if (this.#repair !== null) {
+          // Held packets fill the window while a hole waits for repair: this one is asked for
+          // again once the window has room.
+          this.#drops.beyondWindow++;
+          this.#repair.noteHole();
+          break;
+        }
         this.#fail(this.#gapError(`the reorder window overflowed (${window.heldPackets} packets held)`, Math.max(streamOffset, this.#end?.totalBytes ?? 0)));
         return;
       default:
@@ -291,6 +360,7 @@ export class Receiver extends EventEmitter {
 
   #begin(streamOffset: number): void {
     this.#startOffset = streamOffset;
+    this.#progressAtMs = performance.now();
     this.#window = new ReorderWindow(streamOffset, this.#options.reorderPacketsMax, this.#options.reorderPacketsMax * DATAGRAM_BYTES_MAX);
     this.#emitSafely('start', {
       sessionId: Buffer.from(this.#session!).toString('hex'),
@@ -334,6 +404,7 @@ export class Receiver extends EventEmitter {
       return;
     }
     this.#window!.advance(payload.byteLength);
+    this.#progressAtMs = this.#lastAuthenticatedAtMs;
   }
 
   /** Hands delivered output on (only when due, with `onlyWhenDue`); a failed output fails the receive. */
@@ -413,7 +484,15 @@ export class Receiver extends EventEmitter {
       }
       return;
     }
-    if (this.#end !== null && now - this.#endAtMs > this.#options.endGraceMs) {
+    if (this.#repair !== null) {
+      this.#requestRepairs(now);
+      if (this.#finished) return;
+      const stuck = this.#window.heldPackets > 0 || this.#window.nextOffset < (this.#end?.totalBytes ?? this.#seenEnd);
+      if (stuck && now - this.#progressAtMs > this.#options.repairTimeoutMs) {
+        this.#fail(this.#gapError(`not repaired within ${this.#options.repairTimeoutMs / 1000} s`, this.#end?.totalBytes));
+        return;
+      }
+    } else if (this.#end !== null && now - this.#endAtMs > this.#options.endGraceMs) {
       this.#fail(this.#gapError('END arrived but packets before it are missing', this.#end.totalBytes));
       return;
     }

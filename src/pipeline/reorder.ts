@@ -43,6 +43,13 @@ export class ReorderWindow {
     return this.#held.size;
   }
 
+  /** One past the last byte held, or nextOffset when nothing is held. */
+  get heldEndOffset(): number {
+    let end = this.#nextOffset;
+    for (const [offset, payload] of this.#held) end = Math.max(end, offset + payload.byteLength);
+    return end;
+  }
+
   /** Where a payload starting at `offset` belongs, without changing anything. */
   place(offset: number): Placement {
     if (offset === this.#nextOffset) return 'next';

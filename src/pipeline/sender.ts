@@ -2,8 +2,10 @@
 // slab -> paced slot views to a connected multicast socket -> END (repeated).
 //
 // Two loops share the main thread: the producer fills and seals slabs while the transmitter
-// sleeps between paced bursts. A fixed number of slabs circulates, and a slab is reused only
-// after every datagram cut from it has been handed to the kernel, so memory stays bounded.
+// sleeps between paced bursts. A bounded number of slabs circulates, and a slab is reused only
+// after every datagram cut from it has been handed to the kernel and it has left the repair
+// window (repair-window.ts), so memory stays bounded. Repair requests (requestRepair) send
+// stored datagrams again ahead of new data, and slow the pacing rate down (rate adaptation).
 
 import { createHash, randomBytes } from 'node:crypto';
 import type dgram from 'node:dgram';
@@ -27,6 +29,8 @@ import {
 } from '../packet/format.js';
 import { groupTarget, openBatchSocket, requireIoMode, type BatchSocket, type GroupTarget, type IoMode } from './batch-io.js';
 import { ChunkReader, type SlabFill } from './chunk-reader.js';
+import type { ByteRange } from './reorder.js';
+import { RepairWindow, type RepairRun } from './repair-window.js';
 import { defaultTtl, DEFAULT_INTERFACE, openSenderSocket, type MulticastGroup } from './multicast.js';
 import { defaultBurstBytes, rampFraction, TokenBucket } from './token-bucket.js';
 
@@ -64,6 +68,27 @@ const RAMP_MS = 250;
 const SEND_CHUNK_DATAGRAMS_MAX = 64;
 /** How long a full socket buffer may block the batched send before it is an I/O error. */
 const SEND_STALL_MS_MAX = 5_000;
+/** After END, how long the sender keeps answering repair requests once they stop coming. */
+export const DEFAULT_REPAIR_LINGER_MS = 1_000;
+/** The most datagrams waiting to be sent again; requests beyond it are refused (and counted). */
+const REPAIR_QUEUE_DATAGRAMS_MAX = 65_536;
+/**
+ * Rate adaptation (DESIGN.md, "Pacing"). Every LOSS_INTERVAL_MS the sender compares the
+ * datagrams it had to queue for repair with the datagrams it sent. Above CONGESTION_LOSS_FRACTION
+ * the losses are taken for a receiver that cannot keep up (an overflowing socket buffer loses
+ * whole runs), and the rate drops by RATE_DECREASE_FACTOR; scattered loss below it (a lossy link)
+ * is only repaired, since slowing down would not make it go away. After a quiet spell the rate
+ * climbs back by a fraction of the configured rate per step, never above it.
+ */
+const LOSS_INTERVAL_MS = 100;
+const CONGESTION_LOSS_FRACTION = 0.05;
+const RATE_DECREASE_FACTOR = 0.75;
+const RATE_INCREASE_AFTER_MS = 300;
+const RATE_INCREASE_EVERY_MS = 50;
+const RATE_INCREASE_FRACTION = 0.05;
+const RATE_FLOOR_FRACTION = 0.05;
+/** A resent END goes out at most this often, however many receivers ask for it. */
+const END_RESEND_EVERY_MS = 10;
 
 export interface SenderOptions {
   backend: CryptoBackend;
@@ -99,6 +124,16 @@ export interface SenderOptions {
   endSpacingMs?: number;
   sealer?: BatchSealer;
   /**
+   * Loss repair: datagram bytes of sent ciphertext kept to answer requestRepair(). The default, 0,
+   * keeps nothing, and every request is answered "unavailable".
+   */
+  repairWindowBytes?: number;
+  /**
+   * After END, how long send() keeps answering repair requests once they stop coming (default
+   * DEFAULT_REPAIR_LINGER_MS; finishRepairs() ends it sooner). Only with a repair window.
+   */
+  repairLingerMs?: number;
+  /**
    * 'native' sends each chunk of a slab with one sendmmsg through the addon; 'dgram' one
    * socket.send per datagram; 'auto' (the default) is native when the addon offers it.
    */
@@ -125,6 +160,12 @@ export interface SendStats {
   sha256: string | null;
   /** The I/O path in use: 'native' (batched system calls) or 'dgram'; null before sending. */
   io: 'native' | 'dgram' | null;
+  /** Repair requests received, datagrams sent again for them, and requested bytes no longer held. */
+  repairRequests: number;
+  repairDatagramsSent: number;
+  repairUnavailableBytes: number;
+  /** The lowest pacing rate that rate adaptation went down to (the configured rate if never). */
+  rateBitsPerSecondLowest: number;
 }
 
 interface Slab {
@@ -135,6 +176,8 @@ interface Slab {
   readonly fullViews: Buffer[];
   readonly lengths: Uint32Array;
   count: number;
+  /** Stream offset of slot 0's payload. */
+  firstOffset: number;
   pending: number;
   release: (() => void) | null;
 }
@@ -164,6 +207,26 @@ export class Sender extends EventEmitter {
   #socket: dgram.Socket | null = null;
   #sendError: Error | null = null;
   #used = false;
+
+  // Loss repair and rate adaptation.
+  readonly #repairs: RepairWindow<Slab>;
+  /** Wakes the transmitter (or the linger after END) when repairs were queued. */
+  #wakeForRepairs: (() => void) | null = null;
+  /** Hands slabs that left the repair window back to the producer. */
+  #freeSlabs: (slabs: Slab[]) => void = () => {};
+  #lastRepairRequestAtMs = 0;
+  #repairsFinished = false;
+  /** The sealed END datagram, once sent: a request reaching the stream's end sends it again. */
+  #endDatagram: Buffer | null = null;
+  #endResendWanted = false;
+  #endResentAtMs = -Infinity;
+  #rateNowBytesPerSecond = 0;
+  #rateDecreasedAtMs = -Infinity;
+  #rateIncreasedAtMs = -Infinity;
+  /** The current loss interval: when it began, datagrams sent before it, datagrams queued for repair in it. */
+  #lossIntervalStartMs = 0;
+  #lossIntervalSentBefore = 0;
+  #lossIntervalRepairs = 0;
 
   constructor(options: SenderOptions) {
     super();
@@ -202,6 +265,8 @@ export class Sender extends EventEmitter {
       slabSlots: requirePositive(options.slabSlots ?? defaultSlabSlots(datagramBytes), 'slabSlots', 65_536),
       slabCount: requirePositive(options.slabCount ?? DEFAULT_SLAB_COUNT, 'slabCount', 64),
       endRepeats: requirePositive(options.endRepeats ?? DEFAULT_END_REPEATS, 'endRepeats', 100),
+      repairWindowBytes: requireNonNegative(options.repairWindowBytes ?? 0, 'repairWindowBytes', 4 * 1024 * 1024 * 1024),
+      repairLingerMs: requireNonNegative(options.repairLingerMs ?? DEFAULT_REPAIR_LINGER_MS, 'repairLingerMs', 600_000),
       endSpacingMs: options.endSpacingMs ?? DEFAULT_END_SPACING_MS,
       sealer: options.sealer ?? directSealer,
       io: requireIoMode(options.io ?? 'auto'),
@@ -212,6 +277,7 @@ export class Sender extends EventEmitter {
     this.#sealing = new SealingContext(options.backend.constants);
     this.#payloadBytesMax = payloadBytesFor(datagramBytes);
     this.#suiteId = SUITE_IDS[options.suite];
+    this.#repairs = new RepairWindow<Slab>(this.#options.repairWindowBytes, this.#payloadBytesMax, HEADER_BYTES + TAG_BYTES, REPAIR_QUEUE_DATAGRAMS_MAX);
     this.#stats = {
       sessionId: Buffer.from(this.#options.sessionId).toString('hex'),
       suite: options.suite,
@@ -225,7 +291,36 @@ export class Sender extends EventEmitter {
       durationMs: 0,
       sha256: null,
       io: null,
+      repairRequests: 0,
+      repairDatagramsSent: 0,
+      repairUnavailableBytes: 0,
+      rateBitsPerSecondLowest: rate,
     };
+  }
+
+  /**
+   * A receiver is missing these bytes of the stream (ascending, disjoint ranges). The stored
+   * datagrams that hold them are queued to be multicast again, ahead of new data; a range that
+   * reaches the stream's end also brings END again. Returns the requested bytes that left the
+   * repair window (they cannot be repaired). Bytes not sent yet are ignored: they are coming.
+   */
+  requestRepair(ranges: readonly ByteRange[]): ByteRange[] {
+    requireRanges(ranges);
+    const now = performance.now();
+    this.#stats.repairRequests++;
+    this.#lastRepairRequestAtMs = now;
+    const outcome = this.#repairs.request(ranges);
+    for (const range of outcome.unavailable) this.#stats.repairUnavailableBytes += range.to - range.from;
+    if (this.#endDatagram !== null && ranges[ranges.length - 1].to > this.#stats.bytes) this.#endResendWanted = true;
+    this.#lossIntervalRepairs += outcome.queuedDatagrams;
+    if (outcome.queuedDatagrams > 0 || this.#endResendWanted) this.#wakeForRepairs?.();
+    return outcome.unavailable;
+  }
+
+  /** Ends the wait for repair requests after END (e.g. every receiver has finished). */
+  finishRepairs(): void {
+    this.#repairsFinished = true;
+    this.#wakeForRepairs?.();
   }
 
   /** A snapshot of the counters, for progress lines and the final summary. */
@@ -305,7 +400,9 @@ export class Sender extends EventEmitter {
     // A sender without the addon's crypto usually runs where its receivers lack it too.
     if (!this.#rateGiven && (this.#batchSocket === null || options.backend.name !== 'native')) this.#rateBitsPerSecond = DEFAULT_PLAIN_RATE_BITS_PER_SECOND;
     this.#stats.rateBitsPerSecond = this.#rateBitsPerSecond;
+    this.#stats.rateBitsPerSecondLowest = this.#rateBitsPerSecond;
     const rateBytesPerSecond = this.#rateBitsPerSecond / 8;
+    this.#rateNowBytesPerSecond = rateBytesPerSecond;
     const bucket = new TokenBucket(rateBytesPerSecond * rampFraction(0, RAMP_MS), defaultBurstBytes(rateBytesPerSecond, options.datagramBytes));
     this.#stats.startedAtMs = performance.now();
     this.emit('start', { sessionId: this.#stats.sessionId });
@@ -314,8 +411,11 @@ export class Sender extends EventEmitter {
       await this.#sendEnd(digest, bucket);
       this.#stats.sha256 = Buffer.from(digest).toString('hex');
       this.#stats.durationMs = performance.now() - this.#stats.startedAtMs;
+      await this.#lingerForRepairs(bucket);
       return this.stats;
     } finally {
+      this.#wakeForRepairs = null;
+      this.#repairs.clear();
       this.#batchSocket = null;
       await closeSocket(this.#socket);
       this.#socket = null;
@@ -325,6 +425,9 @@ export class Sender extends EventEmitter {
   async #streamData(source: AsyncIterable<Uint8Array>, bucket: TokenBucket): Promise<Uint8Array> {
     const options = this.#options;
     const slabs = Array.from({ length: options.slabCount }, () => this.#makeSlab());
+    // The repair window holds transmitted slabs; the slabs for it are made as it fills.
+    const slabBytes = options.slabSlots * options.datagramBytes;
+    const slabsMax = options.slabCount + Math.ceil(options.repairWindowBytes / slabBytes);
     const free: Slab[] = [...slabs];
     const sealed: Slab[] = [];
     let freeWaiter: (() => void) | null = null;
@@ -345,10 +448,23 @@ export class Sender extends EventEmitter {
       freeWaiter = wake(freeWaiter);
       sealedWaiter = wake(sealedWaiter);
     };
+    this.#freeSlabs = (freed) => {
+      if (freed.length === 0) return;
+      free.push(...freed);
+      freeWaiter = wake(freeWaiter);
+    };
+    this.#wakeForRepairs = () => {
+      sealedWaiter = wake(sealedWaiter);
+    };
 
     const producer = async (): Promise<void> => {
       try {
         for (;;) {
+          if (free.length === 0 && slabs.length < slabsMax) {
+            const slab = this.#makeSlab();
+            slabs.push(slab);
+            free.push(slab);
+          }
           while (free.length === 0 && failure === null) {
             await new Promise<void>((resolve) => (freeWaiter = resolve));
           }
@@ -380,17 +496,18 @@ export class Sender extends EventEmitter {
     const transmitter = async (): Promise<void> => {
       try {
         for (;;) {
-          while (sealed.length === 0 && failure === null) {
+          // Repairs go first: receivers cannot deliver past the bytes they are missing.
+          await this.#sendRepairs(bucket);
+          while (sealed.length === 0 && this.#repairs.queuedDatagrams === 0 && failure === null) {
             if (producerDone) return;
             await new Promise<void>((resolve) => (sealedWaiter = resolve));
           }
           if (failure !== null) return;
-          const slab = sealed.shift()!;
+          const slab = sealed.shift();
+          if (slab === undefined) continue;
           await this.#transmitSlab(slab, bucket);
-          slab.release = () => {
-            free.push(slab);
-            freeWaiter = wake(freeWaiter);
-          };
+          // Transmitted: into the repair window, which hands back what its budget pushes out.
+          slab.release = () => this.#freeSlabs(this.#repairs.retain(slab));
           if (slab.pending === 0) slab.release();
         }
       } catch (error) {
@@ -417,7 +534,7 @@ export class Sender extends EventEmitter {
     for (let slot = 0; slot < slabSlots; slot++) {
       fullViews.push(Buffer.from(memory.buffer, memory.byteOffset + slot * datagramBytes, datagramBytes));
     }
-    return { memory, layout, nonces: new Uint8Array(slabSlots * NONCE_BYTES), fullViews, lengths: new Uint32Array(slabSlots), count: 0, pending: 0, release: null };
+    return { memory, layout, nonces: new Uint8Array(slabSlots * NONCE_BYTES), fullViews, lengths: new Uint32Array(slabSlots), count: 0, firstOffset: 0, pending: 0, release: null };
   }
 
   /** Copies input into the payload regions of the slab's slots; returns how many slots hold data. */
@@ -446,6 +563,7 @@ export class Sender extends EventEmitter {
     const words = backend.constants.layoutWords;
     const epoch = keys.epoch;
     const firstSequence = this.#sealing.reserve(keys.key, epoch, slab.count);
+    slab.firstOffset = this.#stats.bytes;
     for (let slot = 0; slot < slab.count; slot++) {
       const offset = slot * datagramBytes;
       const payloadBytes = slab.lengths[slot];
@@ -465,37 +583,52 @@ export class Sender extends EventEmitter {
       await this.#transmitSlabBatched(slab, bucket, this.#batchSocket);
       return;
     }
-    const { datagramBytes } = this.#options;
-    const fullRate = this.#rateBitsPerSecond / 8;
-    const socket = this.#socket!;
-    const onSent = (error: Error | null): void => {
-      if (error) this.#sendError ??= error;
+    slab.release = null;
+    slab.pending++;
+    await this.#sendSlotsDgram(slab, 0, slab.count, bucket, () => {
       slab.pending--;
       if (slab.pending === 0) slab.release?.();
-    };
-    slab.release = null;
-    for (let slot = 0; slot < slab.count; slot++) {
-      if ((slot & 63) === 0 && bucket.rateBytesPerSecond !== fullRate) {
-        bucket.setRate(fullRate * rampFraction(performance.now() - this.#stats.startedAtMs, RAMP_MS));
+    });
+  }
+
+  /**
+   * Sends slots [first, first + count) with one socket.send each, paced. `onDone` is called
+   * exactly once, when node:dgram no longer needs the slots: from the last datagram's send
+   * callback, or before this throws if that datagram never went out.
+   */
+  async #sendSlotsDgram(slab: Slab, first: number, count: number, bucket: TokenBucket, onDone: () => void): Promise<void> {
+    const { datagramBytes } = this.#options;
+    const socket = this.#socket!;
+    const end = first + count;
+    try {
+      for (let slot = first; slot < end; slot++) {
+        if (((slot - first) & 63) === 0) this.#pace(bucket);
+        const length = HEADER_BYTES + slab.lengths[slot] + TAG_BYTES;
+        let waitMs = bucket.take(length);
+        while (waitMs > 0) {
+          this.#throwIfStopped();
+          await sleep(waitMs);
+          waitMs = bucket.take(length);
+        }
+        const view = length === datagramBytes ? slab.fullViews[slot] : Buffer.from(slab.memory.buffer, slab.memory.byteOffset + slot * datagramBytes, length);
+        this.#stats.datagramsSent++;
+        // A UDP socket completes sends in order, so the last datagram's callback proves the
+        // whole run left; the others go without one (errors then arrive as 'error' events).
+        if (slot < end - 1) {
+          socket.send(view);
+          continue;
+        }
+        socket.send(view, (error) => {
+          if (error) this.#sendError ??= error;
+          onDone();
+        });
+        return;
       }
-      const length = HEADER_BYTES + slab.lengths[slot] + TAG_BYTES;
-      let waitMs = bucket.take(length);
-      while (waitMs > 0) {
-        this.#throwIfStopped();
-        await sleep(waitMs);
-        waitMs = bucket.take(length);
-      }
-      const view = length === datagramBytes ? slab.fullViews[slot] : Buffer.from(slab.memory.buffer, slab.memory.byteOffset + slot * datagramBytes, length);
-      // A UDP socket completes sends in order, so the last datagram's callback proves the whole
-      // slab left; the others go without one (errors then arrive as the socket's 'error' event).
-      if (slot === slab.count - 1) {
-        slab.pending++;
-        socket.send(view, onSent);
-      } else {
-        socket.send(view);
-      }
-      this.#stats.datagramsSent++;
+    } catch (error) {
+      onDone();
+      throw error;
     }
+    onDone();
   }
 
   /**
@@ -504,20 +637,23 @@ export class Sender extends EventEmitter {
    * completion callbacks and is free again as soon as this resolves.
    */
   async #transmitSlabBatched(slab: Slab, bucket: TokenBucket, batchSocket: BatchSocket): Promise<void> {
+    slab.release = null;
+    await this.#sendSlotsBatched(slab, 0, slab.count, bucket, batchSocket);
+  }
+
+  /** Sends slots [first, first + count) of a sealed slab, paced, one sendmmsg per chunk. */
+  async #sendSlotsBatched(slab: Slab, first: number, count: number, bucket: TokenBucket, batchSocket: BatchSocket): Promise<void> {
     const { datagramBytes } = this.#options;
-    const fullRate = this.#rateBitsPerSecond / 8;
     const target = this.#target!;
     // Half the burst per chunk keeps the bucket from waiting for a completely full burst.
     const chunkMax = Math.max(1, Math.min(SEND_CHUNK_DATAGRAMS_MAX, batchSocket.batchMax, Math.floor(bucket.burstBytes / 2 / datagramBytes)));
-    slab.release = null;
-    let slot = 0;
-    while (slot < slab.count) {
-      if (bucket.rateBytesPerSecond !== fullRate) {
-        bucket.setRate(fullRate * rampFraction(performance.now() - this.#stats.startedAtMs, RAMP_MS));
-      }
-      const count = Math.min(chunkMax, slab.count - slot);
+    const end = first + count;
+    let slot = first;
+    while (slot < end) {
+      this.#pace(bucket);
+      const chunk = Math.min(chunkMax, end - slot);
       let bytes = 0;
-      for (let index = slot; index < slot + count; index++) bytes += HEADER_BYTES + slab.lengths[index] + TAG_BYTES;
+      for (let index = slot; index < slot + chunk; index++) bytes += HEADER_BYTES + slab.lengths[index] + TAG_BYTES;
       let waitMs = bucket.take(bytes);
       while (waitMs > 0) {
         this.#throwIfStopped();
@@ -527,8 +663,8 @@ export class Sender extends EventEmitter {
       let sent = 0;
       let stalledSinceMs = 0;
       let stalls = 0;
-      while (sent < count) {
-        const moved = batchSocket.send(slab.memory, slab.layout, slot + sent, count - sent, target);
+      while (sent < chunk) {
+        const moved = batchSocket.send(slab.memory, slab.layout, slot + sent, chunk - sent, target);
         sent += moved;
         if (moved > 0) {
           stalls = 0;
@@ -546,9 +682,123 @@ export class Sender extends EventEmitter {
         if (stalls < 4) await new Promise<void>((resolve) => setImmediate(resolve));
         else await sleep(1);
       }
-      this.#stats.datagramsSent += count;
-      slot += count;
+      this.#stats.datagramsSent += chunk;
+      slot += chunk;
     }
+  }
+
+  /**
+   * Sends what the repair queue holds (and END again when asked for), paced like data. A run's
+   * slab stays pinned in the window until its datagrams were handed to the kernel.
+   */
+  async #sendRepairs(bucket: TokenBucket): Promise<void> {
+    for (;;) {
+      if (this.#endResendWanted) await this.#resendEnd(bucket);
+      const run = this.#repairs.next(SEND_CHUNK_DATAGRAMS_MAX);
+      if (run === null) return;
+      if (this.#batchSocket !== null) {
+        try {
+          await this.#sendSlotsBatched(run.slab, run.first, run.count, bucket, this.#batchSocket);
+        } finally {
+          this.#repairDone(run);
+        }
+      } else {
+        await this.#sendSlotsDgram(run.slab, run.first, run.count, bucket, () => this.#repairDone(run));
+      }
+      this.#stats.repairDatagramsSent += run.count;
+    }
+  }
+
+  #repairDone(run: RepairRun<Slab>): void {
+    this.#freeSlabs(this.#repairs.done(run));
+  }
+
+  /** Sends the stored END once more, at most once per END_RESEND_EVERY_MS. */
+  async #resendEnd(bucket: TokenBucket): Promise<void> {
+    const memory = this.#endDatagram!;
+    const waitMs = END_RESEND_EVERY_MS - (performance.now() - this.#endResentAtMs);
+    if (waitMs > 0) await sleep(waitMs);
+    this.#endResendWanted = false;
+    this.#endResentAtMs = performance.now();
+    await this.#sendOne(memory, bucket);
+  }
+
+  /** Sends one datagram through node:dgram, paced, and resolves once the kernel has it. */
+  async #sendOne(memory: Buffer, bucket: TokenBucket): Promise<void> {
+    while (bucket.take(memory.byteLength) > 0) {
+      this.#throwIfStopped();
+      await sleep(1);
+    }
+    await new Promise<void>((resolve) => {
+      this.#socket!.send(memory, (error) => {
+        if (error) this.#sendError ??= error;
+        resolve();
+      });
+    });
+    this.#stats.datagramsSent++;
+  }
+
+  /**
+   * After END: answers repair requests until none came for repairLingerMs, finishRepairs() was
+   * called, or the send was stopped (the data and END are out by then, so that ends it quietly).
+   */
+  async #lingerForRepairs(bucket: TokenBucket): Promise<void> {
+    const { repairWindowBytes, repairLingerMs, signal } = this.#options;
+    if (repairWindowBytes === 0 || repairLingerMs === 0) return;
+    const endSentAtMs = performance.now();
+    let waiter: (() => void) | null = null;
+    const wakeUp = (): void => {
+      waiter?.();
+      waiter = null;
+    };
+    this.#wakeForRepairs = wakeUp;
+    signal?.addEventListener('abort', wakeUp, { once: true });
+    try {
+      for (;;) {
+        await this.#sendRepairs(bucket);
+        if (this.#sendError) throw new SealcastError('E_IO', `sending to the group failed: ${this.#sendError.message}`, { cause: this.#sendError });
+        if (this.#repairsFinished || signal?.aborted) return;
+        const quietSinceMs = Math.max(endSentAtMs, this.#lastRepairRequestAtMs);
+        const leftMs = repairLingerMs - (performance.now() - quietSinceMs);
+        if (leftMs <= 0 && this.#repairs.queuedDatagrams === 0 && !this.#endResendWanted) return;
+        if (this.#repairs.queuedDatagrams > 0 || this.#endResendWanted) continue;
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          waiter = resolve;
+          timer = setTimeout(resolve, Math.max(1, Math.ceil(leftMs)));
+        });
+        clearTimeout(timer);
+      }
+    } finally {
+      signal?.removeEventListener('abort', wakeUp);
+    }
+  }
+
+  /** Sets the bucket to the adapted rate, ramped at the start; climbs back after a quiet spell. */
+  #pace(bucket: TokenBucket): void {
+    const now = performance.now();
+    const ceiling = this.#rateBitsPerSecond / 8;
+    if (now - this.#lossIntervalStartMs >= LOSS_INTERVAL_MS) {
+      const sent = this.#stats.datagramsSent - this.#lossIntervalSentBefore;
+      if (this.#lossIntervalRepairs > CONGESTION_LOSS_FRACTION * Math.max(sent, 1)) this.#slowDown(now);
+      this.#lossIntervalStartMs = now;
+      this.#lossIntervalSentBefore = this.#stats.datagramsSent;
+      this.#lossIntervalRepairs = 0;
+    }
+    if (this.#rateNowBytesPerSecond < ceiling && now - this.#rateDecreasedAtMs >= RATE_INCREASE_AFTER_MS && now - this.#rateIncreasedAtMs >= RATE_INCREASE_EVERY_MS) {
+      this.#rateNowBytesPerSecond = Math.min(ceiling, this.#rateNowBytesPerSecond + ceiling * RATE_INCREASE_FRACTION);
+      this.#rateIncreasedAtMs = now;
+    }
+    const rate = this.#rateNowBytesPerSecond * rampFraction(now - this.#stats.startedAtMs, RAMP_MS);
+    if (bucket.rateBytesPerSecond !== rate) bucket.setRate(rate);
+  }
+
+  /** Receivers lose more than a lossy link would explain: lower the rate. */
+  #slowDown(now: number): void {
+    const ceiling = this.#rateBitsPerSecond / 8;
+    this.#rateNowBytesPerSecond = Math.max(ceiling * RATE_FLOOR_FRACTION, this.#rateNowBytesPerSecond * RATE_DECREASE_FACTOR);
+    this.#rateDecreasedAtMs = now;
+    this.#stats.rateBitsPerSecondLowest = Math.min(this.#stats.rateBitsPerSecondLowest, this.#rateNowBytesPerSecond * 8);
   }
 
   async #sendEnd(digest: Uint8Array, bucket: TokenBucket): Promise<void> {
@@ -568,17 +818,12 @@ export class Sender extends EventEmitter {
     await this.#options.sealer(source.key, { slab: memory, layout, nonces, count: 1 });
 
     // The same sealed bytes go out several times: a repeat is a resend, never a re-encryption.
+    this.#endDatagram = memory;
     for (let copy = 0; copy < endRepeats; copy++) {
       if (copy > 0) await sleep(endSpacingMs);
-      while (bucket.take(packetBytes) > 0) await sleep(1);
-      await new Promise<void>((resolve) => {
-        this.#socket!.send(memory, (error) => {
-          if (error) this.#sendError ??= error;
-          resolve();
-        });
-      });
-      this.#stats.datagramsSent++;
+      await this.#sendOne(memory, bucket);
     }
+    this.#endResentAtMs = performance.now();
     if (this.#sendError) throw new SealcastError('E_IO', `sending to the group failed: ${this.#sendError.message}`, { cause: this.#sendError });
   }
 
@@ -596,6 +841,26 @@ export class Sender extends EventEmitter {
   #throwIfStopped(): void {
     if (this.#sendError) throw new SealcastError('E_IO', `sending to the group failed: ${this.#sendError.message}`, { cause: this.#sendError });
     if (this.#options.signal?.aborted) throw new SealcastError('E_CLOSED', 'sending was stopped');
+  }
+}
+
+function requireNonNegative(value: number, name: string, max: number): number {
+  if (!Number.isSafeInteger(value) || value < 0 || value > max) throw new RangeError(`${name} must be an integer between 0 and ${max}, got ${value}`);
+  return value;
+}
+
+/** Repair ranges at the library boundary: ascending, disjoint, non-empty safe-integer ranges. */
+function requireRanges(ranges: readonly ByteRange[]): void {
+  if (!Array.isArray(ranges) || ranges.length === 0) throw new TypeError('ranges must be a non-empty array of { from, to }');
+  let previousTo = 0;
+  for (const [index, range] of ranges.entries()) {
+    const from = range?.from;
+    const to = range?.to;
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to <= from) {
+      throw new RangeError(`ranges[${index}] must have safe integers 0 <= from < to, got ${JSON.stringify(range)}`);
+    }
+    if (index > 0 && from < previousTo) throw new RangeError(`ranges must be ascending and must not overlap (ranges[${index}])`);
+    previousTo = to;
   }
 }
 

@@ -20,10 +20,21 @@ const wrappedKey = fc.record({
   sealed: fc.oneof(bytes(48), bytes(80)),
 });
 
+/** 1 to 16 ascending, disjoint stream ranges, as nack and repair carry them. */
+const streamRanges = fc
+  .uniqueArray(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), { minLength: 2, maxLength: 32 })
+  .map((points) => points.sort((a, b) => a - b))
+  .map((points) => {
+    const ranges = [];
+    for (let index = 0; index + 1 < points.length && ranges.length < 16; index += 2) ranges.push({ from: points[index], to: points[index + 1] });
+    return ranges;
+  });
+
 const clientMessage: fc.Arbitrary<ClientMessage> = fc.oneof(
   fc.record({ type: fc.constant('hello' as const), v: fc.constant(1 as const), clientId, keyKind, clientNonce: bytes(32) }),
   fc.record({ type: fc.constant('proof' as const), v: fc.constant(1 as const), mac: bytes(32) }),
   fc.record({ type: fc.constant('keyAck' as const), v: fc.constant(1 as const), epoch }),
+  fc.record({ type: fc.constant('nack' as const), v: fc.constant(1 as const), ranges: streamRanges }),
   fc.constant({ type: 'bye' as const, v: 1 as const }),
 );
 
@@ -42,6 +53,7 @@ const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
   ),
   fc.record({ type: fc.constant('welcome' as const), v: fc.constant(1 as const), key: wrappedKey }),
   fc.record({ type: fc.constant('key' as const), v: fc.constant(1 as const), key: wrappedKey }),
+  fc.record({ type: fc.constant('repair' as const), v: fc.constant(1 as const), unavailable: streamRanges }),
   fc.record({
     type: fc.constant('error' as const),
     v: fc.constant(1 as const),
@@ -207,9 +219,35 @@ describe('control messages', () => {
     expect(() => decodeClientMessage(Buffer.from('{"__proto__":{"type":"bye"},"v":1}'))).toThrow(SealcastError);
   });
 
-  it('names reserved message types as reserved (receipts, withdrawal, repair)', () => {
-    for (const type of ['receipt', 'withdraw', 'withdrawn', 'nack']) {
+  it('names reserved message types as reserved (receipts, withdrawal, liveness)', () => {
+    for (const type of ['receipt', 'withdraw', 'withdrawn', 'ping', 'pong']) {
       expect(() => decodeClientMessage(Buffer.from(JSON.stringify({ type, v: 1 })))).toThrow(/reserved/);
     }
+  });
+
+  it('takes repair ranges only ascending, disjoint, non-empty, at most 16, within safe integers', () => {
+    const nack = (ranges: unknown) => () => decodeClientMessage(Buffer.from(JSON.stringify({ type: 'nack', v: 1, ranges })));
+    const repair = (unavailable: unknown) => () => decodeServerMessage(Buffer.from(JSON.stringify({ type: 'repair', v: 1, unavailable })));
+    expect(nack([{ from: 0, to: 1 }, { from: 1, to: Number.MAX_SAFE_INTEGER }])()).toEqual({
+      type: 'nack',
+      v: 1,
+      ranges: [
+        { from: 0, to: 1 },
+        { from: 1, to: Number.MAX_SAFE_INTEGER },
+      ],
+    });
+    expect(nack([])).toThrow(/1 to 16 ranges/);
+    expect(nack(Array.from({ length: 17 }, (_, index) => ({ from: 2 * index, to: 2 * index + 1 })))).toThrow(/1 to 16 ranges/);
+    expect(nack([{ from: 5, to: 5 }])).toThrow(/to must be an integer/);
+    expect(nack([{ from: 10, to: 20 }, { from: 15, to: 30 }])).toThrow(/ascending/);
+    expect(nack([{ from: 10, to: 20 }, { from: 0, to: 5 }])).toThrow(/ascending/);
+    expect(nack([{ from: -1, to: 5 }])).toThrow(/from must be an integer/);
+    expect(nack([{ from: 0, to: 2 ** 53 }])).toThrow(/to must be an integer/);
+    expect(nack([{ from: 0, to: 1, extra: true }])).toThrow(/unknown field/);
+    expect(nack({ from: 0, to: 1 })).toThrow(SealcastError);
+    expect(repair([{ from: 3, to: 2 }])).toThrow(SealcastError);
+    // Each direction keeps to its own types.
+    expect(() => decodeServerMessage(Buffer.from(JSON.stringify({ type: 'nack', v: 1, ranges: [{ from: 0, to: 1 }] })))).toThrow(/unknown server message type/);
+    expect(() => decodeClientMessage(Buffer.from(JSON.stringify({ type: 'repair', v: 1, unavailable: [{ from: 0, to: 1 }] })))).toThrow(/unknown client message type/);
   });
 });
