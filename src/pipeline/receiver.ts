@@ -32,6 +32,10 @@ const TICK_MS = 100;
 const FAIL_OUTPUT_DRAIN_MS_MAX = 10_000;
 /** Bounds the payloads held while the start offset is not yet known (jumbo datagrams are large). */
 const BEFORE_START_BYTES_MAX = 16 * 1024 * 1024;
+/** With repair the holding area also waits for the start of the stream to be sent again. */
+const BEFORE_START_BYTES_MAX_WITH_REPAIR = 64 * 1024 * 1024;
+/** With repair, how long a receiver whose first packet is not at offset 0 waits for the start to be repaired. */
+const START_REPAIR_WAIT_MS = 1_000;
 const WRONG_KEY_SLOW_PACKETS = 8;
 const WRONG_KEY_SLOW_MS = 3_000;
 // The options, results and defaults live in receiver-options.ts; importers of this module keep
@@ -66,6 +70,8 @@ export class Receiver extends EventEmitter {
   #progressAtMs = 0;
   /** One past the furthest stream byte an authenticated DATA packet carried. */
   #seenEnd = 0;
+  /** With repair: whether the bytes before the first packet were asked for (once, before the start). */
+  #startRequested = false;
 
   #socket: dgram.Socket | null = null;
   #ticker: NodeJS.Timeout | null = null;
@@ -91,8 +97,14 @@ export class Receiver extends EventEmitter {
    * still missing here, the stream cannot be completed: E_GAP naming them.
    */
   repairUnavailable(ranges: readonly ByteRange[]): void {
+    if (this.#finished) return;
+    if (this.#window === null) {
+      // The answer to the request for the stream's beginning: it is gone, so this receiver
+      // joined mid-stream and starts at the first byte it holds.
+      this.#startFromHeld();
+      return;
+    }
     const window = this.#window;
-    if (this.#finished || window === null) return;
     const missing = ranges.filter((range) => range.to > window.nextOffset);
     if (missing.length === 0) return;
     this.#fail(
@@ -231,9 +243,21 @@ export class Receiver extends EventEmitter {
     try {
       repair.maybeRequest(nowMs, window, this.#end?.totalBytes, Math.max(this.#seenEnd, window.nextOffset), nowMs - this.#lastAuthenticatedAtMs);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      this.#fail(error instanceof SealcastError ? error : new SealcastError('E_INTERNAL', `asking for repair failed: ${message}`, { cause: error }));
+      this.#failRepairRequest(error);
     }
+  }
+
+  #askForRepair(ranges: ByteRange[]): void {
+    try {
+      this.#options.requestRepair?.(ranges);
+    } catch (error) {
+      this.#failRepairRequest(error);
+    }
+  }
+
+  #failRepairRequest(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.#fail(error instanceof SealcastError ? error : new SealcastError('E_INTERNAL', `asking for repair failed: ${message}`, { cause: error }));
   }
 
   #failWrongKey(): void {
@@ -297,8 +321,17 @@ export class Receiver extends EventEmitter {
     } else {
       this.#drops.duplicate++;
     }
-    if (streamOffset === 0 || this.#beforeStart.size >= this.#options.reorderPacketsMax || this.#beforeStartBytes >= BEFORE_START_BYTES_MAX) {
+    const bytesMax = this.#repair !== null ? BEFORE_START_BYTES_MAX_WITH_REPAIR : BEFORE_START_BYTES_MAX;
+    if (streamOffset === 0 || this.#beforeStart.size >= this.#options.reorderPacketsMax || this.#beforeStartBytes >= bytesMax) {
       this.#startFromHeld();
+      return;
+    }
+    if (this.#repair !== null && !this.#startRequested) {
+      // The first packet is not the stream's first: the beginning was lost, or this receiver
+      // joined late. The sender either sends it again or answers that it no longer holds it
+      // (repairUnavailable), and then this receiver starts mid-stream.
+      this.#startRequested = true;
+      this.#askForRepair([{ from: 0, to: streamOffset }]);
     }
   }
 
@@ -458,7 +491,8 @@ export class Receiver extends EventEmitter {
     const now = performance.now();
     this.#flushOutput();
     this.#emitSafely('progress', this.stats);
-    if (this.#window === null && this.#beforeStart.size > 0 && now - this.#beforeStartSinceMs >= this.#options.startSettleMs) {
+    const settleMs = this.#startRequested ? Math.max(this.#options.startSettleMs, START_REPAIR_WAIT_MS) : this.#options.startSettleMs;
+    if (this.#window === null && this.#beforeStart.size > 0 && now - this.#beforeStartSinceMs >= settleMs) {
       this.#startFromHeld();
       if (this.#finished) return;
       this.#flushOutput();
