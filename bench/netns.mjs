@@ -176,3 +176,81 @@ export function createBridgeTopology(receiverCount) {
 export function namespacePrefix(namespace) {
   return namespace ? ['ip', 'netns', 'exec', namespace] : [];
 }
+
+/**
+ * Makes `endpoint`'s device cut UDP GSO and TCP TSO sends into single datagrams and segments
+ * before they leave, as a real NIC's wire carries them. A veth otherwise passes a GSO send of up to
+ * 64 datagrams through the bridge as one frame and leaves the cutting to each receiver's stack, so
+ * a loss rule would drop whole runs of datagrams at once and the bridge would flood one frame
+ * where a LAN carries 64.
+ */
+export function segmentAtSender(endpoint) {
+  if (!endpoint.namespace) throw new RangeError('segmenting at the sender needs the sender in a namespace of its own (the bridge path)');
+  inNamespace(endpoint.namespace, ['link', 'set', 'dev', endpoint.device, 'gso_max_segs', '1']);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random loss on a receiver's link. This kernel has no netem, so loss is an nftables rule on the
+// ingress hook of the receiver's own veth, in the receiver's namespace: every frame that reaches
+// that receiver (multicast data, unicast control and ARP alike, for every tool the same) is
+// dropped with the given probability, independently per receiver. The table lives in the
+// namespace, so deleting the namespace (teardown, exit handler, the next run's clean-up) also
+// deletes the rule: nothing is ever installed in the host namespace.
+
+const LOSS_TABLE = 'scbench_loss';
+// Probability resolution: 1 in 100 000, i.e. 0.001 %.
+const LOSS_MODULUS = 100_000;
+const NFT_TIMEOUT_MS = 10_000;
+
+function nft(namespace, args, input) {
+  return execFileSync('ip', ['netns', 'exec', namespace, 'nft', ...args], {
+    input,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    timeout: NFT_TIMEOUT_MS,
+  }).toString();
+}
+
+/** Drops `percent` % of the frames arriving on `endpoint.device` in `endpoint.namespace`. */
+export function addIngressLoss(endpoint, percent) {
+  if (!endpoint.namespace) throw new RangeError('loss needs a receiver in a namespace of its own (the bridge path)');
+  if (!/^[A-Za-z0-9_.-]+$/.test(endpoint.device)) throw new RangeError(`unexpected device name "${endpoint.device}"`);
+  const threshold = Math.round((percent / 100) * LOSS_MODULUS);
+  removeIngressLoss(endpoint);
+  // The first rule counts every frame, the second the dropped ones, so the loss a run actually
+  // got can be read back (readIngressLoss).
+  nft(endpoint.namespace, ['-f', '-'], `table netdev ${LOSS_TABLE} {
+  chain ingress {
+    type filter hook ingress device "${endpoint.device}" priority 0; policy accept;
+    counter
+    numgen random mod ${LOSS_MODULUS} < ${threshold} counter drop
+  }
+}
+`);
+}
+
+/** Removes the loss rule from `endpoint`'s namespace; true when there was one. */
+export function removeIngressLoss(endpoint) {
+  if (!endpoint.namespace) return false;
+  try {
+    nft(endpoint.namespace, ['delete', 'table', 'netdev', LOSS_TABLE]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Frames seen and dropped so far by `endpoint`'s loss rule, or null when it has none. */
+export function readIngressLoss(endpoint) {
+  if (!endpoint.namespace) return null;
+  try {
+    const listing = JSON.parse(nft(endpoint.namespace, ['-j', 'list', 'table', 'netdev', LOSS_TABLE]));
+    const counters = listing.nftables
+      .filter((item) => item.rule)
+      .map((item) => item.rule.expr.find((expression) => expression.counter)?.counter)
+      .filter(Boolean);
+    if (counters.length < 2) return null;
+    return { frames: counters[0].packets, dropped: counters[1].packets };
+  } catch {
+    return null;
+  }
+}

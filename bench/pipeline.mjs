@@ -5,7 +5,8 @@
 //
 //   node bench/pipeline.mjs [--quick] [--runs N] [--size-mib N] [--paths loopback,bridge]
 //        [--receivers 1,3] [--packet-bytes 1400,8972] [--tools sealcast,sealcast-aes,udpcast,uftp,iperf,node-dgram]
-//        [--sealcast-rate 1400=3G,8972=8G] [--max-minutes M]
+//        [--sealcast-rate 1400=3G,8972=8G] [--sealcast-mode control|key-file] [--loss PERCENT]
+//        [--max-minutes M]
 
 import { execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -16,9 +17,9 @@ import { performance } from 'node:perf_hooks';
 import { machineInfo } from './lib/machine.mjs';
 import { printTable } from './lib/table.mjs';
 import { writeResults } from './lib/results.mjs';
-import { canCreateNamespaces, createBridgeTopology, createLoopbackNamespace, deleteBenchNamespaces, teardownAllTopologies } from './netns.mjs';
-import { haveGnuTime, killAllChildren, meanDatagramBytes, readMulticastOutCounters } from './peers/process.mjs';
-import { sealcastPeer } from './peers/sealcast.mjs';
+import { addIngressLoss, segmentAtSender, canCreateNamespaces, createBridgeTopology, createLoopbackNamespace, deleteBenchNamespaces, readIngressLoss, removeIngressLoss, teardownAllTopologies } from './netns.mjs';
+import { haveCommand, haveGnuTime, killAllChildren, meanDatagramBytes, readMulticastOutCounters } from './peers/process.mjs';
+import { SEALCAST_MODES, sealcastPeer } from './peers/sealcast.mjs';
 import { udpcast } from './peers/udpcast.mjs';
 import { uftp } from './peers/uftp.mjs';
 import { iperf } from './peers/iperf.mjs';
@@ -27,11 +28,13 @@ import { measureReceiverFloor } from './lib/receiver-floor.mjs';
 
 const TOOL_NAMES = ['sealcast', 'sealcast-aes', 'udpcast', 'uftp', 'iperf', 'node-dgram'];
 const MIB = 1024 * 1024;
-// sealcast has no loss repair yet: a run that loses a datagram fails with E_GAP and is retried at
-// 0.8 x the rate, at most 10 times (3G -> 2.4G -> 1.92G -> 1.54G -> 1.23G -> 983M -> ... -> 322M);
-// later runs of the same row start at the last rate tried. Steps of 0.8 rather than coarser ones
-// find a rate within 20% of the highest one the receivers keep up with; a failed attempt costs
-// little, because its sender is stopped as soon as every receiver has ended.
+// In control mode sealcast repairs losses and lowers its own rate, so a run normally succeeds at
+// the first rate. A run that still fails with E_GAP (in key-file mode: any lost datagram; in
+// control mode: a loss that was not repaired in time) is retried at 0.8 x the rate, at most 10
+// times (3G -> 2.4G -> 1.92G -> 1.54G -> 1.23G -> 983M -> ... -> 322M); later runs of the same row
+// start at the last rate tried. Steps of 0.8 rather than coarser ones find a rate within 20% of
+// the highest one the receivers keep up with; a failed attempt costs little, because its sender
+// is stopped as soon as every receiver has ended.
 const GAP_RETRIES_MAX = 10;
 const GAP_RATE_FACTOR = 0.8;
 const GIB = 1024 * MIB;
@@ -48,6 +51,13 @@ const USAGE = `usage: node bench/pipeline.mjs [options]
   --packet-bytes LIST     datagram sizes (default 1400,8972)
   --tools LIST            sealcast,sealcast-aes,udpcast,uftp,iperf,node-dgram (default all)
   --sealcast-rate MAP     first --rate per size, e.g. 1400=3G,8972=8G; lowered on E_GAP
+  --sealcast-mode MODE    control (default: per-subscriber keys over the control plane, loss
+                          repair on) or key-file (one group key, no repair)
+  --loss PERCENT          drop PERCENT % of the frames reaching each receiver (nftables on its
+                          veth, every tool alike); bridge path only, needs root and nft;
+                          implies --segment-at-sender
+  --segment-at-sender     bridge path: the sender's veth cuts GSO sends into single datagrams
+                          (as on a real wire) instead of passing them through the bridge whole
   --max-minutes M         stop starting new runs after M minutes (default 90)
   --help`;
 
@@ -61,6 +71,13 @@ function positiveInteger(name, text) {
   return value;
 }
 
+/** --loss: a percentage in (0, 50], e.g. 1 or 0.5. */
+function lossPercent(text) {
+  const value = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0 && value <= 50)) throw new RangeError(`--loss must be a percentage above 0 and at most 50, e.g. 1, got "${text}"`);
+  return value;
+}
+
 function parseOptions(argv, env) {
   const options = {
     quick: env.SCBENCH_QUICK === '1',
@@ -71,6 +88,9 @@ function parseOptions(argv, env) {
     packetBytes: [1400, 8972],
     tools: [...TOOL_NAMES],
     sealcastRates: { 1400: '3G', 8972: '8G' },
+    sealcastMode: 'control',
+    lossPercent: 0,
+    segmentAtSender: false,
     maxMinutes: 90,
   };
   for (let index = 0; index < argv.length; index += 1) {
@@ -95,6 +115,9 @@ function parseOptions(argv, env) {
           options.sealcastRates[positiveInteger('--sealcast-rate size', size)] = rate;
         }
         break;
+      case '--sealcast-mode': options.sealcastMode = value(); break;
+      case '--loss': options.lossPercent = lossPercent(value()); break;
+      case '--segment-at-sender': options.segmentAtSender = true; break;
       case '--max-minutes': options.maxMinutes = positiveInteger('--max-minutes', value()); break;
       case '--help': case '-h': options.help = true; break;
       default: throw new RangeError(`unknown option "${flag}"\n${USAGE}`);
@@ -102,6 +125,12 @@ function parseOptions(argv, env) {
   }
   for (const path of options.paths) if (!['loopback', 'bridge'].includes(path)) throw new RangeError(`--paths takes loopback,bridge, got "${path}"`);
   for (const tool of options.tools) if (!TOOL_NAMES.includes(tool)) throw new RangeError(`unknown tool "${tool}"`);
+  if (!SEALCAST_MODES.includes(options.sealcastMode)) throw new RangeError(`--sealcast-mode takes ${SEALCAST_MODES.join(' or ')}, got "${options.sealcastMode}"`);
+  if (options.lossPercent > 0 && options.paths.includes('loopback')) {
+    throw new RangeError('--loss works only on the bridge path (add --paths bridge): on loopback one drop would hit every receiver at once, and the rule needs a device of its own per receiver');
+  }
+  // A drop must hit one datagram, as on a wire, not a whole GSO send of up to 64 (see netns.mjs).
+  if (options.lossPercent > 0) options.segmentAtSender = true;
   for (const size of options.packetBytes) if (size < 512 || size > 8972) throw new RangeError(`--packet-bytes must be 512..8972 (the bridge MTU is 9000), got ${size}`);
   options.runs ??= options.quick ? 1 : 3;
   options.sizeMib ??= options.quick ? 64 : 1024;
@@ -191,8 +220,10 @@ function lowerRate(rate, factor) {
 async function runOnce(peer, context) {
   const { input, sender } = context;
   const countersBefore = sender.namespace ? readMulticastOutCounters(sender.namespace) : null;
+  const lossBefore = context.lossPercent > 0 ? context.receivers.map(readIngressLoss) : null;
   const result = await peer.run(context);
   const countersAfter = sender.namespace ? readMulticastOutCounters(sender.namespace) : null;
+  const lossAfter = lossBefore ? context.receivers.map(readIngressLoss) : null;
   const failures = [];
   for (const exit of [result.sender, ...result.receivers]) {
     const problem = describeExit(exit);
@@ -229,7 +260,37 @@ async function runOnce(peer, context) {
     datagramBytes: result.datagramBytes ?? meanDatagramBytes(countersBefore, countersAfter),
     settings: result.settings ?? {},
     notes: result.notes ?? [],
+    repair: result.repair ?? null,
+    setupSec: result.setupSec ?? null,
+    lossMeasured: lossBefore ? measuredLoss(lossBefore, lossAfter) : null,
   };
+}
+
+/** Frames that reached the receivers' loss rules during one run, and how many were dropped. */
+function measuredLoss(before, after) {
+  let frames = 0;
+  let dropped = 0;
+  for (let index = 0; index < before.length; index += 1) {
+    if (!before[index] || !after[index]) return null;
+    frames += after[index].frames - before[index].frames;
+    dropped += after[index].dropped - before[index].dropped;
+  }
+  return { frames, dropped };
+}
+
+/** Bits per second as "1.54G" or "983M", the way --rate is written. */
+function formatRate(bitsPerSecond) {
+  if (!Number.isFinite(bitsPerSecond)) return '?';
+  return bitsPerSecond >= 1e9 ? `${Number((bitsPerSecond / 1e9).toFixed(2))}G` : `${Math.round(bitsPerSecond / 1e6)}M`;
+}
+
+/** sealcast's repair figures of one attempt, for the notes: "3G ok (1234 repaired, lowest 1.2G)". */
+function describeRepair(repair) {
+  if (!repair) return '';
+  const parts = [`${repair.datagrams} resent for ${repair.requests} requests`];
+  if (repair.unavailableBytes > 0) parts.push(`${repair.unavailableBytes} B no longer held`);
+  parts.push(`rate down to ${formatRate(repair.rateLowestBitsPerSecond)}`);
+  return ` (${parts.join(', ')})`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,7 +302,15 @@ function summariseRow(key, attempts, runsWanted) {
   const notes = [...new Set(attempts.flatMap((attempt) => attempt.notes))];
   if (key.tool === 'sealcast') {
     const outcome = (attempt) => (attempt.ok ? 'ok' : attempt.gap ? (attempt.gapKind ?? 'E_GAP') : 'failed');
-    notes.unshift(`--rate: ${attempts.map((attempt) => `${attempt.settings.rate} ${outcome(attempt)}`).join(', ')}`);
+    notes.unshift(`--rate: ${attempts.map((attempt) => `${attempt.settings.rate} ${outcome(attempt)}${describeRepair(attempt.repair)}`).join(', ')}`);
+    const setup = median(good.map((attempt) => attempt.setupSec));
+    if (setup !== null) notes.push(`start-up + registration ${setup.toFixed(2)} s before the clock`);
+  }
+  const lossSeen = attempts.map((attempt) => attempt.lossMeasured).filter(Boolean);
+  if (lossSeen.length) {
+    const frames = lossSeen.reduce((sum, loss) => sum + loss.frames, 0);
+    const dropped = lossSeen.reduce((sum, loss) => sum + loss.dropped, 0);
+    notes.push(`nft dropped ${frames ? ((100 * dropped) / frames).toFixed(2) : '0'} % of ${frames} frames`);
   }
   // One line per distinct failure, so a row that failed the same way five times stays readable.
   const failureCounts = new Map();
@@ -253,6 +322,7 @@ function summariseRow(key, attempts, runsWanted) {
   if (good.length < runsWanted) notes.push(`${good.length} of ${runsWanted} runs succeeded`);
   const isCeiling = key.tool === 'iperf2';
   const hasOutputs = good.some((attempt) => attempt.verified !== null);
+  const repairs = good.map((attempt) => attempt.repair).filter(Boolean);
   return {
     ...key,
     datagramBytes: median(good.map((attempt) => attempt.datagramBytes)),
@@ -267,6 +337,12 @@ function summariseRow(key, attempts, runsWanted) {
     runs: good.length,
     failedRuns: failed.length,
     rate: key.tool === 'sealcast' ? [...new Set(good.map((attempt) => attempt.settings.rate))].join(',') || null : undefined,
+    // sealcast in control mode: DATA datagrams sent again for repair requests, as a count and as a
+    // fraction of the DATA datagrams, and the lowest rate the sender adapted down to (medians).
+    repairDatagrams: repairs.length ? median(repairs.map((repair) => repair.datagrams)) : undefined,
+    repairFraction: repairs.length ? median(repairs.map((repair) => (repair.dataPackets > 0 ? repair.datagrams / repair.dataPackets : 0))) : undefined,
+    rateLowestBitsPerSecond: repairs.length ? median(repairs.map((repair) => repair.rateLowestBitsPerSecond)) : undefined,
+    setupSec: key.tool === 'sealcast' ? median(good.map((attempt) => attempt.setupSec)) ?? undefined : undefined,
     status: good.length > 0 ? 'ok' : 'failed',
     notes,
   };
@@ -318,10 +394,14 @@ async function main() {
   const startedAtMs = performance.now();
   const deadlineMs = startedAtMs + options.maxMinutes * 60_000;
   const isRoot = canCreateNamespaces();
+  if (options.lossPercent > 0) {
+    if (!isRoot) throw new RangeError('--loss needs root: the loss rule is an nftables rule in each receiver\'s network namespace (bridge path)');
+    if (!haveCommand('nft')) throw new RangeError('--loss needs nft: apt-get install -y nftables');
+  }
 
   const peers = {
-    sealcast: sealcastPeer({ suite: 'chacha20-poly1305' }),
-    'sealcast-aes': sealcastPeer({ suite: 'aes-256-gcm' }),
+    sealcast: sealcastPeer({ suite: 'chacha20-poly1305', keyMode: options.sealcastMode }),
+    'sealcast-aes': sealcastPeer({ suite: 'aes-256-gcm', keyMode: options.sealcastMode }),
     udpcast,
     uftp,
     iperf,
@@ -374,7 +454,7 @@ async function main() {
   for (const path of options.paths) {
     if (path === 'bridge' && !isRoot) {
       log('skipping the namespace bridge path: creating network namespaces needs root');
-      for (const peer of active) rows.push(skippedRow({ tool: peer.tool, mode: peer.mode, path, receivers: null, packetBytes: null }, 'not root: no namespace bridge'));
+      for (const peer of active) rows.push(skippedRow({ tool: peer.tool, mode: peer.mode, path, receivers: null, packetBytes: null, lossPercent: options.lossPercent }, 'not root: no namespace bridge'));
       continue;
     }
     let topology = null;
@@ -383,6 +463,12 @@ async function main() {
         topology = isRoot ? createLoopbackNamespace() : null;
       } else {
         topology = createBridgeTopology(receiverCountMax);
+        if (options.segmentAtSender) segmentAtSender(topology.sender);
+        // One rule per receiver, for the whole path: every tool's runs cross the same loss.
+        if (options.lossPercent > 0) {
+          for (const endpoint of topology.receivers(receiverCountMax)) addIngressLoss(endpoint, options.lossPercent);
+          log(`dropping ${options.lossPercent} % of the frames reaching each receiver (nftables ingress rule on its veth)`);
+        }
       }
       // Without root the loopback path uses the host's lo with each tool's interface flag.
       const hostLoopback = { namespace: null, device: 'lo', address: '127.0.0.1' };
@@ -394,7 +480,7 @@ async function main() {
           const attemptsByPeer = new Map();
           const runnable = [];
           for (const peer of active) {
-            const key = { tool: peer.tool, mode: peer.mode, path, receivers: receiverCount, packetBytes };
+            const key = { tool: peer.tool, mode: peer.mode, path, receivers: receiverCount, packetBytes, lossPercent: options.lossPercent };
             const reason = peer.unsupported({ path, receivers: receiverCount, privateNamespace: topology !== null });
             if (reason) {
               rows.push(skippedRow(key, reason));
@@ -420,7 +506,7 @@ async function main() {
                 log(`${path} ${receiverCount}r ${packetBytes}B ${peer.tool} ${peer.mode} run ${run}/${options.runs}${peer.retriesOnGap ? ` --rate ${rate}` : ''}`);
                 const outcome = await runOnce(peer, {
                   path, sender, receivers: receiversFor(receiverCount), input, inputPath, packetBytes,
-                  workDir: runDir, timeoutMs, rate, durationSec: options.quick ? 2 : 4,
+                  workDir: runDir, timeoutMs, rate, durationSec: options.quick ? 2 : 4, lossPercent: options.lossPercent,
                 });
                 entry.attempts.push(outcome);
                 log(`  -> ${outcome.ok ? `${outcome.mbPerSec.toFixed(1)} MB/s, sender ${outcome.senderCpuSecPerGiB?.toFixed(2)} CPU-s/GiB` : `FAILED: ${outcome.failures.join('; ')}`}`);
@@ -439,6 +525,11 @@ async function main() {
         }
       }
     } finally {
+      // Deleting the namespaces deletes the rules with them; removing them first keeps a
+      // teardown that fails from leaving a lossy link behind.
+      if (topology?.kind === 'bridge' && options.lossPercent > 0) {
+        for (const endpoint of topology.receivers(receiverCountMax)) removeIngressLoss(endpoint);
+      }
       topology?.teardown();
     }
   }
@@ -453,6 +544,7 @@ async function main() {
   const columns = [
     { key: 'tool' }, { key: 'mode' }, { key: 'path' },
     { key: 'receivers', title: 'rcv' },
+    ...(options.lossPercent > 0 ? [{ key: 'lossPercent', title: 'loss %' }] : []),
     { key: 'packetBytes', title: 'pkt B' },
     { key: 'datagramBytes', title: 'wire B' },
     { key: 'mbPerSec', title: 'MB/s' },
@@ -460,9 +552,20 @@ async function main() {
     { key: 'receiverCpuSecPerGiB', title: 'rcv CPU-s/GiB mean/max', format: (value) => (value && value.mean !== null ? `${value.mean.toFixed(2)}/${value.max.toFixed(2)}` : '-') },
     { key: 'verified', title: 'verified', format: (value, row) => (row.status === 'skipped' ? 'skipped' : value === null ? 'n/a' : value ? 'yes' : 'FAILED') },
     { key: 'runs', title: 'runs', format: (value, row) => `${value}/${value + row.failedRuns}` },
+    ...(options.sealcastMode === 'control' && active.some((peer) => peer.tool === 'sealcast') ? [{
+      key: 'repairDatagrams',
+      title: 'resent (% of data)',
+      format: (value, row) => (value === undefined || value === null ? '-' : `${Math.round(value)} (${(100 * row.repairFraction).toFixed(2)}%)`),
+    }, {
+      key: 'rateLowestBitsPerSecond',
+      title: 'lowest rate',
+      format: (value) => (value === undefined || value === null ? '-' : formatRate(value)),
+    }] : []),
     { key: 'notes', title: 'notes', align: 'left', format: (value) => value.join('; ').slice(0, 140) },
   ];
-  process.stdout.write(`\nsealcast pipeline benchmark: ${options.sizeMib} MiB random file, median of ${options.runs} run(s), every output SHA-256 verified\n\n`);
+  const sealcastHow = options.sealcastMode === 'control' ? 'sealcast in control mode (per-subscriber keys, loss repair on)' : 'sealcast with --key-file (one group key, no loss repair)';
+  const lossHow = `${options.lossPercent > 0 ? `, ${options.lossPercent} % random loss on every receiver's link` : ''}${options.segmentAtSender ? ', GSO sends cut into datagrams at the sender\'s veth' : ''}`;
+  process.stdout.write(`\nsealcast pipeline benchmark: ${options.sizeMib} MiB random file, median of ${options.runs} run(s), every output SHA-256 verified; ${sealcastHow}${lossHow}\n\n`);
   printTable(rows.filter((row) => row.status !== 'skipped'), columns);
   const skipped = rows.filter((row) => row.status === 'skipped');
   if (skipped.length || globalSkips.length) process.stdout.write('\nSkipped:\n');
@@ -498,7 +601,7 @@ async function main() {
   }
   const resultsPath = writeResults('pipeline', {
     machine: machineInfo({ root: isRoot, scratch: scratchRoot, peerVersions: peerVersions() }),
-    settings: { sealcastStartupCpuSec, sizeBytes: bytes, runs: options.runs, quick: options.quick, paths: options.paths, receivers: options.receivers, packetBytes: options.packetBytes, skippedTools: globalSkips },
+    settings: { sealcastStartupCpuSec, sealcastMode: options.sealcastMode, lossPercent: options.lossPercent, segmentAtSender: options.segmentAtSender, sizeBytes: bytes, runs: options.runs, quick: options.quick, paths: options.paths, receivers: options.receivers, packetBytes: options.packetBytes, skippedTools: globalSkips },
     rows,
     targets,
     receiverFloorCpuSecPerGiB: receiverFloor,
