@@ -25,7 +25,7 @@ import { PacketIntake, sameBytes, type IntakeHost } from './packet-intake.js';
 import { describeDrops, normalizeReceiverOptions, type NormalizedReceiverOptions, type ReceiveResult, type ReceiveStats, type ReceiverOptions, type DropCounts } from './receiver-options.js';
 import { OutputWriter } from './output.js';
 import { describeRanges, ReorderWindow, type ByteRange } from './reorder.js';
-import { RepairRequester } from './repair-requests.js';
+import { NACK_RETRY_MS, RepairRequester } from './repair-requests.js';
 
 const TICK_MS = 100;
 /** After a failure, how long the output may take to write what was delivered before it. */
@@ -70,8 +70,9 @@ export class Receiver extends EventEmitter {
   #progressAtMs = 0;
   /** One past the furthest stream byte an authenticated DATA packet carried. */
   #seenEnd = 0;
-  /** With repair: whether the bytes before the first packet were asked for (once, before the start). */
+  /** With repair: whether (and when last) the bytes before the first packet were asked for. */
   #startRequested = false;
+  #startRequestedAtMs = 0;
 
   #socket: dgram.Socket | null = null;
   #ticker: NodeJS.Timeout | null = null;
@@ -247,6 +248,16 @@ export class Receiver extends EventEmitter {
     }
   }
 
+  /** Asks for the bytes before the lowest offset held while the start is not settled. */
+  #askForStart(nowMs: number): void {
+    let lowest = Infinity;
+    for (const offset of this.#beforeStart.keys()) lowest = Math.min(lowest, offset);
+    if (!(lowest > 0) || lowest === Infinity) return;
+    this.#startRequested = true;
+    this.#startRequestedAtMs = nowMs;
+    this.#askForRepair([{ from: 0, to: lowest }]);
+  }
+
   #askForRepair(ranges: ByteRange[]): void {
     try {
       this.#options.requestRepair?.(ranges);
@@ -330,8 +341,7 @@ export class Receiver extends EventEmitter {
       // The first packet is not the stream's first: the beginning was lost, or this receiver
       // joined late. The sender either sends it again or answers that it no longer holds it
       // (repairUnavailable), and then this receiver starts mid-stream.
-      this.#startRequested = true;
-      this.#askForRepair([{ from: 0, to: streamOffset }]);
+      this.#askForStart(performance.now());
     }
   }
 
@@ -491,6 +501,9 @@ export class Receiver extends EventEmitter {
     const now = performance.now();
     this.#flushOutput();
     this.#emitSafely('progress', this.stats);
+    // The request for the start may itself be lost: asked again until the wait ends.
+    if (this.#window === null && this.#startRequested && now - this.#startRequestedAtMs >= NACK_RETRY_MS) this.#askForStart(now);
+    if (this.#finished) return;
     const settleMs = this.#startRequested ? Math.max(this.#options.startSettleMs, START_REPAIR_WAIT_MS) : this.#options.startSettleMs;
     if (this.#window === null && this.#beforeStart.size > 0 && now - this.#beforeStartSinceMs >= settleMs) {
       this.#startFromHeld();

@@ -93,10 +93,35 @@ export class RepairWindow<S extends RetainableSlab> {
   }
 
   /**
-   * Keeps a slab that was just transmitted (slabs come in stream order) and returns the slabs the
+   * Keeps a slab that was transmitted (slabs come in stream order) and returns the slabs the
    * budget pushed out, which the caller may fill again.
    */
   retain(slab: S): S[] {
+    this.#add(slab, 0);
+    return this.#evict();
+  }
+
+  /**
+   * Keeps a slab whose transmission is starting, so that a receiver that already missed some of
+   * it can have it repaired; it stays pinned (never handed back) until sent(slab).
+   */
+  retainWhileSending(slab: S): S[] {
+    this.#add(slab, 1);
+    return this.#evict();
+  }
+
+  /** The slab given to retainWhileSending() was handed to the kernel: returns the slabs pushed out now. */
+  sent(slab: S): S[] {
+    for (let index = this.#entries.length - 1; index >= 0; index--) {
+      if (this.#entries[index].slab === slab) {
+        this.#entries[index].pins--;
+        break;
+      }
+    }
+    return this.#evict();
+  }
+
+  #add(slab: S, pins: number): void {
     let payloadBytes = 0;
     for (let slot = 0; slot < slab.count; slot++) payloadBytes += slab.lengths[slot];
     const last = this.#entries[this.#entries.length - 1];
@@ -104,9 +129,8 @@ export class RepairWindow<S extends RetainableSlab> {
       throw new RangeError(`slabs must be retained in stream order: expected offset ${last.endOffset}, got ${slab.firstOffset}`);
     }
     const datagramBytes = payloadBytes + slab.count * this.#overheadBytes;
-    this.#entries.push({ slab, firstOffset: slab.firstOffset, endOffset: slab.firstOffset + payloadBytes, datagramBytes, pins: 0, queued: new Uint8Array(slab.count) });
+    this.#entries.push({ slab, firstOffset: slab.firstOffset, endOffset: slab.firstOffset + payloadBytes, datagramBytes, pins, queued: new Uint8Array(slab.count) });
     this.#retainedBytes += datagramBytes;
-    return this.#evict();
   }
 
   /**

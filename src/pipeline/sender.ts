@@ -505,9 +505,14 @@ export class Sender extends EventEmitter {
           if (failure !== null) return;
           const slab = sealed.shift();
           if (slab === undefined) continue;
+          // Into the repair window as its transmission starts (a receiver may miss its first
+          // datagrams before the last ones leave), pinned until every datagram left; the window
+          // hands back what its budget pushes out.
+          // Without a window (repair off) nothing is kept, not even while it is being sent.
+          const repairable = options.repairWindowBytes > 0;
+          if (repairable) this.#freeSlabs(this.#repairs.retainWhileSending(slab));
           await this.#transmitSlab(slab, bucket);
-          // Transmitted: into the repair window, which hands back what its budget pushes out.
-          slab.release = () => this.#freeSlabs(this.#repairs.retain(slab));
+          slab.release = () => this.#freeSlabs(repairable ? this.#repairs.sent(slab) : this.#repairs.retain(slab));
           if (slab.pending === 0) slab.release();
         }
       } catch (error) {

@@ -83,6 +83,23 @@ describe('RepairWindow', () => {
     expect(window.done(run).map((item) => item.name)).toEqual(['slab@0', 'slab@1000']);
   });
 
+  it('repairs a slab while it is still being sent, and hands it back only once it was sent', () => {
+    // A budget of one slab: the slab being sent stays while it is sent, even over the budget.
+    const window = new RepairWindow<ReturnType<typeof slab>>(10 * (PAYLOAD + OVERHEAD), PAYLOAD, OVERHEAD, 1000);
+    const first = slab(0, 10);
+    const second = slab(1000, 10);
+    expect(window.retainWhileSending(first)).toEqual([]);
+    expect(window.request([{ from: 0, to: 100 }]).queuedDatagrams).toBe(1);
+    expect(drain(window)).toEqual([['slab@0', 0, 1]]);
+    expect(window.retainWhileSending(second)).toEqual([]);
+    // The first is sent: over budget, it goes; the second stays pinned until it is sent too.
+    expect(window.sent(first).map((item) => item.name)).toEqual(['slab@0']);
+    expect(window.request([{ from: 0, to: 1100 }]).unavailable).toEqual([{ from: 0, to: 1000 }]);
+    expect(drain(window)).toEqual([['slab@1000', 0, 1]]);
+    expect(window.sent(second)).toEqual([]);
+    expect(window.heldRange).toEqual({ from: 1000, to: 2000 });
+  });
+
   it('splits runs to the size asked for and bounds the queue', () => {
     const window = new RepairWindow<ReturnType<typeof slab>>(1 << 20, PAYLOAD, OVERHEAD, 4);
     window.retain(slab(0, 10));
