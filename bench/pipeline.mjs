@@ -284,12 +284,12 @@ function formatRate(bitsPerSecond) {
   return bitsPerSecond >= 1e9 ? `${Number((bitsPerSecond / 1e9).toFixed(2))}G` : `${Math.round(bitsPerSecond / 1e6)}M`;
 }
 
-/** sealcast's repair figures of one attempt, for the notes: "3G ok (1234 repaired, lowest 1.2G)". */
+/** sealcast's repair figures of one attempt, for the notes: "3G ok (1234 resent/41 req, min 1.2G)". */
 function describeRepair(repair) {
   if (!repair) return '';
-  const parts = [`${repair.datagrams} resent for ${repair.requests} requests`];
-  if (repair.unavailableBytes > 0) parts.push(`${repair.unavailableBytes} B no longer held`);
-  parts.push(`rate down to ${formatRate(repair.rateLowestBitsPerSecond)}`);
+  const parts = [`${repair.datagrams} resent/${repair.requests} req`];
+  if (repair.unavailableBytes > 0) parts.push(`${repair.unavailableBytes} B gone`);
+  parts.push(`min ${formatRate(repair.rateLowestBitsPerSecond)}`);
   return ` (${parts.join(', ')})`;
 }
 
@@ -304,7 +304,7 @@ function summariseRow(key, attempts, runsWanted) {
     const outcome = (attempt) => (attempt.ok ? 'ok' : attempt.gap ? (attempt.gapKind ?? 'E_GAP') : 'failed');
     notes.unshift(`--rate: ${attempts.map((attempt) => `${attempt.settings.rate} ${outcome(attempt)}${describeRepair(attempt.repair)}`).join(', ')}`);
     const setup = median(good.map((attempt) => attempt.setupSec));
-    if (setup !== null) notes.push(`start-up + registration ${setup.toFixed(2)} s before the clock`);
+    if (setup !== null) notes.push(`set-up ${setup.toFixed(2)} s before the clock`);
   }
   const lossSeen = attempts.map((attempt) => attempt.lossMeasured).filter(Boolean);
   if (lossSeen.length) {
