@@ -436,6 +436,7 @@ async function main() {
     });
   }
   if (isRoot) deleteBenchNamespaces();
+  if (options.segmentAtSender && options.paths.includes('loopback')) log('--segment-at-sender applies to the bridge path only; the loopback path runs as always');
 
   const inputPath = join(workDir, 'input.bin');
   const bytes = options.sizeMib * MIB;
