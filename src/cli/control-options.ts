@@ -67,6 +67,8 @@ export interface SenderControl {
    * can no longer be repaired. Until it is set nothing was sent, so requests are ignored.
    */
   setRepairHandler(handler: (ranges: ByteRange[]) => ByteRange[]): void;
+  /** How far the stream has come, told to each subscriber as it registers (0 until set). */
+  setStreamOffset(source: () => number): void;
   close(): Promise<void>;
 }
 
@@ -85,6 +87,7 @@ export async function startSenderControl(
   if (identity.created) writeLine(io.stderr, `sealcast send: created the server key ${keyPath} (mode 0600)`);
   const dataKey = randomBytes(DATA_KEY_BYTES);
   let repairHandler: (ranges: ByteRange[]) => ByteRange[] = () => [];
+  let streamOffset: () => number = () => 0;
   let server: ControlServer;
   try {
     // Loaded here, not at start-up: the control plane (and SQLite) cost every command's start,
@@ -98,6 +101,7 @@ export async function startSenderControl(
       session: { sessionId: session.sessionId, group: session.group.address, port: session.group.port, suite: session.suite, packetBytes: session.packetBytes },
       currentEpoch: () => ({ epoch: 0, dataKey }),
       onRepairRequest: (_clientId, ranges) => repairHandler(ranges),
+      streamOffset: () => streamOffset(),
       logger: stderrLogger(io.stderr, 'sealcast send', io.quiet),
     });
   } catch (error) {
@@ -124,6 +128,9 @@ export async function startSenderControl(
     dataKey,
     setRepairHandler: (handler) => {
       repairHandler = handler;
+    },
+    setStreamOffset: (source) => {
+      streamOffset = source;
     },
     close,
   };

@@ -105,6 +105,7 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
       idleTimeoutMs: flags.idleTimeout ?? DEFAULT_IDLE_TIMEOUT_MS,
       // With a control connection, losses are asked for again instead of ending the receive.
       requestRepair: control !== null ? (ranges) => control.requestRepair(ranges) : undefined,
+      subscribedFromStart: control !== null && control.client.joinedAtOffset === 0,
       io,
       signal: context.io.signal,
     });

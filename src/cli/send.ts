@@ -50,6 +50,12 @@ const WAIT_TIMEOUT_MS_DEFAULT = 60_000;
 export const REPAIR_WINDOW_BYTES_DEFAULT = 64 * 1024 * 1024;
 /** After END, how often the sender checks whether every subscriber has finished. */
 const SUBSCRIBERS_DONE_POLL_MS = 50;
+/**
+ * After END, how long the sender waits for repair requests once they stop, when subscribers
+ * are still connected: one whose output is behind asks only once it caught up. It ends sooner
+ * when every subscriber has closed its connection (each does when its output is complete).
+ */
+const REPAIR_LINGER_MS_WITH_SUBSCRIBERS = 10_000;
 
 export function registerSend(program: Command, context: CommandContext): void {
   program
@@ -145,6 +151,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
       rateBitsPerSecond: flags.rate,
       // Repair needs a way back from the receivers: the control connection.
       repairWindowBytes: control !== null ? (flags.repairWindow ?? REPAIR_WINDOW_BYTES_DEFAULT) : 0,
+      repairLingerMs: REPAIR_LINGER_MS_WITH_SUBSCRIBERS,
       io,
       signal: context.io.signal,
     });
@@ -172,6 +179,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
   if (control !== null) {
     const server = control.server;
     control.setRepairHandler((ranges) => sender.requestRepair(ranges));
+    control.setStreamOffset(() => sender.stats.bytes);
     subscribersDone = setInterval(() => {
       if (sender.stats.sha256 !== null && server.connectionCount() === 0) sender.finishRepairs();
     }, SUBSCRIBERS_DONE_POLL_MS);

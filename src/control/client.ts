@@ -76,6 +76,8 @@ export interface ControlClient {
   readonly serverTrust: ServerTrust;
   /** The key bundle delivered at registration; the caller owns and zeroes it. */
   readonly initialKey: DeliveredKey;
+  /** How far the stream had come when this client registered (0: before sending began). */
+  readonly joinedAtOffset: number;
   /** The latest epoch received. */
   readonly epoch: number;
   /** Confirms the latest epoch to the server (only needed with deferInitialAck). */
@@ -116,6 +118,7 @@ class ControlClientImpl extends EventEmitter implements ControlClient {
   serverFingerprint = '';
   serverTrust: ServerTrust = 'pinned';
   initialKey!: DeliveredKey;
+  joinedAtOffset = 0;
   epoch = -1;
   private state: 'connecting' | 'challenge' | 'welcome' | 'registered' | 'closed' = 'connecting';
   private wrapKey: Buffer | null = null;
@@ -189,6 +192,7 @@ class ControlClientImpl extends EventEmitter implements ControlClient {
         return this.onChallenge(message);
       case 'welcome':
         if (this.state !== 'welcome') throw this.unexpected(message.type);
+        this.joinedAtOffset = message.streamOffset;
         return this.onKey(message.key, true);
       case 'key':
         if (this.state !== 'registered') throw this.unexpected(message.type);

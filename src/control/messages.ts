@@ -135,6 +135,12 @@ export interface WelcomeMessage {
   type: 'welcome';
   v: 1;
   key: WrappedKey;
+  /**
+   * How far the stream had come when this client registered: 0 before sending began. A client
+   * registered from the start treats missing early bytes as losses to repair; a later one starts
+   * at the first packet it can open.
+   */
+  streamOffset: number;
 }
 export interface KeyMessage {
   type: 'key';
@@ -343,8 +349,13 @@ export function decodeServerMessage(payload: Uint8Array): ServerMessage {
       };
     }
     case 'welcome':
-      requireExactKeys(object, 'welcome', ['type', 'v', 'key']);
-      return { type: 'welcome', v: 1, key: requireWrappedKey(object.key, 'welcome.key') };
+      requireExactKeys(object, 'welcome', ['type', 'v', 'key', 'streamOffset']);
+      return {
+        type: 'welcome',
+        v: 1,
+        key: requireWrappedKey(object.key, 'welcome.key'),
+        streamOffset: requireInteger(object.streamOffset, 'welcome.streamOffset', 0, STREAM_OFFSET_MAX),
+      };
     case 'key':
       requireExactKeys(object, 'key', ['type', 'v', 'key']);
       return { type: 'key', v: 1, key: requireWrappedKey(object.key, 'key.key') };
@@ -454,8 +465,10 @@ function messageJsonText(message: ClientMessage | ServerMessage): string {
     case 'challenge':
       return challengeJsonText(message);
     case 'welcome':
+      json = { type: 'welcome', v: 1, key: wrappedKeyToJson(message.key), streamOffset: message.streamOffset };
+      break;
     case 'key':
-      json = { type: message.type, v: 1, key: wrappedKeyToJson(message.key) };
+      json = { type: 'key', v: 1, key: wrappedKeyToJson(message.key) };
       break;
     case 'error':
       json = { type: 'error', v: 1, reason: message.reason, text: message.text.slice(0, ERROR_TEXT_CHARS_MAX) };

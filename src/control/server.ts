@@ -124,6 +124,8 @@ export interface ControlServerOptions {
    * `repair` message. Without it every requested range is answered as unavailable.
    */
   onRepairRequest?(clientId: string, ranges: StreamRange[]): StreamRange[];
+  /** How far the stream has come (bytes sent), told to each client as it registers; default 0. */
+  streamOffset?(): number;
 }
 
 export interface KeyHolder {
@@ -203,6 +205,7 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   readonly session: SessionParams;
   readonly currentEpoch: () => EpochKeyBundle;
   readonly onRepairRequest: (clientId: string, ranges: StreamRange[]) => StreamRange[];
+  readonly streamOffset: () => number;
   readonly logger: ControlLogger;
   readonly handshakeTimeoutMs: number;
   readonly connectionsMax: number;
@@ -234,6 +237,8 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     this.currentEpoch = options.currentEpoch;
     if (options.onRepairRequest !== undefined && typeof options.onRepairRequest !== 'function') throw new TypeError('onRepairRequest must be a function');
     this.onRepairRequest = options.onRepairRequest ?? ((_clientId, ranges) => ranges);
+    if (options.streamOffset !== undefined && typeof options.streamOffset !== 'function') throw new TypeError('streamOffset must be a function');
+    this.streamOffset = options.streamOffset ?? (() => 0);
     this.logger = options.logger ?? silentLogger;
     this.logsInfo = this.logger.info !== silentLogger.info;
     this.handshakeTimeoutMs = requirePositiveInteger(options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT, 'handshakeTimeoutMs');
@@ -615,7 +620,7 @@ class ServerConnection {
     if (bundle.epoch <= this.deliveredEpoch) return false;
     const key = wrapKeyBundle(this.wrapKey, { sessionId: this.owner.session.sessionId, clientId: this.clientId, keyKind: this.keyKind }, bundle);
     this.deliveredEpoch = bundle.epoch;
-    this.send({ type, v: 1, key });
+    this.send(type === 'welcome' ? { type, v: 1, key, streamOffset: this.owner.streamOffset() } : { type, v: 1, key });
     return true;
   }
 

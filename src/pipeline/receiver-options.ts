@@ -55,6 +55,12 @@ export interface ReceiverOptions {
   requestRepair?: (ranges: ByteRange[]) => void;
   /** With requestRepair: how long the output may stay stuck at a hole before it is E_GAP. */
   repairTimeoutMs?: number;
+  /**
+   * With requestRepair: this receiver was subscribed before the stream began, so bytes before
+   * its first packet were lost and are asked for. Otherwise (the default) a first packet past
+   * offset 0 means it joined mid-stream, and it starts there.
+   */
+  subscribedFromStart?: boolean;
   slabBytes?: number;
   slabSlots?: number;
   outputQueueBytesMax?: number;
@@ -145,6 +151,7 @@ export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedRe
     io: requireIoMode(options.io ?? 'auto'),
     requestRepair: options.requestRepair,
     repairTimeoutMs: requireMs(options.repairTimeoutMs ?? DEFAULT_REPAIR_TIMEOUT_MS, 'repairTimeoutMs', 1),
+    subscribedFromStart: options.subscribedFromStart ?? false,
     signal: options.signal,
   };
 }

@@ -34,6 +34,8 @@ const FAIL_OUTPUT_DRAIN_MS_MAX = 10_000;
 const BEFORE_START_BYTES_MAX = 16 * 1024 * 1024;
 /** With repair the holding area also waits for the start of the stream to be sent again. */
 const BEFORE_START_BYTES_MAX_WITH_REPAIR = 64 * 1024 * 1024;
+/** With repair, how long the output may stay far behind (new packets dropped meanwhile) before it is E_IO. */
+const OUTPUT_BEHIND_MS_MAX = 10_000;
 /** With repair, how long a receiver whose first packet is not at offset 0 waits for the start to be repaired. */
 const START_REPAIR_WAIT_MS = 1_000;
 const WRONG_KEY_SLOW_PACKETS = 8;
@@ -70,6 +72,8 @@ export class Receiver extends EventEmitter {
   #progressAtMs = 0;
   /** One past the furthest stream byte an authenticated DATA packet carried. */
   #seenEnd = 0;
+  /** With repair: since when the output has been far behind (0: it is not). */
+  #outputBehindSinceMs = 0;
   /** With repair: whether (and when last) the bytes before the first packet were asked for. */
   #startRequested = false;
   #startRequestedAtMs = 0;
@@ -223,6 +227,7 @@ export class Receiver extends EventEmitter {
 
   /** After the intake opened a slab and handed its packets over. */
   #afterOpen(): void {
+    this.#deliverHeld();
     // Small writes cost a system call each: output goes out a chunk at a time, or after a short
     // wait (the ticker and completion flush the rest).
     this.#flushOutput(true);
@@ -337,10 +342,10 @@ export class Receiver extends EventEmitter {
       this.#startFromHeld();
       return;
     }
-    if (this.#repair !== null && !this.#startRequested) {
-      // The first packet is not the stream's first: the beginning was lost, or this receiver
-      // joined late. The sender either sends it again or answers that it no longer holds it
-      // (repairUnavailable), and then this receiver starts mid-stream.
+    if (this.#repair !== null && this.#options.subscribedFromStart && !this.#startRequested) {
+      // Subscribed before the stream began, yet the first packet is not the stream's first: the
+      // beginning was lost. The sender sends it again, or answers that it no longer holds it
+      // (repairUnavailable), and then this receiver starts where it can.
       this.#askForStart(performance.now());
     }
   }
@@ -353,6 +358,21 @@ export class Receiver extends EventEmitter {
     for (const [offset, payload] of held) {
       if (this.#finished) return;
       this.#acceptData(offset, payload);
+    }
+  }
+
+  /**
+   * Delivers the held payloads that now continue the stream. With repair they wait in the window
+   * while the output is far behind (a filled hole may release tens of megabytes at once); the
+   * next drain or tick goes on.
+   */
+  #deliverHeld(): void {
+    const window = this.#window;
+    if (window === null) return;
+    while (!this.#finished && !(this.#repair !== null && this.#outputIsBehind())) {
+      const held = window.takeNext();
+      if (held === undefined) return;
+      this.#deliver(held);
     }
   }
 
@@ -377,7 +397,7 @@ export class Receiver extends EventEmitter {
     switch (window.place(streamOffset)) {
       case 'next':
         this.#deliver(payload);
-        for (let held = window.takeNext(); held !== undefined && !this.#finished; held = window.takeNext()) this.#deliver(held);
+        this.#deliverHeld();
         break;
       case 'ahead':
         window.hold(streamOffset, payload);
@@ -532,6 +552,22 @@ export class Receiver extends EventEmitter {
       return;
     }
     if (this.#repair !== null) {
+      this.#deliverHeld();
+      this.#flushOutput();
+      this.#checkComplete();
+      if (this.#finished) return;
+      if (this.#outputIsBehind()) {
+        // Waiting for the output is not waiting for a repair; but an output that stays behind
+        // (a reader that stopped) ends the receive like an overrun does without repair.
+        this.#outputBehindSinceMs ||= now;
+        this.#progressAtMs = now;
+        if (now - this.#outputBehindSinceMs > OUTPUT_BEHIND_MS_MAX) {
+          this.#fail(new SealcastError('E_IO', `the output is not keeping up with the stream (it stayed more than half of its ${this.#output!.queueBytesMax}-byte queue behind for ${OUTPUT_BEHIND_MS_MAX / 1000} s); write to a faster target or lower the sender's --rate`));
+          return;
+        }
+      } else {
+        this.#outputBehindSinceMs = 0;
+      }
       this.#requestRepairs(now);
       if (this.#finished) return;
       const stuck = this.#window.heldPackets > 0 || this.#window.nextOffset < (this.#end?.totalBytes ?? this.#seenEnd);

@@ -28,6 +28,8 @@ interface Retained<S extends RetainableSlab> {
   pins: number;
   /** Per slot: 1 while a queued run covers it, so that many requests for one loss send it once. */
   readonly queued: Uint8Array;
+  /** Per slot: 1 once it was queued for repair at all (a later request is a repeat, not a new loss). */
+  readonly repaired: Uint8Array;
 }
 
 /** Consecutive slots of one retained slab to send again. */
@@ -44,6 +46,8 @@ export interface RepairRun<S extends RetainableSlab> {
 export interface RepairRequestOutcome {
   /** Datagrams this request added to the queue (slots already queued are not counted again). */
   queuedDatagrams: number;
+  /** Of those, the datagrams never queued for repair before: losses reported for the first time. */
+  firstLossDatagrams: number;
   /** Requested bytes that already left the window: they cannot be repaired. */
   unavailable: ByteRange[];
   /** Datagrams not queued because the queue was full. */
@@ -52,6 +56,11 @@ export interface RepairRequestOutcome {
 
 export class RepairWindow<S extends RetainableSlab> {
   readonly windowBytes: number;
+  /**
+   * The most slabs held, whatever their bytes: the sender has a fixed number of slabs, and
+   * partly filled ones (a slow source) would otherwise let the window keep all of them.
+   */
+  readonly slabsMax: number;
   readonly queueDatagramsMax: number;
   readonly #payloadBytesMax: number;
   readonly #overheadBytes: number;
@@ -67,8 +76,10 @@ export class RepairWindow<S extends RetainableSlab> {
    * slot of a slab but its last is full); `overheadBytes`: header and tag per datagram;
    * `queueDatagramsMax`: the most datagrams waiting to be sent again.
    */
-  constructor(windowBytes: number, payloadBytesMax: number, overheadBytes: number, queueDatagramsMax: number) {
+  constructor(windowBytes: number, payloadBytesMax: number, overheadBytes: number, queueDatagramsMax: number, slabsMax = Number.MAX_SAFE_INTEGER) {
     if (!Number.isSafeInteger(windowBytes) || windowBytes < 0) throw new RangeError(`windowBytes must be a non-negative integer, got ${windowBytes}`);
+    if (!Number.isSafeInteger(slabsMax) || slabsMax < 1) throw new RangeError(`slabsMax must be a positive integer, got ${slabsMax}`);
+    this.slabsMax = slabsMax;
     if (!Number.isInteger(payloadBytesMax) || payloadBytesMax < 1) throw new RangeError(`payloadBytesMax must be a positive integer, got ${payloadBytesMax}`);
     if (!Number.isInteger(overheadBytes) || overheadBytes < 0) throw new RangeError(`overheadBytes must be a non-negative integer, got ${overheadBytes}`);
     if (!Number.isInteger(queueDatagramsMax) || queueDatagramsMax < 1) throw new RangeError(`queueDatagramsMax must be a positive integer, got ${queueDatagramsMax}`);
@@ -129,7 +140,7 @@ export class RepairWindow<S extends RetainableSlab> {
       throw new RangeError(`slabs must be retained in stream order: expected offset ${last.endOffset}, got ${slab.firstOffset}`);
     }
     const datagramBytes = payloadBytes + slab.count * this.#overheadBytes;
-    this.#entries.push({ slab, firstOffset: slab.firstOffset, endOffset: slab.firstOffset + payloadBytes, datagramBytes, pins, queued: new Uint8Array(slab.count) });
+    this.#entries.push({ slab, firstOffset: slab.firstOffset, endOffset: slab.firstOffset + payloadBytes, datagramBytes, pins, queued: new Uint8Array(slab.count), repaired: new Uint8Array(slab.count) });
     this.#retainedBytes += datagramBytes;
   }
 
@@ -139,7 +150,7 @@ export class RepairWindow<S extends RetainableSlab> {
    * stream's end) are the caller's to judge and are ignored here.
    */
   request(ranges: readonly ByteRange[]): RepairRequestOutcome {
-    const outcome: RepairRequestOutcome = { queuedDatagrams: 0, unavailable: [], refusedDatagrams: 0 };
+    const outcome: RepairRequestOutcome = { queuedDatagrams: 0, firstLossDatagrams: 0, unavailable: [], refusedDatagrams: 0 };
     const held = this.heldRange;
     for (const range of ranges) {
       if (range.from < held.from) outcome.unavailable.push({ from: range.from, to: Math.min(range.to, held.from) });
@@ -208,6 +219,8 @@ export class RepairWindow<S extends RetainableSlab> {
       this.#queue.push({ entry, first: runStart, count });
       entry.pins++;
       entry.queued.fill(1, runStart, end);
+      for (let slot = runStart; slot < end; slot++) outcome.firstLossDatagrams += 1 - entry.repaired[slot];
+      entry.repaired.fill(1, runStart, end);
       this.#queuedDatagrams += count;
       outcome.queuedDatagrams += count;
       runStart = -1;
@@ -244,7 +257,7 @@ export class RepairWindow<S extends RetainableSlab> {
 
   #evict(): S[] {
     const evicted: S[] = [];
-    while (this.#retainedBytes > this.windowBytes && this.#entries.length > 0 && this.#entries[0].pins === 0) {
+    while ((this.#retainedBytes > this.windowBytes || this.#entries.length > this.slabsMax) && this.#entries.length > 0 && this.#entries[0].pins === 0) {
       const entry = this.#entries.shift()!;
       this.#retainedBytes -= entry.datagramBytes;
       this.#evictedEndOffset = entry.endOffset;

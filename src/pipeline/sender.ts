@@ -74,18 +74,22 @@ export const DEFAULT_REPAIR_LINGER_MS = 1_000;
 const REPAIR_QUEUE_DATAGRAMS_MAX = 65_536;
 /**
  * Rate adaptation (DESIGN.md, "Pacing"). Every LOSS_INTERVAL_MS the sender compares the
- * datagrams it had to queue for repair with the datagrams it sent. Above CONGESTION_LOSS_FRACTION
- * the losses are taken for a receiver that cannot keep up (an overflowing socket buffer loses
- * whole runs), and the rate drops by RATE_DECREASE_FACTOR; scattered loss below it (a lossy link)
- * is only repaired, since slowing down would not make it go away. After a quiet spell the rate
+ * datagrams reported lost for the first time (repeated requests for one loss do not count) with
+ * the datagrams it sent. Above CONGESTION_LOSS_FRACTION the losses are taken for a receiver that
+ * cannot keep up: at a rate R with a fraction f lost, it takes about R x (1 - f), so the rate
+ * goes to that times RATE_DECREASE_MARGIN. Scattered loss below the threshold (a lossy link) is
+ * only repaired, since slowing down would not make it go away. After a quiet spell the rate
  * climbs back by a fraction of the configured rate per step, never above it.
  */
 const LOSS_INTERVAL_MS = 100;
 const CONGESTION_LOSS_FRACTION = 0.05;
-const RATE_DECREASE_FACTOR = 0.75;
-const RATE_INCREASE_AFTER_MS = 300;
-const RATE_INCREASE_EVERY_MS = 50;
-const RATE_INCREASE_FRACTION = 0.05;
+const RATE_DECREASE_MARGIN = 0.9;
+const RATE_DECREASE_STEP_MIN = 0.5;
+/** Reports of losses from before a decrease still arrive after it: the next one waits this long. */
+const RATE_DECREASE_HOLD_MS = 200;
+const RATE_INCREASE_AFTER_MS = 500;
+const RATE_INCREASE_EVERY_MS = 100;
+const RATE_INCREASE_FRACTION = 0.02;
 const RATE_FLOOR_FRACTION = 0.05;
 /** A resent END goes out at most this often, however many receivers ask for it. */
 const END_RESEND_EVERY_MS = 10;
@@ -277,7 +281,13 @@ export class Sender extends EventEmitter {
     this.#sealing = new SealingContext(options.backend.constants);
     this.#payloadBytesMax = payloadBytesFor(datagramBytes);
     this.#suiteId = SUITE_IDS[options.suite];
-    this.#repairs = new RepairWindow<Slab>(this.#options.repairWindowBytes, this.#payloadBytesMax, HEADER_BYTES + TAG_BYTES, REPAIR_QUEUE_DATAGRAMS_MAX);
+    this.#repairs = new RepairWindow<Slab>(
+      this.#options.repairWindowBytes,
+      this.#payloadBytesMax,
+      HEADER_BYTES + TAG_BYTES,
+      REPAIR_QUEUE_DATAGRAMS_MAX,
+      Math.max(1, this.#retainedSlabsMax()),
+    );
     this.#stats = {
       sessionId: Buffer.from(this.#options.sessionId).toString('hex'),
       suite: options.suite,
@@ -312,7 +322,7 @@ export class Sender extends EventEmitter {
     const outcome = this.#repairs.request(ranges);
     for (const range of outcome.unavailable) this.#stats.repairUnavailableBytes += range.to - range.from;
     if (this.#endDatagram !== null && ranges[ranges.length - 1].to > this.#stats.bytes) this.#endResendWanted = true;
-    this.#lossIntervalRepairs += outcome.queuedDatagrams;
+    this.#lossIntervalRepairs += outcome.firstLossDatagrams;
     if (outcome.queuedDatagrams > 0 || this.#endResendWanted) this.#wakeForRepairs?.();
     return outcome.unavailable;
   }
@@ -425,9 +435,9 @@ export class Sender extends EventEmitter {
   async #streamData(source: AsyncIterable<Uint8Array>, bucket: TokenBucket): Promise<Uint8Array> {
     const options = this.#options;
     const slabs = Array.from({ length: options.slabCount }, () => this.#makeSlab());
-    // The repair window holds transmitted slabs; the slabs for it are made as it fills.
-    const slabBytes = options.slabSlots * options.datagramBytes;
-    const slabsMax = options.slabCount + Math.ceil(options.repairWindowBytes / slabBytes);
+    // The repair window holds transmitted slabs (at most #retainedSlabsMax of them, so the
+    // producer always gets one back); the slabs for it are made as it fills.
+    const slabsMax = options.slabCount + this.#retainedSlabsMax();
     const free: Slab[] = [...slabs];
     const sealed: Slab[] = [];
     let freeWaiter: (() => void) | null = null;
@@ -448,6 +458,9 @@ export class Sender extends EventEmitter {
       freeWaiter = wake(freeWaiter);
       sealedWaiter = wake(sealedWaiter);
     };
+    // Both loops may be waiting on each other's slabs when the send is stopped.
+    const onAbort = (): void => fail(new SealcastError('E_CLOSED', 'sending was stopped'));
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     this.#freeSlabs = (freed) => {
       if (freed.length === 0) return;
       free.push(...freed);
@@ -520,13 +533,23 @@ export class Sender extends EventEmitter {
       }
     };
 
-    await Promise.all([producer(), transmitter()]);
+    try {
+      await Promise.all([producer(), transmitter()]);
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
     // Every datagram must have left before END (and before the socket closes on failure).
     // The kernel completes sends within milliseconds, so polling here is short and bounded.
     while (slabs.some((slab) => slab.pending > 0)) await sleep(1);
     if (failure !== null) throw failure;
     this.#throwIfStopped();
     return hash.digest();
+  }
+
+  /** Slabs the repair window may hold: its bytes in full slabs, plus the one being sent. */
+  #retainedSlabsMax(): number {
+    const { repairWindowBytes, slabSlots, datagramBytes } = this.#options;
+    return repairWindowBytes === 0 ? 0 : Math.ceil(repairWindowBytes / (slabSlots * datagramBytes)) + 1;
   }
 
   #makeSlab(): Slab {
@@ -785,7 +808,8 @@ export class Sender extends EventEmitter {
     const ceiling = this.#rateBitsPerSecond / 8;
     if (now - this.#lossIntervalStartMs >= LOSS_INTERVAL_MS) {
       const sent = this.#stats.datagramsSent - this.#lossIntervalSentBefore;
-      if (this.#lossIntervalRepairs > CONGESTION_LOSS_FRACTION * Math.max(sent, 1)) this.#slowDown(now);
+      const lossFraction = this.#lossIntervalRepairs / Math.max(sent, 1);
+      if (lossFraction > CONGESTION_LOSS_FRACTION) this.#slowDown(now, lossFraction);
       this.#lossIntervalStartMs = now;
       this.#lossIntervalSentBefore = this.#stats.datagramsSent;
       this.#lossIntervalRepairs = 0;
@@ -798,10 +822,14 @@ export class Sender extends EventEmitter {
     if (bucket.rateBytesPerSecond !== rate) bucket.setRate(rate);
   }
 
-  /** Receivers lose more than a lossy link would explain: lower the rate. */
-  #slowDown(now: number): void {
+  /** Receivers lose more than a lossy link would explain: down to about what they take. */
+  #slowDown(now: number, lossFraction: number): void {
+    if (now - this.#rateDecreasedAtMs < RATE_DECREASE_HOLD_MS) return;
     const ceiling = this.#rateBitsPerSecond / 8;
-    this.#rateNowBytesPerSecond = Math.max(ceiling * RATE_FLOOR_FRACTION, this.#rateNowBytesPerSecond * RATE_DECREASE_FACTOR);
+    // Reports held back (a receiver whose output was behind asks late) can exceed what was sent
+    // in the interval: one step at most halves the rate.
+    const taken = this.#rateNowBytesPerSecond * Math.max(RATE_DECREASE_STEP_MIN, 1 - lossFraction);
+    this.#rateNowBytesPerSecond = Math.max(ceiling * RATE_FLOOR_FRACTION, taken * RATE_DECREASE_MARGIN);
     this.#rateDecreasedAtMs = now;
     this.#stats.rateBitsPerSecondLowest = Math.min(this.#stats.rateBitsPerSecondLowest, this.#rateNowBytesPerSecond * 8);
   }

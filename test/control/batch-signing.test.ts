@@ -113,7 +113,7 @@ async function startScripted(craft: (hello: HelloSeen) => ChallengeMessage | Buf
           macKey.fill(0);
           const key = wrapKeyBundle(wrapKey, { sessionId: session.sessionId, clientId, keyKind: 'psk' }, { epoch: 0, dataKey });
           wrapKey.fill(0);
-          socket.write(encodeFrame(encodeMessage({ type: 'welcome', v: 1, key })));
+          socket.write(encodeFrame(encodeMessage({ type: 'welcome', v: 1, key, streamOffset: 0 })));
         }
       }
     });

@@ -44,7 +44,7 @@ const challenge = encodeFrame(
     path: [randomBytes(32)],
   }),
 );
-const welcome = encodeFrame(encodeMessage({ type: 'welcome', v: 1, key: { keyKind: 'psk', epoch: 0, nonce: randomBytes(12), sealed: randomBytes(48) } }));
+const welcome = encodeFrame(encodeMessage({ type: 'welcome', v: 1, key: { keyKind: 'psk', epoch: 0, nonce: randomBytes(12), sealed: randomBytes(48) }, streamOffset: 0 }));
 
 describe('control client robustness', () => {
   it('random, truncated and mutated server replies end in a SealcastError, never a crash or hang', async () => {

@@ -51,7 +51,7 @@ const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
       .array(bytes(32), { maxLength: 12 })
       .chain((path) => fc.integer({ min: 0, max: 2 ** path.length - 1 }).map((leafIndex) => ({ ...challenge, leafIndex, path }))),
   ),
-  fc.record({ type: fc.constant('welcome' as const), v: fc.constant(1 as const), key: wrappedKey }),
+  fc.record({ type: fc.constant('welcome' as const), v: fc.constant(1 as const), key: wrappedKey, streamOffset: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }) }),
   fc.record({ type: fc.constant('key' as const), v: fc.constant(1 as const), key: wrappedKey }),
   fc.record({ type: fc.constant('repair' as const), v: fc.constant(1 as const), unavailable: streamRanges }),
   fc.record({

@@ -68,6 +68,16 @@ describe('repair requests over the control connection', () => {
     expect(gone.alice).toEqual([]);
   });
 
+  it('tells each client how far the stream had come when it registered', async () => {
+    let sent = 0;
+    harness = await startTestServer(['early', 'late'], { streamOffset: () => sent });
+    const early = await harness.register('early');
+    sent = 123_456_789;
+    const late = await harness.register('late');
+    expect(early.joinedAtOffset).toBe(0);
+    expect(late.joinedAtOffset).toBe(123_456_789);
+  });
+
   it('checks ranges at the client API and refuses to ask once the connection ended', async () => {
     harness = await startTestServer(['alice']);
     const alice = await harness.register('alice');

@@ -31,7 +31,7 @@ describe('RepairWindow', () => {
     window.retain(slab(1000, 10, 40));
     // Bytes 250..1049: slots 2..9 of the first slab and 0 of the second.
     const outcome = window.request([{ from: 250, to: 1050 }]);
-    expect(outcome).toEqual({ queuedDatagrams: 9, unavailable: [], refusedDatagrams: 0 });
+    expect(outcome).toEqual({ queuedDatagrams: 9, firstLossDatagrams: 9, unavailable: [], refusedDatagrams: 0 });
     expect(drain(window)).toEqual([
       ['slab@0', 2, 8],
       ['slab@1000', 0, 1],
@@ -51,7 +51,8 @@ describe('RepairWindow', () => {
       ['slab@0', 0, 3],
       ['slab@0', 3, 2],
     ]);
-    expect(window.request([{ from: 0, to: 100 }]).queuedDatagrams).toBe(1);
+    // Sent once already: queued again, but not a new loss (rate adaptation counts new losses).
+    expect(window.request([{ from: 0, to: 100 }])).toMatchObject({ queuedDatagrams: 1, firstLossDatagrams: 0 });
   });
 
   it('reports bytes that left the window as unavailable and ignores bytes not sent yet', () => {
@@ -98,6 +99,15 @@ describe('RepairWindow', () => {
     expect(drain(window)).toEqual([['slab@1000', 0, 1]]);
     expect(window.sent(second)).toEqual([]);
     expect(window.heldRange).toEqual({ from: 1000, to: 2000 });
+  });
+
+  it('holds at most slabsMax slabs, however few bytes they carry (partly filled slabs of a slow source)', () => {
+    const window = new RepairWindow<ReturnType<typeof slab>>(1 << 30, PAYLOAD, OVERHEAD, 1000, 3);
+    const evicted = [];
+    for (let index = 0; index < 5; index++) evicted.push(...window.retain(slab(index * 10, 1, 10)));
+    expect(evicted.map((item) => item.name)).toEqual(['slab@0', 'slab@10']);
+    expect(window.retainedSlabs).toBe(3);
+    expect(() => new RepairWindow(0, PAYLOAD, OVERHEAD, 10, 0)).toThrow(/slabsMax/);
   });
 
   it('splits runs to the size asked for and bounds the queue', () => {
