@@ -37,8 +37,12 @@ export interface IntakeHost {
   readonly session: Uint8Array | null;
   /** Packets authenticated so far. */
   readonly authenticated: number;
-  /** Whether a packet of `type` at `streamOffset` was already delivered or is held (a duplicate). */
-  isDuplicate(type: number, streamOffset: number): boolean;
+  /**
+   * Whether a packet of `type` at `streamOffset` is dropped before it is opened (a duplicate, or
+   * data the receiver cannot take now); the host counts why. Only ever a drop: an
+   * unauthenticated header can never make anything be written.
+   */
+  dropBeforeOpen(type: number, streamOffset: number): boolean;
   /**
    * A packet authenticated: its header is at `slotOffset` of `slab`, its plaintext follows it.
    * `sessionChecked`: its session was matched to `session` before the open.
@@ -232,10 +236,7 @@ export class PacketIntake {
       const key = this.#scannedKey(slot * DRAIN_STRIDE_BYTES, fields[base + ScanField.epoch], fields[base + ScanField.suite], sessionChecked);
       if (this.#host.finished) return;
       if (key === undefined) continue;
-      if (this.#host.isDuplicate(type, fields[base + ScanField.streamOffset])) {
-        this.#drops.duplicate++;
-        continue;
-      }
+      if (this.#host.dropBeforeOpen(type, fields[base + ScanField.streamOffset])) continue;
       if (this.#slabCount > 0 && (key !== this.#slabKey || sessionChecked !== this.#slabSessionChecked)) {
         this.#openSlab();
         if (this.#host.finished) return;
@@ -319,10 +320,7 @@ export class PacketIntake {
     if (key === undefined) return undefined;
     // Cheap replay and duplicate check before spending an AEAD open on the packet. It only
     // drops: an unauthenticated header can never make anything be written.
-    if (this.#host.isDuplicate(header.type, header.streamOffset)) {
-      this.#drops.duplicate++;
-      return undefined;
-    }
+    if (this.#host.dropBeforeOpen(header.type, header.streamOffset)) return undefined;
     this.#admitted = header;
     return key;
   }

@@ -204,7 +204,7 @@ export class Receiver extends EventEmitter {
       get authenticated(): number {
         return receiver.#authenticated;
       },
-      isDuplicate: (type, streamOffset) => this.#isDuplicate(type, streamOffset),
+      dropBeforeOpen: (type, streamOffset) => this.#dropBeforeOpen(type, streamOffset),
       onAuthenticated: (slab, slotOffset, payloadBytes, sessionChecked) => this.#onAuthenticated(slab, slotOffset, payloadBytes, sessionChecked),
       afterOpen: () => this.#afterOpen(),
       fail: (error) => this.#fail(error),
@@ -212,17 +212,30 @@ export class Receiver extends EventEmitter {
   })();
 
   /**
-   * The duplicate and replay check the intake makes before spending an AEAD open: a DATA packet
-   * whose offset was delivered or is held, or a second END. It only drops: an unauthenticated
-   * header can never make anything be written.
+   * The check the intake makes before spending an AEAD open: a DATA packet whose offset was
+   * delivered or is held, or a second END, is a duplicate (this covers replays); with repair,
+   * new data while the output is far behind is dropped now rather than after opening, and asked
+   * for again later. It only drops: an unauthenticated header can never make anything be written
+   * (nor move what is asked for: only authenticated packets do that).
    */
-  #isDuplicate(type: number, streamOffset: number): boolean {
+  #dropBeforeOpen(type: number, streamOffset: number): boolean {
     if (this.#window === null) return false;
     if (type === PacketType.DATA) {
       const placement = this.#window.place(streamOffset);
-      return placement === 'old' || placement === 'buffered';
+      if (placement === 'old' || placement === 'buffered') {
+        this.#drops.duplicate++;
+        return true;
+      }
+      if (this.#repair !== null && this.#outputIsBehind()) {
+        this.#drops.outputBehind++;
+        this.#repair.noteHole();
+        return true;
+      }
+      return false;
     }
-    return this.#end !== null;
+    if (this.#end === null) return false;
+    this.#drops.duplicate++;
+    return true;
   }
 
   /** After the intake opened a slab and handed its packets over. */
