@@ -58,17 +58,23 @@ export interface SenderControlFlags {
   waitTimeout: number;
 }
 
+/** What the control server needs of the Sender (src/pipeline/sender.ts). */
+export interface SenderDataPlane {
+  requestRepair(ranges: ByteRange[]): ByteRange[];
+  reportSlowReceiver(): void;
+  readonly stats: { readonly bytes: number };
+}
+
 export interface SenderControl {
   server: ControlServer;
   /** The epoch-0 data key the packet key is derived from; zeroed by close(). */
   dataKey: Buffer;
   /**
-   * Where subscribers' repair requests go (the Sender, once it exists); it returns the bytes that
-   * can no longer be repaired. Until it is set nothing was sent, so requests are ignored.
+   * Connects the subscribers' repair requests and slow-down reports, and the stream offset told
+   * to each as it registers, to the Sender once it exists. Until then nothing was sent: requests
+   * are ignored and the offset is 0.
    */
-  setRepairHandler(handler: (ranges: ByteRange[]) => ByteRange[]): void;
-  /** How far the stream has come, told to each subscriber as it registers (0 until set). */
-  setStreamOffset(source: () => number): void;
+  attachSender(sender: SenderDataPlane): void;
   close(): Promise<void>;
 }
 
@@ -86,8 +92,7 @@ export async function startSenderControl(
   const identity = loadOrCreateIdentity(keyPath);
   if (identity.created) writeLine(io.stderr, `sealcast send: created the server key ${keyPath} (mode 0600)`);
   const dataKey = randomBytes(DATA_KEY_BYTES);
-  let repairHandler: (ranges: ByteRange[]) => ByteRange[] = () => [];
-  let streamOffset: () => number = () => 0;
+  let sender: SenderDataPlane | null = null;
   let server: ControlServer;
   try {
     // Loaded here, not at start-up: the control plane (and SQLite) cost every command's start,
@@ -100,8 +105,9 @@ export async function startSenderControl(
       identity,
       session: { sessionId: session.sessionId, group: session.group.address, port: session.group.port, suite: session.suite, packetBytes: session.packetBytes },
       currentEpoch: () => ({ epoch: 0, dataKey }),
-      onRepairRequest: (_clientId, ranges) => repairHandler(ranges),
-      streamOffset: () => streamOffset(),
+      onRepairRequest: (_clientId, ranges) => sender?.requestRepair(ranges) ?? [],
+      onSlowDown: () => sender?.reportSlowReceiver(),
+      streamOffset: () => sender?.stats.bytes ?? 0,
       logger: stderrLogger(io.stderr, 'sealcast send', io.quiet),
     });
   } catch (error) {
@@ -126,11 +132,8 @@ export async function startSenderControl(
   return {
     server,
     dataKey,
-    setRepairHandler: (handler) => {
-      repairHandler = handler;
-    },
-    setStreamOffset: (source) => {
-      streamOffset = source;
+    attachSender: (dataPlane) => {
+      sender = dataPlane;
     },
     close,
   };

@@ -106,6 +106,7 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
       // With a control connection, losses are asked for again instead of ending the receive.
       requestRepair: control !== null ? (ranges) => control.requestRepair(ranges) : undefined,
       subscribedFromStart: control !== null && control.client.joinedAtOffset === 0,
+      requestSlowDown: control !== null ? () => void control.client.requestSlowDown() : undefined,
       io,
       signal: context.io.signal,
     });

@@ -47,7 +47,7 @@ interface SendFlags {
 const INPUT_READ_BYTES = 1024 * 1024;
 const WAIT_TIMEOUT_MS_DEFAULT = 60_000;
 /** With --control: sent ciphertext kept for repair requests (--repair-window). */
-export const REPAIR_WINDOW_BYTES_DEFAULT = 64 * 1024 * 1024;
+export const REPAIR_WINDOW_BYTES_DEFAULT = 128 * 1024 * 1024;
 /** After END, how often the sender checks whether every subscriber has finished. */
 const SUBSCRIBERS_DONE_POLL_MS = 50;
 /**
@@ -178,8 +178,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
   let subscribersDone: NodeJS.Timeout | null = null;
   if (control !== null) {
     const server = control.server;
-    control.setRepairHandler((ranges) => sender.requestRepair(ranges));
-    control.setStreamOffset(() => sender.stats.bytes);
+    control.attachSender(sender);
     subscribersDone = setInterval(() => {
       if (sender.stats.sha256 !== null && server.connectionCount() === 0) sender.finishRepairs();
     }, SUBSCRIBERS_DONE_POLL_MS);
@@ -225,6 +224,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
       repairRequests: final.repairRequests,
       repairDatagrams: final.repairDatagramsSent,
       repairUnavailableBytes: final.repairUnavailableBytes,
+      slowDownReports: final.slowDownReports,
       rateBitsPerSecondLowest: final.rateBitsPerSecondLowest,
     });
   }

@@ -87,6 +87,8 @@ export interface ControlClient {
    * ascending, disjoint ranges. Returns false when the connection is no longer registered.
    */
   requestRepair(ranges: readonly StreamRange[]): boolean;
+  /** Asks the sender to lower its rate (this receiver cannot keep up). False when not registered. */
+  requestSlowDown(): boolean;
   close(): void;
   on(event: 'key', listener: (key: DeliveredKey) => void): this;
   /** The sender no longer holds these requested bytes: they cannot be repaired. */
@@ -332,6 +334,12 @@ class ControlClientImpl extends EventEmitter implements ControlClient {
     requireRepairRanges(ranges);
     if (this.state !== 'registered') return false;
     this.send({ type: 'nack', v: 1, ranges: ranges.map(({ from, to }) => ({ from, to })) });
+    return true;
+  }
+
+  requestSlowDown(): boolean {
+    if (this.state !== 'registered') return false;
+    this.send({ type: 'slowDown', v: 1 });
     return true;
   }
 

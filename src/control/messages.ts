@@ -105,6 +105,14 @@ export interface ByeMessage {
   v: 1;
 }
 /**
+ * A receiver that cannot keep up (its output is far behind, so it is dropping new packets) asks
+ * the sender to lower its rate before the losses it would otherwise report pile up.
+ */
+export interface SlowDownMessage {
+  type: 'slowDown';
+  v: 1;
+}
+/**
  * A receiver's request for bytes it is missing (loss repair). The sender multicasts the stored
  * ciphertext of every packet that overlaps a range; a range may reach past what was sent (a
  * receiver that heard no END asks for everything after its last byte).
@@ -161,7 +169,7 @@ export interface ErrorMessage {
   text: string;
 }
 
-export type ClientMessage = HelloMessage | ProofMessage | KeyAckMessage | NackMessage | ByeMessage;
+export type ClientMessage = HelloMessage | ProofMessage | KeyAckMessage | NackMessage | SlowDownMessage | ByeMessage;
 export type ServerMessage = ChallengeMessage | WelcomeMessage | KeyMessage | RepairMessage | ErrorMessage | ByeMessage;
 
 type Json = Record<string, unknown>;
@@ -321,6 +329,9 @@ export function decodeClientMessage(payload: Uint8Array): ClientMessage {
     case 'nack':
       requireExactKeys(object, 'nack', ['type', 'v', 'ranges']);
       return { type: 'nack', v: 1, ranges: requireRanges(object.ranges, 'nack.ranges') };
+    case 'slowDown':
+      requireExactKeys(object, 'slowDown', ['type', 'v']);
+      return { type: 'slowDown', v: 1 };
     case 'bye':
       requireExactKeys(object, 'bye', ['type', 'v']);
       return { type: 'bye', v: 1 };
@@ -459,8 +470,9 @@ function messageJsonText(message: ClientMessage | ServerMessage): string {
     case 'repair':
       json = { type: 'repair', v: 1, unavailable: message.unavailable.map(({ from, to }) => ({ from, to })) };
       break;
+    case 'slowDown':
     case 'bye':
-      json = { type: 'bye', v: 1 };
+      json = { type: message.type, v: 1 };
       break;
     case 'challenge':
       return challengeJsonText(message);

@@ -126,6 +126,8 @@ export interface ControlServerOptions {
   onRepairRequest?(clientId: string, ranges: StreamRange[]): StreamRange[];
   /** How far the stream has come (bytes sent), told to each client as it registers; default 0. */
   streamOffset?(): number;
+  /** A registered client cannot keep up and asks the sender to lower its rate (`slowDown`). */
+  onSlowDown?(clientId: string): void;
 }
 
 export interface KeyHolder {
@@ -206,6 +208,7 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   readonly currentEpoch: () => EpochKeyBundle;
   readonly onRepairRequest: (clientId: string, ranges: StreamRange[]) => StreamRange[];
   readonly streamOffset: () => number;
+  readonly onSlowDown: (clientId: string) => void;
   readonly logger: ControlLogger;
   readonly handshakeTimeoutMs: number;
   readonly connectionsMax: number;
@@ -239,6 +242,8 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     this.onRepairRequest = options.onRepairRequest ?? ((_clientId, ranges) => ranges);
     if (options.streamOffset !== undefined && typeof options.streamOffset !== 'function') throw new TypeError('streamOffset must be a function');
     this.streamOffset = options.streamOffset ?? (() => 0);
+    if (options.onSlowDown !== undefined && typeof options.onSlowDown !== 'function') throw new TypeError('onSlowDown must be a function');
+    this.onSlowDown = options.onSlowDown ?? (() => {});
     this.logger = options.logger ?? silentLogger;
     this.logsInfo = this.logger.info !== silentLogger.info;
     this.handshakeTimeoutMs = requirePositiveInteger(options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT, 'handshakeTimeoutMs');
@@ -507,23 +512,35 @@ class ServerConnection {
         return;
       case 'nack':
         if (this.state !== 'registered') return this.unexpected(message.type);
-        return this.onNack(message.ranges);
+        if (this.takeRequestToken()) this.onNack(message.ranges);
+        return;
+      case 'slowDown':
+        if (this.state !== 'registered') return this.unexpected(message.type);
+        if (this.takeRequestToken()) this.owner.onSlowDown(this.clientId);
+        return;
       case 'bye':
         return this.close(null, 'client said bye', 'info', true);
     }
   }
 
-  /** A repair request: passed to the data plane, within this connection's rate. */
-  private onNack(ranges: StreamRange[]): void {
+  /**
+   * Repair requests and slow-down reports share one rate per connection. Beyond it they are
+   * dropped, not fatal: the client asks again for what is still missing.
+   */
+  private takeRequestToken(): boolean {
     const now = performance.now();
     this.nackTokens = Math.min(NACK_BURST_MAX, this.nackTokens + ((now - this.nackRefilledAtMs) * NACKS_PER_SECOND_MAX) / 1000);
     this.nackRefilledAtMs = now;
     if (this.nackTokens < 1) {
-      // Dropped, not fatal: the client asks again for what is still missing.
       if (this.nacksRefused++ === 0) this.owner.logger.warn(`control: ${this.label()} sends repair requests faster than ${NACKS_PER_SECOND_MAX}/s; the excess is ignored`);
-      return;
+      return false;
     }
     this.nackTokens--;
+    return true;
+  }
+
+  /** A repair request: passed to the data plane; what it no longer holds is said back. */
+  private onNack(ranges: StreamRange[]): void {
     const unavailable = this.owner.onRepairRequest(this.clientId, ranges);
     if (unavailable.length > 0) this.send({ type: 'repair', v: 1, unavailable: unavailable.slice(0, REPAIR_RANGES_MAX) });
   }

@@ -50,6 +50,7 @@ export interface IntakeHost {
   onAuthenticated(slab: Buffer, slotOffset: number, payloadBytes: number, sessionChecked: boolean): void;
   /** A slab was opened and every packet in it handed over. */
   afterOpen(): void;
+
   fail(error: unknown): void;
 }
 

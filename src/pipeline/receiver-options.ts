@@ -53,6 +53,11 @@ export interface ReceiverOptions {
    * The repaired packets are expected on the group. Without it, a hole is an E_GAP at once.
    */
   requestRepair?: (ranges: ByteRange[]) => void;
+  /**
+   * With requestRepair: called (at most every 100 ms) while the output is far behind and new
+   * packets are being dropped, to ask the sender to lower its rate.
+   */
+  requestSlowDown?: () => void;
   /** With requestRepair: how long the output may stay stuck at a hole before it is E_GAP. */
   repairTimeoutMs?: number;
   /**
@@ -119,8 +124,9 @@ export interface ReceiveResult extends ReceiveStats {
 }
 
 /** Every option with its default applied and checked. */
-export type NormalizedReceiverOptions = Required<Omit<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes' | 'requestRepair'>> &
-  Pick<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes' | 'requestRepair'>;
+type OptionalCallbacks = 'requestRepair' | 'requestSlowDown';
+export type NormalizedReceiverOptions = Required<Omit<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes' | OptionalCallbacks>> &
+  Pick<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes' | OptionalCallbacks>;
 
 /** Applies the defaults and checks every option (TypeError/RangeError naming the option). */
 export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedReceiverOptions {
@@ -129,6 +135,7 @@ export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedRe
     throw new RangeError(`sessionId must be ${SESSION_ID_BYTES} bytes`);
   }
   if (options.requestRepair !== undefined && typeof options.requestRepair !== 'function') throw new TypeError('requestRepair must be a function');
+  if (options.requestSlowDown !== undefined && typeof options.requestSlowDown !== 'function') throw new TypeError('requestSlowDown must be a function');
   return {
     backend: options.backend,
     keys: options.keys,
@@ -150,6 +157,7 @@ export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedRe
     outputQueueBytesMax: options.outputQueueBytesMax ?? DEFAULT_OUTPUT_QUEUE_BYTES_MAX,
     io: requireIoMode(options.io ?? 'auto'),
     requestRepair: options.requestRepair,
+    requestSlowDown: options.requestSlowDown,
     repairTimeoutMs: requireMs(options.repairTimeoutMs ?? DEFAULT_REPAIR_TIMEOUT_MS, 'repairTimeoutMs', 1),
     subscribedFromStart: options.subscribedFromStart ?? false,
     signal: options.signal,

@@ -34,6 +34,8 @@ const FAIL_OUTPUT_DRAIN_MS_MAX = 10_000;
 const BEFORE_START_BYTES_MAX = 16 * 1024 * 1024;
 /** With repair the holding area also waits for the start of the stream to be sent again. */
 const BEFORE_START_BYTES_MAX_WITH_REPAIR = 64 * 1024 * 1024;
+/** While the output is far behind, how often the sender is asked to slow down. */
+const SLOW_DOWN_EVERY_MS = 100;
 /** With repair, how long the output may stay far behind (new packets dropped meanwhile) before it is E_IO. */
 const OUTPUT_BEHIND_MS_MAX = 10_000;
 /** With repair, how long a receiver whose first packet is not at offset 0 waits for the start to be repaired. */
@@ -72,8 +74,9 @@ export class Receiver extends EventEmitter {
   #progressAtMs = 0;
   /** One past the furthest stream byte an authenticated DATA packet carried. */
   #seenEnd = 0;
-  /** With repair: since when the output has been far behind (0: it is not). */
+  /** With repair: since when the output has been far behind (0: it is not), and when the sender was last asked to slow down. */
   #outputBehindSinceMs = 0;
+  #slowDownAskedAtMs = -Infinity;
   /** With repair: whether (and when last) the bytes before the first packet were asked for. */
   #startRequested = false;
   #startRequestedAtMs = 0;
@@ -227,8 +230,7 @@ export class Receiver extends EventEmitter {
         return true;
       }
       if (this.#repair !== null && this.#outputIsBehind()) {
-        this.#drops.outputBehind++;
-        this.#repair.noteHole();
+        this.#dropForOutput();
         return true;
       }
       return false;
@@ -389,6 +391,35 @@ export class Receiver extends EventEmitter {
     }
   }
 
+  /**
+   * UDP cannot be paused: rather than overrun the output's bound (E_IO), a packet that arrives
+   * while the output is far behind is dropped as if lost, and asked for again later. The sender
+   * is asked to slow down meanwhile.
+   */
+  #dropForOutput(): void {
+    this.#drops.outputBehind++;
+    this.#repair?.noteHole();
+    this.#askToSlowDown();
+  }
+
+  /**
+   * Asks the sender to lower its rate (at most every SLOW_DOWN_EVERY_MS): the output is far
+   * behind, so this receiver is dropping what arrives. (A socket backlog was tried as a signal
+   * too: on the bridge it fired without any loss and held the rate at a third of what the
+   * receiver takes.)
+   */
+  #askToSlowDown(): void {
+    if (this.#options.requestSlowDown === undefined || this.#finished) return;
+    const now = performance.now();
+    if (now - this.#slowDownAskedAtMs < SLOW_DOWN_EVERY_MS) return;
+    this.#slowDownAskedAtMs = now;
+    try {
+      this.#options.requestSlowDown?.();
+    } catch (error) {
+      this.#failRepairRequest(error);
+    }
+  }
+
   /** With repair, a far-behind output is relieved by dropping new data (asked for again later). */
   #outputIsBehind(): boolean {
     const output = this.#output;
@@ -400,10 +431,7 @@ export class Receiver extends EventEmitter {
     if (this.#repair !== null) {
       this.#seenEnd = Math.max(this.#seenEnd, streamOffset + payload.byteLength);
       if (streamOffset >= window.nextOffset && this.#outputIsBehind()) {
-        // UDP cannot be paused: rather than overrun the output's bound (E_IO), the packet is
-        // dropped as if lost, and repair (with the sender slowing down) brings it again.
-        this.#drops.outputBehind++;
-        this.#repair.noteHole();
+        this.#dropForOutput();
         return;
       }
     }

@@ -87,6 +87,8 @@ const RATE_DECREASE_MARGIN = 0.9;
 const RATE_DECREASE_STEP_MIN = 0.5;
 /** Reports of losses from before a decrease still arrive after it: the next one waits this long. */
 const RATE_DECREASE_HOLD_MS = 200;
+/** How much a slow receiver's report (reportSlowReceiver) counts, as a lost fraction of the stream. */
+const SLOW_RECEIVER_LOSS_FRACTION = 0.1;
 const RATE_INCREASE_AFTER_MS = 500;
 const RATE_INCREASE_EVERY_MS = 100;
 const RATE_INCREASE_FRACTION = 0.02;
@@ -168,6 +170,8 @@ export interface SendStats {
   repairRequests: number;
   repairDatagramsSent: number;
   repairUnavailableBytes: number;
+  /** Reports from receivers that could not keep up (reportSlowReceiver). */
+  slowDownReports: number;
   /** The lowest pacing rate that rate adaptation went down to (the configured rate if never). */
   rateBitsPerSecondLowest: number;
 }
@@ -304,6 +308,7 @@ export class Sender extends EventEmitter {
       repairRequests: 0,
       repairDatagramsSent: 0,
       repairUnavailableBytes: 0,
+      slowDownReports: 0,
       rateBitsPerSecondLowest: rate,
     };
   }
@@ -325,6 +330,16 @@ export class Sender extends EventEmitter {
     this.#lossIntervalRepairs += outcome.firstLossDatagrams;
     if (outcome.queuedDatagrams > 0 || this.#endResendWanted) this.#wakeForRepairs?.();
     return outcome.unavailable;
+  }
+
+  /**
+   * A receiver cannot keep up (its output is behind and it drops new packets): the rate comes
+   * down as if it had lost SLOW_RECEIVER_LOSS_FRACTION of the stream, before its losses arrive
+   * as repair requests.
+   */
+  reportSlowReceiver(): void {
+    this.#stats.slowDownReports++;
+    this.#slowDown(performance.now(), SLOW_RECEIVER_LOSS_FRACTION);
   }
 
   /** Ends the wait for repair requests after END (e.g. every receiver has finished). */

@@ -35,6 +35,7 @@ const clientMessage: fc.Arbitrary<ClientMessage> = fc.oneof(
   fc.record({ type: fc.constant('proof' as const), v: fc.constant(1 as const), mac: bytes(32) }),
   fc.record({ type: fc.constant('keyAck' as const), v: fc.constant(1 as const), epoch }),
   fc.record({ type: fc.constant('nack' as const), v: fc.constant(1 as const), ranges: streamRanges }),
+  fc.constant({ type: 'slowDown' as const, v: 1 as const }),
   fc.constant({ type: 'bye' as const, v: 1 as const }),
 );
 

@@ -68,6 +68,21 @@ describe('repair requests over the control connection', () => {
     expect(gone.alice).toEqual([]);
   });
 
+  it("passes a registered client's slowDown to the data plane, and refuses one before registration", async () => {
+    const slowed: string[] = [];
+    harness = await startTestServer(['alice'], { onSlowDown: (clientId) => slowed.push(clientId) });
+    const alice = await harness.register('alice');
+    expect(alice.requestSlowDown()).toBe(true);
+    await until(() => (slowed.length === 1 ? true : undefined));
+    expect(slowed).toEqual(['alice']);
+    const socket = await rawConnect(harness.server.address.port);
+    const closed = waitForServerClose(socket);
+    socket.write(frame(JSON.stringify({ type: 'slowDown', v: 1 })));
+    expect((await closed).toString('utf8')).toContain('unexpected \\"slowDown\\"');
+    alice.close();
+    expect(alice.requestSlowDown()).toBe(false);
+  });
+
   it('tells each client how far the stream had come when it registered', async () => {
     let sent = 0;
     harness = await startTestServer(['early', 'late'], { streamOffset: () => sent });

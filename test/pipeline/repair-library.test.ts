@@ -55,6 +55,7 @@ describe.each(backends)('loss repair in one process ($name backend)', ({ name, b
       // A 1 MiB output queue, taking a 256 KiB chunk per 30 ms (about 9 MB/s) while the stream
       // comes at up to 25 MB/s: without repair this receive would fail with E_IO.
       outputQueueBytesMax: 1024 * 1024,
+      requestSlowDown: () => sender.reportSlowReceiver(),
       requestRepair: (ranges) => {
         const gone = sender.requestRepair(ranges);
         if (gone.length > 0) {
@@ -77,6 +78,7 @@ describe.each(backends)('loss repair in one process ($name backend)', ({ name, b
     expect(result.drops.outputBehind).toBeGreaterThan(0);
     expect(result.repairRequests).toBeGreaterThan(0);
     expect(sent.repairDatagramsSent).toBeGreaterThan(0);
+    expect(sent.slowDownReports).toBeGreaterThan(0);
     expect(sent.rateBitsPerSecondLowest).toBeLessThan(200e6);
     senderKey.destroy();
     receiverKey.destroy();
