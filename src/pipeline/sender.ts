@@ -30,6 +30,7 @@ import {
 import { groupTarget, openBatchSocket, requireIoMode, type BatchSocket, type GroupTarget, type IoMode } from './batch-io.js';
 import { ChunkReader, type SlabFill } from './chunk-reader.js';
 import type { ByteRange } from './reorder.js';
+import { RateController } from './rate-controller.js';
 import { RepairWindow, type RepairRun } from './repair-window.js';
 import { defaultTtl, DEFAULT_INTERFACE, openSenderSocket, type MulticastGroup } from './multicast.js';
 import { defaultBurstBytes, rampFraction, TokenBucket } from './token-bucket.js';
@@ -72,27 +73,6 @@ const SEND_STALL_MS_MAX = 5_000;
 export const DEFAULT_REPAIR_LINGER_MS = 1_000;
 /** The most datagrams waiting to be sent again; requests beyond it are refused (and counted). */
 const REPAIR_QUEUE_DATAGRAMS_MAX = 65_536;
-/**
- * Rate adaptation (DESIGN.md, "Pacing"). Every LOSS_INTERVAL_MS the sender compares the
- * datagrams reported lost for the first time (repeated requests for one loss do not count) with
- * the datagrams it sent. Above CONGESTION_LOSS_FRACTION the losses are taken for a receiver that
- * cannot keep up: at a rate R with a fraction f lost, it takes about R x (1 - f), so the rate
- * goes to that times RATE_DECREASE_MARGIN. Scattered loss below the threshold (a lossy link) is
- * only repaired, since slowing down would not make it go away. After a quiet spell the rate
- * climbs back by a fraction of the configured rate per step, never above it.
- */
-const LOSS_INTERVAL_MS = 100;
-const CONGESTION_LOSS_FRACTION = 0.05;
-const RATE_DECREASE_MARGIN = 0.9;
-const RATE_DECREASE_STEP_MIN = 0.5;
-/** Reports of losses from before a decrease still arrive after it: the next one waits this long. */
-const RATE_DECREASE_HOLD_MS = 200;
-/** How much a slow receiver's report (reportSlowReceiver) counts, as a lost fraction of the stream. */
-const SLOW_RECEIVER_LOSS_FRACTION = 0.1;
-const RATE_INCREASE_AFTER_MS = 500;
-const RATE_INCREASE_EVERY_MS = 100;
-const RATE_INCREASE_FRACTION = 0.02;
-const RATE_FLOOR_FRACTION = 0.05;
 /** A resent END goes out at most this often, however many receivers ask for it. */
 const END_RESEND_EVERY_MS = 10;
 
@@ -228,13 +208,8 @@ export class Sender extends EventEmitter {
   #endDatagram: Buffer | null = null;
   #endResendWanted = false;
   #endResentAtMs = -Infinity;
-  #rateNowBytesPerSecond = 0;
-  #rateDecreasedAtMs = -Infinity;
-  #rateIncreasedAtMs = -Infinity;
-  /** The current loss interval: when it began, datagrams sent before it, datagrams queued for repair in it. */
-  #lossIntervalStartMs = 0;
-  #lossIntervalSentBefore = 0;
-  #lossIntervalRepairs = 0;
+  /** Rate adaptation, from the start of sending. */
+  #rates: RateController | null = null;
 
   constructor(options: SenderOptions) {
     super();
@@ -324,22 +299,28 @@ export class Sender extends EventEmitter {
     const now = performance.now();
     this.#stats.repairRequests++;
     this.#lastRepairRequestAtMs = now;
+    if (this.#options.repairWindowBytes === 0) {
+      // Repair is off: nothing is kept, not even the slab being sent, so everything asked for
+      // that was sealed (receivers ask for bytes that something after them already passed) is gone.
+      const gone = clipRanges(ranges, this.#stats.bytes);
+      for (const range of gone) this.#stats.repairUnavailableBytes += range.to - range.from;
+      return gone;
+    }
     const outcome = this.#repairs.request(ranges);
     for (const range of outcome.unavailable) this.#stats.repairUnavailableBytes += range.to - range.from;
     if (this.#endDatagram !== null && ranges[ranges.length - 1].to > this.#stats.bytes) this.#endResendWanted = true;
-    this.#lossIntervalRepairs += outcome.firstLossDatagrams;
+    this.#rates?.noteLosses(outcome.firstLossDatagrams);
     if (outcome.queuedDatagrams > 0 || this.#endResendWanted) this.#wakeForRepairs?.();
     return outcome.unavailable;
   }
 
   /**
    * A receiver cannot keep up (its output is behind and it drops new packets): the rate comes
-   * down as if it had lost SLOW_RECEIVER_LOSS_FRACTION of the stream, before its losses arrive
-   * as repair requests.
+   * down (rate-controller.ts) before its losses arrive as repair requests.
    */
   reportSlowReceiver(): void {
     this.#stats.slowDownReports++;
-    this.#slowDown(performance.now(), SLOW_RECEIVER_LOSS_FRACTION);
+    this.#rates?.noteSlowReceiver(performance.now());
   }
 
   /** Ends the wait for repair requests after END (e.g. every receiver has finished). */
@@ -351,6 +332,7 @@ export class Sender extends EventEmitter {
   /** A snapshot of the counters, for progress lines and the final summary. */
   get stats(): SendStats {
     const stats = { ...this.#stats };
+    if (this.#rates !== null) stats.rateBitsPerSecondLowest = this.#rates.lowestBytesPerSecond * 8;
     if (stats.startedAtMs > 0 && stats.sha256 === null) stats.durationMs = performance.now() - stats.startedAtMs;
     return stats;
   }
@@ -427,9 +409,9 @@ export class Sender extends EventEmitter {
     this.#stats.rateBitsPerSecond = this.#rateBitsPerSecond;
     this.#stats.rateBitsPerSecondLowest = this.#rateBitsPerSecond;
     const rateBytesPerSecond = this.#rateBitsPerSecond / 8;
-    this.#rateNowBytesPerSecond = rateBytesPerSecond;
     const bucket = new TokenBucket(rateBytesPerSecond * rampFraction(0, RAMP_MS), defaultBurstBytes(rateBytesPerSecond, options.datagramBytes));
     this.#stats.startedAtMs = performance.now();
+    this.#rates = new RateController(rateBytesPerSecond, this.#stats.startedAtMs);
     this.emit('start', { sessionId: this.#stats.sessionId });
     try {
       const digest = await this.#streamData(source, bucket);
@@ -817,36 +799,12 @@ export class Sender extends EventEmitter {
     }
   }
 
-  /** Sets the bucket to the adapted rate, ramped at the start; climbs back after a quiet spell. */
+  /** Sets the bucket to the adapted rate (rate-controller.ts), ramped up at the start. */
   #pace(bucket: TokenBucket): void {
     const now = performance.now();
-    const ceiling = this.#rateBitsPerSecond / 8;
-    if (now - this.#lossIntervalStartMs >= LOSS_INTERVAL_MS) {
-      const sent = this.#stats.datagramsSent - this.#lossIntervalSentBefore;
-      const lossFraction = this.#lossIntervalRepairs / Math.max(sent, 1);
-      if (lossFraction > CONGESTION_LOSS_FRACTION) this.#slowDown(now, lossFraction);
-      this.#lossIntervalStartMs = now;
-      this.#lossIntervalSentBefore = this.#stats.datagramsSent;
-      this.#lossIntervalRepairs = 0;
-    }
-    if (this.#rateNowBytesPerSecond < ceiling && now - this.#rateDecreasedAtMs >= RATE_INCREASE_AFTER_MS && now - this.#rateIncreasedAtMs >= RATE_INCREASE_EVERY_MS) {
-      this.#rateNowBytesPerSecond = Math.min(ceiling, this.#rateNowBytesPerSecond + ceiling * RATE_INCREASE_FRACTION);
-      this.#rateIncreasedAtMs = now;
-    }
-    const rate = this.#rateNowBytesPerSecond * rampFraction(now - this.#stats.startedAtMs, RAMP_MS);
+    const adapted = this.#rates!.update(now, this.#stats.datagramsSent);
+    const rate = adapted * rampFraction(now - this.#stats.startedAtMs, RAMP_MS);
     if (bucket.rateBytesPerSecond !== rate) bucket.setRate(rate);
-  }
-
-  /** Receivers lose more than a lossy link would explain: down to about what they take. */
-  #slowDown(now: number, lossFraction: number): void {
-    if (now - this.#rateDecreasedAtMs < RATE_DECREASE_HOLD_MS) return;
-    const ceiling = this.#rateBitsPerSecond / 8;
-    // Reports held back (a receiver whose output was behind asks late) can exceed what was sent
-    // in the interval: one step at most halves the rate.
-    const taken = this.#rateNowBytesPerSecond * Math.max(RATE_DECREASE_STEP_MIN, 1 - lossFraction);
-    this.#rateNowBytesPerSecond = Math.max(ceiling * RATE_FLOOR_FRACTION, taken * RATE_DECREASE_MARGIN);
-    this.#rateDecreasedAtMs = now;
-    this.#stats.rateBitsPerSecondLowest = Math.min(this.#stats.rateBitsPerSecondLowest, this.#rateNowBytesPerSecond * 8);
   }
 
   async #sendEnd(digest: Uint8Array, bucket: TokenBucket): Promise<void> {
@@ -910,6 +868,16 @@ function requireRanges(ranges: readonly ByteRange[]): void {
     if (index > 0 && from < previousTo) throw new RangeError(`ranges must be ascending and must not overlap (ranges[${index}])`);
     previousTo = to;
   }
+}
+
+/** The parts of `ranges` below `end`. */
+function clipRanges(ranges: readonly ByteRange[], end: number): ByteRange[] {
+  const clipped: ByteRange[] = [];
+  for (const range of ranges) {
+    if (range.from >= end) break;
+    clipped.push({ from: range.from, to: Math.min(range.to, end) });
+  }
+  return clipped;
 }
 
 function requirePositive(value: number, name: string, max: number): number {
