@@ -83,7 +83,7 @@ export interface ControlClient {
   /** Confirms the latest epoch to the server (only needed with deferInitialAck). */
   acknowledgeKey(): void;
   /**
-   * Asks the sender to multicast these bytes of the stream again (loss repair): 1 to 16
+   * Asks the sender to multicast these bytes of the stream again (loss repair): 1 to 64
    * ascending, disjoint ranges. Returns false when the connection is no longer registered.
    */
   requestRepair(ranges: readonly StreamRange[]): boolean;

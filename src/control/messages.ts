@@ -55,7 +55,7 @@ export type ErrorReason = (typeof ERROR_REASONS)[number];
 export const RESERVED_TYPES = ['receipt', 'withdraw', 'withdrawn', 'ping', 'pong'] as const;
 
 /** The most byte ranges one `nack` or `repair` message names. */
-export const REPAIR_RANGES_MAX = 16;
+export const REPAIR_RANGES_MAX = 64;
 /** Stream offsets are u64 on the wire but safe integers everywhere in sealcast. */
 export const STREAM_OFFSET_MAX = Number.MAX_SAFE_INTEGER;
 

@@ -15,8 +15,14 @@ export const DEFAULT_END_GRACE_MS = 1_000;
 export const DEFAULT_START_SETTLE_MS = 200;
 export const DEFAULT_WRONG_KEY_PACKETS = 64;
 export const DEFAULT_REORDER_PACKETS = 8_192;
-/** With repair the window also holds what arrives while a hole waits for its repair. */
-export const DEFAULT_REORDER_PACKETS_WITH_REPAIR = 32_768;
+/**
+ * With repair the window also holds what arrives while a hole waits for its repair (a round
+ * trip, or several when a repair is lost too): at 375 MB/s, 65 536 datagrams of 1400 bytes are a
+ * quarter of a second. Its bytes are bounded too (REORDER_HELD_BYTES_MAX_WITH_REPAIR).
+ */
+export const DEFAULT_REORDER_PACKETS_WITH_REPAIR = 65_536;
+export const REORDER_HELD_BYTES_MAX = 64 * 1024 * 1024;
+export const REORDER_HELD_BYTES_MAX_WITH_REPAIR = 128 * 1024 * 1024;
 export const DEFAULT_RECEIVE_SLAB_BYTES = 1024 * 1024;
 export const DEFAULT_RECEIVE_SLAB_SLOTS = 512;
 export const DEFAULT_REPAIR_TIMEOUT_MS = 5_000;
@@ -48,7 +54,7 @@ export interface ReceiverOptions {
    */
   reorderPacketsMax?: number;
   /**
-   * Loss repair: called with the byte ranges this receiver is missing (ascending, at most 16; a
+   * Loss repair: called with the byte ranges this receiver is missing (ascending, at most 64; a
    * range ending at Number.MAX_SAFE_INTEGER asks for everything after a point, END included).
    * The repaired packets are expected on the group. Without it, a hole is an E_GAP at once.
    */

@@ -22,7 +22,7 @@ import { openBatchSocket, type BatchSocket } from './batch-io.js';
 import { openReceiverSocket } from './multicast.js';
 import { DeliveredStream } from './delivered-stream.js';
 import { PacketIntake, sameBytes, type IntakeHost } from './packet-intake.js';
-import { describeDrops, normalizeReceiverOptions, type NormalizedReceiverOptions, type ReceiveResult, type ReceiveStats, type ReceiverOptions, type DropCounts } from './receiver-options.js';
+import { describeDrops, normalizeReceiverOptions, REORDER_HELD_BYTES_MAX, REORDER_HELD_BYTES_MAX_WITH_REPAIR, type NormalizedReceiverOptions, type ReceiveResult, type ReceiveStats, type ReceiverOptions, type DropCounts } from './receiver-options.js';
 import { OutputWriter } from './output.js';
 import { describeRanges, ReorderWindow, type ByteRange } from './reorder.js';
 import { NACK_RETRY_MS, RepairRequester } from './repair-requests.js';
@@ -229,7 +229,7 @@ export class Receiver extends EventEmitter {
         this.#drops.duplicate++;
         return true;
       }
-      if (this.#repair !== null && this.#outputIsBehind()) {
+      if (this.#repair !== null && this.#outputIsBehind() && streamOffset >= this.#window.heldEndOffset) {
         this.#dropForOutput();
         return true;
       }
@@ -259,10 +259,12 @@ export class Receiver extends EventEmitter {
     const repair = this.#repair;
     const window = this.#window;
     if (repair === null || window === null || this.#finished) return;
-    // Repairs that arrive while the output is far behind would only be dropped again.
-    if (this.#outputIsBehind()) return;
+    // While the output is far behind only the holes among the held packets are asked for: new
+    // data after them would only be dropped again.
+    const behind = this.#outputIsBehind();
     try {
-      repair.maybeRequest(nowMs, window, this.#end?.totalBytes, Math.max(this.#seenEnd, window.nextOffset), nowMs - this.#lastAuthenticatedAtMs);
+      if (behind) repair.maybeRequest(nowMs, window, undefined, window.heldEndOffset, 0);
+      else repair.maybeRequest(nowMs, window, this.#end?.totalBytes, Math.max(this.#seenEnd, window.nextOffset), nowMs - this.#lastAuthenticatedAtMs);
     } catch (error) {
       this.#failRepairRequest(error);
     }
@@ -392,6 +394,27 @@ export class Receiver extends EventEmitter {
   }
 
   /**
+   * While the output is far behind, new data (beyond everything held) is dropped, but a packet
+   * that fills a hole among the held ones is kept in the window (within its bounds), to be
+   * delivered once the output caught up: the holes keep getting repaired meanwhile.
+   */
+  #acceptWhileBehind(window: ReorderWindow, streamOffset: number, payload: Uint8Array): void {
+    if (streamOffset >= window.heldEndOffset) {
+      this.#dropForOutput();
+      return;
+    }
+    const placement = window.place(streamOffset);
+    if (placement === 'next' || placement === 'ahead') {
+      window.hold(streamOffset, payload);
+    } else if (placement === 'overflow') {
+      this.#drops.beyondWindow++;
+      this.#repair?.noteHole();
+    } else {
+      this.#drops.duplicate++;
+    }
+  }
+
+  /**
    * UDP cannot be paused: rather than overrun the output's bound (E_IO), a packet that arrives
    * while the output is far behind is dropped as if lost, and asked for again later. The sender
    * is asked to slow down meanwhile.
@@ -431,7 +454,7 @@ export class Receiver extends EventEmitter {
     if (this.#repair !== null) {
       this.#seenEnd = Math.max(this.#seenEnd, streamOffset + payload.byteLength);
       if (streamOffset >= window.nextOffset && this.#outputIsBehind()) {
-        this.#dropForOutput();
+        this.#acceptWhileBehind(window, streamOffset, payload);
         return;
       }
     }
@@ -465,7 +488,8 @@ export class Receiver extends EventEmitter {
   #begin(streamOffset: number): void {
     this.#startOffset = streamOffset;
     this.#progressAtMs = performance.now();
-    this.#window = new ReorderWindow(streamOffset, this.#options.reorderPacketsMax, this.#options.reorderPacketsMax * DATAGRAM_BYTES_MAX);
+    const heldBytesMax = this.#repair !== null ? REORDER_HELD_BYTES_MAX_WITH_REPAIR : REORDER_HELD_BYTES_MAX;
+    this.#window = new ReorderWindow(streamOffset, this.#options.reorderPacketsMax, this.#options.reorderPacketsMax * DATAGRAM_BYTES_MAX, heldBytesMax);
     this.#emitSafely('start', {
       sessionId: Buffer.from(this.#session!).toString('hex'),
       suite: this.#suite,

@@ -17,6 +17,8 @@ export class ReorderWindow {
   readonly heldBytesMax: number;
   #nextOffset: number;
   #heldBytes = 0;
+  /** One past the furthest byte ever held (stale once everything held was delivered). */
+  #heldEndMax = 0;
   readonly #held = new Map<number, Uint8Array>();
 
   /**
@@ -45,9 +47,7 @@ export class ReorderWindow {
 
   /** One past the last byte held, or nextOffset when nothing is held. */
   get heldEndOffset(): number {
-    let end = this.#nextOffset;
-    for (const [offset, payload] of this.#held) end = Math.max(end, offset + payload.byteLength);
-    return end;
+    return this.#held.size === 0 ? this.#nextOffset : Math.max(this.#heldEndMax, this.#nextOffset);
   }
 
   /** Where a payload starting at `offset` belongs, without changing anything. */
@@ -59,10 +59,14 @@ export class ReorderWindow {
     return 'ahead';
   }
 
-  /** Keeps a copy of an out-of-order payload; only call after place() returned 'ahead'. */
+  /**
+   * Keeps a copy of a payload: one that came out of order ('ahead'), or the next one while the
+   * caller cannot deliver it yet ('next'; takeNext() returns it).
+   */
   hold(offset: number, payload: Uint8Array): void {
     this.#held.set(offset, Uint8Array.prototype.slice.call(payload));
     this.#heldBytes += payload.byteLength;
+    this.#heldEndMax = Math.max(this.#heldEndMax, offset + payload.byteLength);
   }
 
   /** Records that the caller delivered `bytes` at nextOffset. */

@@ -13,7 +13,7 @@ export const NACK_RETRY_MS = 200;
 /** With no packet for this long, and the stream not complete, ask for everything after the last byte held. */
 export const NACK_IDLE_MS = 200;
 /** The most ranges one request names (the protocol's REPAIR_RANGES_MAX). */
-export const NACK_RANGES_MAX = 16;
+export const NACK_RANGES_MAX = 64;
 /** Holes remembered as asked for; more are forgotten, oldest first (they are then asked again). */
 const ASKED_HOLES_MAX = 4_096;
 

@@ -20,13 +20,13 @@ const wrappedKey = fc.record({
   sealed: fc.oneof(bytes(48), bytes(80)),
 });
 
-/** 1 to 16 ascending, disjoint stream ranges, as nack and repair carry them. */
+/** 1 to 64 ascending, disjoint stream ranges, as nack and repair carry them. */
 const streamRanges = fc
-  .uniqueArray(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), { minLength: 2, maxLength: 32 })
+  .uniqueArray(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), { minLength: 2, maxLength: 128 })
   .map((points) => points.sort((a, b) => a - b))
   .map((points) => {
     const ranges = [];
-    for (let index = 0; index + 1 < points.length && ranges.length < 16; index += 2) ranges.push({ from: points[index], to: points[index + 1] });
+    for (let index = 0; index + 1 < points.length && ranges.length < 64; index += 2) ranges.push({ from: points[index], to: points[index + 1] });
     return ranges;
   });
 
@@ -226,7 +226,7 @@ describe('control messages', () => {
     }
   });
 
-  it('takes repair ranges only ascending, disjoint, non-empty, at most 16, within safe integers', () => {
+  it('takes repair ranges only ascending, disjoint, non-empty, at most 64, within safe integers', () => {
     const nack = (ranges: unknown) => () => decodeClientMessage(Buffer.from(JSON.stringify({ type: 'nack', v: 1, ranges })));
     const repair = (unavailable: unknown) => () => decodeServerMessage(Buffer.from(JSON.stringify({ type: 'repair', v: 1, unavailable })));
     expect(nack([{ from: 0, to: 1 }, { from: 1, to: Number.MAX_SAFE_INTEGER }])()).toEqual({
@@ -237,8 +237,8 @@ describe('control messages', () => {
         { from: 1, to: Number.MAX_SAFE_INTEGER },
       ],
     });
-    expect(nack([])).toThrow(/1 to 16 ranges/);
-    expect(nack(Array.from({ length: 17 }, (_, index) => ({ from: 2 * index, to: 2 * index + 1 })))).toThrow(/1 to 16 ranges/);
+    expect(nack([])).toThrow(/1 to 64 ranges/);
+    expect(nack(Array.from({ length: 65 }, (_, index) => ({ from: 2 * index, to: 2 * index + 1 })))).toThrow(/1 to 64 ranges/);
     expect(nack([{ from: 5, to: 5 }])).toThrow(/to must be an integer/);
     expect(nack([{ from: 10, to: 20 }, { from: 15, to: 30 }])).toThrow(/ascending/);
     expect(nack([{ from: 10, to: 20 }, { from: 0, to: 5 }])).toThrow(/ascending/);

@@ -80,10 +80,11 @@ describe('RepairRequester', () => {
 
   it('names at most NACK_RANGES_MAX holes, the earliest first', () => {
     const { sent, requester, window, hold } = setup();
-    hold(...Array.from({ length: 40 }, (_, index) => 2 * index + 1));
-    requester.maybeRequest(1000, window, undefined, 81 * PAYLOAD, 0);
+    hold(...Array.from({ length: NACK_RANGES_MAX + 20 }, (_, index) => 2 * index + 1));
+    requester.maybeRequest(1000, window, undefined, (2 * NACK_RANGES_MAX + 41) * PAYLOAD, 0);
     expect(sent[0]).toHaveLength(NACK_RANGES_MAX);
     expect(sent[0][0]).toEqual({ from: 0, to: 100 });
-    expect(sent[0][NACK_RANGES_MAX - 1]).toEqual({ from: 3000, to: 3100 });
+    const last = (NACK_RANGES_MAX - 1) * 2 * PAYLOAD;
+    expect(sent[0][NACK_RANGES_MAX - 1]).toEqual({ from: last, to: last + PAYLOAD });
   });
 });
