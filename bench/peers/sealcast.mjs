@@ -264,9 +264,10 @@ async function finishRun(senderProcess, receiverProcesses, { withRepair }) {
   const notes = senderStopped ? ['sender stopped once every receiver had ended'] : [];
   receiverResults.forEach((result, index) => {
     const summary = lastJsonLine(result.stderrTail);
-    // END is sent several times by design, and with repair every receiver also hears the resends
-    // another receiver asked for, so that many duplicates are expected and not worth a note.
-    const duplicatesExpected = withRepair ? Infinity : END_REPEATS_MAX;
+    // END is sent several times by design, and with repair and several receivers every receiver
+    // also hears the resends another one asked for, so those duplicates are not worth a note.
+    // With one receiver every duplicate beyond the END copies is a repair it did not need.
+    const duplicatesExpected = withRepair && receiverResults.length > 1 ? Infinity : END_REPEATS_MAX;
     const dropped = summary?.drops ? Object.entries(summary.drops).filter(([kind, count]) => count > (kind === 'duplicate' ? duplicatesExpected : 0)) : [];
     if (dropped.length) notes.push(`receiver ${index + 1} dropped ${dropped.map(([kind, count]) => `${count} ${kind}`).join(', ')}`);
   });
