@@ -109,25 +109,31 @@ export function sealcastPeer({ suite, keyMode = 'control' }) {
   };
 }
 
+/**
+ * Starts receiver `index` in its endpoint's namespace, writing to its own output file, with the
+ * key-mode arguments given. A receiver that never hears the stream gives up by itself
+ * (--start-timeout) instead of waiting for the benchmark's deadline.
+ */
+function spawnReceiver(endpoint, index, { workDir, timeoutMs }, keyArgs) {
+  const outputPath = join(workDir, `sealcast-out-${index + 1}.bin`);
+  rmSync(outputPath, { force: true });
+  const child = spawnMeasured({
+    label: `sealcast recv ${index + 1}`,
+    namespace: endpoint.namespace,
+    cwd: workDir,
+    timeoutMs,
+    cpuFile: join(workDir, `sealcast-r${index + 1}.cpu`),
+    argv: [process.execPath, CLI, 'recv', ...keyArgs, '--interface', endpoint.address, '-o', outputPath, '--start-timeout', '60', '--json'],
+  });
+  return { child, outputPath };
+}
+
 /** Group key, receivers first: the sender starts once every receiver has joined the group. */
 async function runKeyFile(peer, suite, { sender, receivers, inputPath, packetBytes, workDir, timeoutMs, path, rate }) {
   const ttl = path === 'loopback' ? '0' : '1';
-  const receiverProcesses = receivers.map((endpoint, index) => {
-    const outputPath = join(workDir, `sealcast-out-${index + 1}.bin`);
-    rmSync(outputPath, { force: true });
-    const child = spawnMeasured({
-      label: `sealcast recv ${index + 1}`,
-      namespace: endpoint.namespace,
-      cwd: workDir,
-      timeoutMs,
-      cpuFile: join(workDir, `sealcast-r${index + 1}.cpu`),
-      argv: [process.execPath, CLI, 'recv', '--group', GROUP, '--key-file', peer.keyPath,
-        // A receiver that never hears the stream gives up by itself instead of waiting for the
-        // benchmark's deadline.
-        '--interface', endpoint.address, '-o', outputPath, '--start-timeout', '60', '--json'],
-    });
-    return { child, outputPath };
-  });
+  const receiverProcesses = receivers.map((endpoint, index) =>
+    spawnReceiver(endpoint, index, { workDir, timeoutMs }, ['--group', GROUP, '--key-file', peer.keyPath]),
+  );
   for (const { child } of receiverProcesses) {
     await waitFor(() => child.stderrSoFar().includes('listening on'), RECEIVER_READY_MS);
   }
@@ -188,19 +194,10 @@ async function runControl(peer, suite, { sender, receivers, inputPath, packetByt
   }
   const [, host, port, fingerprint] = control;
   const receiverProcesses = receivers.map((endpoint, index) => {
-    const outputPath = join(workDir, `sealcast-out-${index + 1}.bin`);
-    rmSync(outputPath, { force: true });
     const subscriber = peer.subscribers[index];
-    const child = spawnMeasured({
-      label: `sealcast recv ${index + 1}`,
-      namespace: endpoint.namespace,
-      cwd: workDir,
-      timeoutMs,
-      cpuFile: join(workDir, `sealcast-r${index + 1}.cpu`),
-      argv: [process.execPath, CLI, 'recv', '--server', `${host}:${port}`, '--id', subscriber.id, '--psk-file', subscriber.pskPath,
-        '--server-fingerprint', fingerprint, '--interface', endpoint.address, '-o', outputPath, '--start-timeout', '60', '--json'],
-    });
-    return { child, outputPath };
+    return spawnReceiver(endpoint, index, { workDir, timeoutMs }, [
+      '--server', `${host}:${port}`, '--id', subscriber.id, '--psk-file', subscriber.pskPath, '--server-fingerprint', fingerprint,
+    ]);
   });
   let receiversEnded = false;
   Promise.all(receiverProcesses.map(({ child }) => child.done)).then(() => {
