@@ -62,6 +62,8 @@ export interface SenderControlFlags {
 export interface SenderDataPlane {
   requestRepair(ranges: ByteRange[]): ByteRange[];
   reportSlowReceiver(): void;
+  reportProgress(receiver: string, offset: number): void;
+  forgetReceiver(receiver: string): void;
   readonly stats: { readonly bytes: number };
 }
 
@@ -107,6 +109,8 @@ export async function startSenderControl(
       currentEpoch: () => ({ epoch: 0, dataKey }),
       onRepairRequest: (_clientId, ranges) => sender?.requestRepair(ranges) ?? [],
       onSlowDown: () => sender?.reportSlowReceiver(),
+      onProgress: (clientId, offset) => sender?.reportProgress(clientId, offset),
+      onClientGone: (clientId) => sender?.forgetReceiver(clientId),
       streamOffset: () => sender?.stats.bytes ?? 0,
       logger: stderrLogger(io.stderr, 'sealcast send', io.quiet),
     });

@@ -107,6 +107,7 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
       requestRepair: control !== null ? (ranges) => control.requestRepair(ranges) : undefined,
       subscribedFromStart: control !== null && control.client.joinedAtOffset === 0,
       requestSlowDown: control !== null ? () => void control.client.requestSlowDown() : undefined,
+      reportProgress: control !== null ? (offset) => void control.client.reportProgress(offset) : undefined,
       io,
       signal: context.io.signal,
     });

@@ -56,6 +56,12 @@ const SUBSCRIBERS_DONE_POLL_MS = 50;
  * when every subscriber has closed its connection (each does when its output is complete).
  */
 const REPAIR_LINGER_MS_WITH_SUBSCRIBERS = 10_000;
+/**
+ * With --control: new data runs at most this far ahead of the slowest subscriber's reported
+ * progress. Receivers ask for an 8 MiB socket buffer, which holds about 5 MB of 1400-byte
+ * datagrams' payload: 4 MiB keeps a subscriber that reports in time from overflowing it.
+ */
+const FLOW_WINDOW_BYTES = 4 * 1024 * 1024;
 
 export function registerSend(program: Command, context: CommandContext): void {
   program
@@ -152,6 +158,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
       // Repair needs a way back from the receivers: the control connection.
       repairWindowBytes: control !== null ? (flags.repairWindow ?? REPAIR_WINDOW_BYTES_DEFAULT) : 0,
       repairLingerMs: REPAIR_LINGER_MS_WITH_SUBSCRIBERS,
+      flowWindowBytes: control !== null ? FLOW_WINDOW_BYTES : 0,
       io,
       signal: context.io.signal,
     });
@@ -225,6 +232,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
       repairDatagrams: final.repairDatagramsSent,
       repairUnavailableBytes: final.repairUnavailableBytes,
       slowDownReports: final.slowDownReports,
+      flowWaitMs: Math.round(final.flowWaitMs),
       rateBitsPerSecondLowest: final.rateBitsPerSecondLowest,
     });
   }

@@ -89,6 +89,8 @@ export interface ControlClient {
   requestRepair(ranges: readonly StreamRange[]): boolean;
   /** Asks the sender to lower its rate (this receiver cannot keep up). False when not registered. */
   requestSlowDown(): boolean;
+  /** Flow control: tells the sender how far this receiver has taken the stream in. False when not registered. */
+  reportProgress(offset: number): boolean;
   close(): void;
   on(event: 'key', listener: (key: DeliveredKey) => void): this;
   /** The sender no longer holds these requested bytes: they cannot be repaired. */
@@ -340,6 +342,13 @@ class ControlClientImpl extends EventEmitter implements ControlClient {
   requestSlowDown(): boolean {
     if (this.state !== 'registered') return false;
     this.send({ type: 'slowDown', v: 1 });
+    return true;
+  }
+
+  reportProgress(offset: number): boolean {
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`offset must be a non-negative safe integer, got ${offset}`);
+    if (this.state !== 'registered') return false;
+    this.send({ type: 'progress', v: 1, offset });
     return true;
   }
 

@@ -113,6 +113,15 @@ export interface SlowDownMessage {
   v: 1;
 }
 /**
+ * Flow control: the receiver has taken the stream in up to `offset` (one past the furthest byte
+ * it accepted). The sender keeps new data within its flow window of the slowest receiver.
+ */
+export interface ProgressMessage {
+  type: 'progress';
+  v: 1;
+  offset: number;
+}
+/**
  * A receiver's request for bytes it is missing (loss repair). The sender multicasts the stored
  * ciphertext of every packet that overlaps a range; a range may reach past what was sent (a
  * receiver that heard no END asks for everything after its last byte).
@@ -169,7 +178,7 @@ export interface ErrorMessage {
   text: string;
 }
 
-export type ClientMessage = HelloMessage | ProofMessage | KeyAckMessage | NackMessage | SlowDownMessage | ByeMessage;
+export type ClientMessage = HelloMessage | ProofMessage | KeyAckMessage | NackMessage | SlowDownMessage | ProgressMessage | ByeMessage;
 export type ServerMessage = ChallengeMessage | WelcomeMessage | KeyMessage | RepairMessage | ErrorMessage | ByeMessage;
 
 type Json = Record<string, unknown>;
@@ -332,6 +341,9 @@ export function decodeClientMessage(payload: Uint8Array): ClientMessage {
     case 'slowDown':
       requireExactKeys(object, 'slowDown', ['type', 'v']);
       return { type: 'slowDown', v: 1 };
+    case 'progress':
+      requireExactKeys(object, 'progress', ['type', 'v', 'offset']);
+      return { type: 'progress', v: 1, offset: requireInteger(object.offset, 'progress.offset', 0, STREAM_OFFSET_MAX) };
     case 'bye':
       requireExactKeys(object, 'bye', ['type', 'v']);
       return { type: 'bye', v: 1 };
@@ -469,6 +481,9 @@ function messageJsonText(message: ClientMessage | ServerMessage): string {
       break;
     case 'repair':
       json = { type: 'repair', v: 1, unavailable: message.unavailable.map(({ from, to }) => ({ from, to })) };
+      break;
+    case 'progress':
+      json = { type: 'progress', v: 1, offset: message.offset };
       break;
     case 'slowDown':
     case 'bye':

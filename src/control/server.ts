@@ -59,11 +59,12 @@ const REFUSED_DRAINING_MAX = 64;
 const HANDSHAKE_SWEEP_MS_MIN = 10;
 const HANDSHAKE_SWEEP_MS_MAX = 1000;
 /**
- * Repair requests (`nack`) one connection may send: a receiver sends at most one per 5 ms, so
- * this leaves room for bursts while a flood from one client cannot keep the sender busy.
+ * Data-plane reports (`nack`, `slowDown`, `progress`) one connection may send: a receiver sends
+ * at most one of each per 5 ms, so this leaves room for bursts while a flood from one client
+ * cannot keep the sender busy.
  */
-const NACKS_PER_SECOND_MAX = 400;
-const NACK_BURST_MAX = 100;
+const NACKS_PER_SECOND_MAX = 1000;
+const NACK_BURST_MAX = 200;
 
 function endSoon(socket: Socket): void {
   const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
@@ -128,6 +129,10 @@ export interface ControlServerOptions {
   streamOffset?(): number;
   /** A registered client cannot keep up and asks the sender to lower its rate (`slowDown`). */
   onSlowDown?(clientId: string): void;
+  /** A registered client has taken the stream in up to `offset` (`progress`, flow control). */
+  onProgress?(clientId: string, offset: number): void;
+  /** A registered client's connection ended: it no longer takes part in flow control. */
+  onClientGone?(clientId: string): void;
 }
 
 export interface KeyHolder {
@@ -209,6 +214,8 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   readonly onRepairRequest: (clientId: string, ranges: StreamRange[]) => StreamRange[];
   readonly streamOffset: () => number;
   readonly onSlowDown: (clientId: string) => void;
+  readonly onProgress: (clientId: string, offset: number) => void;
+  readonly onClientGone: (clientId: string) => void;
   readonly logger: ControlLogger;
   readonly handshakeTimeoutMs: number;
   readonly connectionsMax: number;
@@ -244,6 +251,11 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     this.streamOffset = options.streamOffset ?? (() => 0);
     if (options.onSlowDown !== undefined && typeof options.onSlowDown !== 'function') throw new TypeError('onSlowDown must be a function');
     this.onSlowDown = options.onSlowDown ?? (() => {});
+    for (const name of ['onProgress', 'onClientGone'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`${name} must be a function`);
+    }
+    this.onProgress = options.onProgress ?? (() => {});
+    this.onClientGone = options.onClientGone ?? (() => {});
     this.logger = options.logger ?? silentLogger;
     this.logsInfo = this.logger.info !== silentLogger.info;
     this.handshakeTimeoutMs = requirePositiveInteger(options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT, 'handshakeTimeoutMs');
@@ -518,6 +530,10 @@ class ServerConnection {
         if (this.state !== 'registered') return this.unexpected(message.type);
         if (this.takeRequestToken()) this.owner.onSlowDown(this.clientId);
         return;
+      case 'progress':
+        if (this.state !== 'registered') return this.unexpected(message.type);
+        if (this.takeRequestToken()) this.owner.onProgress(this.clientId, message.offset);
+        return;
       case 'bye':
         return this.close(null, 'client said bye', 'info', true);
     }
@@ -661,6 +677,7 @@ class ServerConnection {
     if (wasRegistered && this.owner.registered.get(this.clientId) === this) {
       this.owner.registered.delete(this.clientId);
       if (this.ackedEpoch >= 0) this.owner.heldCount--;
+      this.owner.onClientGone(this.clientId);
     }
     if (level === 'warn' || this.owner.logsInfo) this.owner.logger[level](`control: closed ${this.label()}: ${text}`);
     if (this.socket.destroyed) return;

@@ -64,6 +64,12 @@ export interface ReceiverOptions {
    * packets are being dropped, to ask the sender to lower its rate.
    */
   requestSlowDown?: () => void;
+  /**
+   * Flow control: called (at most every 5 ms while packets arrive, and every 100 ms regardless)
+   * with one past the furthest stream byte this receiver has accepted, less what its output has
+   * waiting beyond 4 MiB, so the sender can keep new data within reach of it.
+   */
+  reportProgress?: (offset: number) => void;
   /** With requestRepair: how long the output may stay stuck at a hole before it is E_GAP. */
   repairTimeoutMs?: number;
   /**
@@ -130,7 +136,7 @@ export interface ReceiveResult extends ReceiveStats {
 }
 
 /** Every option with its default applied and checked. */
-type OptionalCallbacks = 'requestRepair' | 'requestSlowDown';
+type OptionalCallbacks = 'requestRepair' | 'requestSlowDown' | 'reportProgress';
 export type NormalizedReceiverOptions = Required<Omit<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes' | OptionalCallbacks>> &
   Pick<ReceiverOptions, 'sessionId' | 'signal' | 'recvBufferBytes' | OptionalCallbacks>;
 
@@ -142,6 +148,7 @@ export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedRe
   }
   if (options.requestRepair !== undefined && typeof options.requestRepair !== 'function') throw new TypeError('requestRepair must be a function');
   if (options.requestSlowDown !== undefined && typeof options.requestSlowDown !== 'function') throw new TypeError('requestSlowDown must be a function');
+  if (options.reportProgress !== undefined && typeof options.reportProgress !== 'function') throw new TypeError('reportProgress must be a function');
   return {
     backend: options.backend,
     keys: options.keys,
@@ -164,6 +171,7 @@ export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedRe
     io: requireIoMode(options.io ?? 'auto'),
     requestRepair: options.requestRepair,
     requestSlowDown: options.requestSlowDown,
+    reportProgress: options.reportProgress,
     repairTimeoutMs: requireMs(options.repairTimeoutMs ?? DEFAULT_REPAIR_TIMEOUT_MS, 'repairTimeoutMs', 1),
     subscribedFromStart: options.subscribedFromStart ?? false,
     signal: options.signal,

@@ -36,6 +36,14 @@ const BEFORE_START_BYTES_MAX = 16 * 1024 * 1024;
 const BEFORE_START_BYTES_MAX_WITH_REPAIR = 64 * 1024 * 1024;
 /** While the output is far behind, how often the sender is asked to slow down. */
 const SLOW_DOWN_EVERY_MS = 100;
+/** Flow control: how often progress is reported while packets arrive (the tick reports it too). */
+const PROGRESS_EVERY_MS = 5;
+/**
+ * Flow control: output waiting beyond this (or an eighth of the output queue, if less) is
+ * subtracted from the progress reported, so a slow output holds the sender back gradually, long
+ * before half the output queue fills and packets are dropped.
+ */
+const PROGRESS_OUTPUT_SLACK_BYTES = 4 * 1024 * 1024;
 /** With repair, how long the output may stay far behind (new packets dropped meanwhile) before it is E_IO. */
 const OUTPUT_BEHIND_MS_MAX = 10_000;
 /** With repair, how long a receiver whose first packet is not at offset 0 waits for the start to be repaired. */
@@ -74,6 +82,9 @@ export class Receiver extends EventEmitter {
   #progressAtMs = 0;
   /** One past the furthest stream byte an authenticated DATA packet carried. */
   #seenEnd = 0;
+  /** Flow control: one past the furthest byte accepted (not dropped), and when it was last reported. */
+  #acceptedEnd = 0;
+  #progressReportedAtMs = -Infinity;
   /** With repair: since when the output has been far behind (0: it is not), and when the sender was last asked to slow down. */
   #outputBehindSinceMs = 0;
   #slowDownAskedAtMs = -Infinity;
@@ -251,7 +262,23 @@ export class Receiver extends EventEmitter {
       return;
     }
     this.#checkComplete();
-    this.#requestRepairs(performance.now());
+    const now = performance.now();
+    this.#requestRepairs(now);
+    this.#reportProgress(now, PROGRESS_EVERY_MS);
+  }
+
+  /** Flow control: reports progress if the last report is at least `everyMs` old. */
+  #reportProgress(nowMs: number, everyMs: number): void {
+    const report = this.#options.reportProgress;
+    if (report === undefined || this.#finished || nowMs - this.#progressReportedAtMs < everyMs) return;
+    this.#progressReportedAtMs = nowMs;
+    const output = this.#output;
+    const outputBacklog = output === null ? 0 : Math.max(0, output.queuedBytes - Math.min(PROGRESS_OUTPUT_SLACK_BYTES, output.queueBytesMax / 8));
+    try {
+      report(Math.max(0, this.#acceptedEnd - outputBacklog));
+    } catch (error) {
+      this.#failRepairRequest(error);
+    }
   }
 
   /** Asks for missing bytes when a request is due (repair-requests.ts decides). */
@@ -406,6 +433,7 @@ export class Receiver extends EventEmitter {
     const placement = window.place(streamOffset);
     if (placement === 'next' || placement === 'ahead') {
       window.hold(streamOffset, payload);
+      this.#acceptedEnd = Math.max(this.#acceptedEnd, streamOffset + payload.byteLength);
     } else if (placement === 'overflow') {
       this.#drops.beyondWindow++;
       this.#repair?.noteHole();
@@ -458,6 +486,7 @@ export class Receiver extends EventEmitter {
         return;
       }
     }
+    this.#acceptedEnd = Math.max(this.#acceptedEnd, streamOffset + payload.byteLength);
     switch (window.place(streamOffset)) {
       case 'next':
         this.#deliver(payload);
@@ -586,6 +615,8 @@ export class Receiver extends EventEmitter {
     const now = performance.now();
     this.#flushOutput();
     this.#emitSafely('progress', this.stats);
+    // Also when nothing arrives (the sender may be waiting for this very report).
+    this.#reportProgress(now, 0);
     // The request for the start may itself be lost: asked again until the wait ends.
     if (this.#window === null && this.#startRequested && now - this.#startRequestedAtMs >= NACK_RETRY_MS) this.#askForStart(now);
     if (this.#finished) return;

@@ -30,6 +30,7 @@ import {
 import { groupTarget, openBatchSocket, requireIoMode, type BatchSocket, type GroupTarget, type IoMode } from './batch-io.js';
 import { ChunkReader, type SlabFill } from './chunk-reader.js';
 import type { ByteRange } from './reorder.js';
+import { FlowWindow } from './flow-window.js';
 import { RateController } from './rate-controller.js';
 import { RepairWindow, type RepairRun } from './repair-window.js';
 import { defaultTtl, DEFAULT_INTERFACE, openSenderSocket, type MulticastGroup } from './multicast.js';
@@ -73,6 +74,10 @@ const SEND_STALL_MS_MAX = 5_000;
 export const DEFAULT_REPAIR_LINGER_MS = 1_000;
 /** The most datagrams waiting to be sent again; requests beyond it are refused (and counted). */
 const REPAIR_QUEUE_DATAGRAMS_MAX = 65_536;
+/** A receiver that reported no progress for this long no longer holds the sender back. */
+const FLOW_STALE_MS = 500;
+/** While held back by flow control the sender waits for the next report, or this long at most (a receiver may have gone quiet). */
+const FLOW_POLL_MS = 20;
 /** A resent END goes out at most this often, however many receivers ask for it. */
 const END_RESEND_EVERY_MS = 10;
 
@@ -120,6 +125,11 @@ export interface SenderOptions {
    */
   repairLingerMs?: number;
   /**
+   * Flow control: new data may run at most this many bytes ahead of the slowest receiver that
+   * reports its progress (reportProgress). 0, the default, turns it off.
+   */
+  flowWindowBytes?: number;
+  /**
    * 'native' sends each chunk of a slab with one sendmmsg through the addon; 'dgram' one
    * socket.send per datagram; 'auto' (the default) is native when the addon offers it.
    */
@@ -152,6 +162,8 @@ export interface SendStats {
   repairUnavailableBytes: number;
   /** Reports from receivers that could not keep up (reportSlowReceiver). */
   slowDownReports: number;
+  /** Milliseconds new data waited for the slowest receiver (flow control). */
+  flowWaitMs: number;
   /** The lowest pacing rate that rate adaptation went down to (the configured rate if never). */
   rateBitsPerSecondLowest: number;
 }
@@ -210,6 +222,9 @@ export class Sender extends EventEmitter {
   #endResentAtMs = -Infinity;
   /** Rate adaptation, from the start of sending. */
   #rates: RateController | null = null;
+  /** Flow control (null: off) and what wakes a transmitter waiting on it. */
+  readonly #flow: FlowWindow | null;
+  #flowWaker: (() => void) | null = null;
 
   constructor(options: SenderOptions) {
     super();
@@ -250,6 +265,7 @@ export class Sender extends EventEmitter {
       endRepeats: requirePositive(options.endRepeats ?? DEFAULT_END_REPEATS, 'endRepeats', 100),
       repairWindowBytes: requireNonNegative(options.repairWindowBytes ?? 0, 'repairWindowBytes', 4 * 1024 * 1024 * 1024),
       repairLingerMs: requireNonNegative(options.repairLingerMs ?? DEFAULT_REPAIR_LINGER_MS, 'repairLingerMs', 600_000),
+      flowWindowBytes: requireNonNegative(options.flowWindowBytes ?? 0, 'flowWindowBytes', 4 * 1024 * 1024 * 1024),
       endSpacingMs: options.endSpacingMs ?? DEFAULT_END_SPACING_MS,
       sealer: options.sealer ?? directSealer,
       io: requireIoMode(options.io ?? 'auto'),
@@ -260,6 +276,7 @@ export class Sender extends EventEmitter {
     this.#sealing = new SealingContext(options.backend.constants);
     this.#payloadBytesMax = payloadBytesFor(datagramBytes);
     this.#suiteId = SUITE_IDS[options.suite];
+    this.#flow = this.#options.flowWindowBytes > 0 ? new FlowWindow(this.#options.flowWindowBytes, FLOW_STALE_MS) : null;
     this.#repairs = new RepairWindow<Slab>(
       this.#options.repairWindowBytes,
       this.#payloadBytesMax,
@@ -284,6 +301,7 @@ export class Sender extends EventEmitter {
       repairDatagramsSent: 0,
       repairUnavailableBytes: 0,
       slowDownReports: 0,
+      flowWaitMs: 0,
       rateBitsPerSecondLowest: rate,
     };
   }
@@ -321,6 +339,23 @@ export class Sender extends EventEmitter {
   reportSlowReceiver(): void {
     this.#stats.slowDownReports++;
     this.#rates?.noteSlowReceiver(performance.now());
+  }
+
+  /**
+   * A receiver has taken the stream in up to `offset` (flow control: new data stays within the
+   * flow window of the slowest). Ignored without a flow window.
+   */
+  reportProgress(receiver: string, offset: number): void {
+    if (typeof receiver !== 'string') throw new TypeError('receiver must be a string');
+    if (this.#flow === null) return;
+    this.#flow.report(receiver, offset, performance.now());
+    this.#flowWaker?.();
+  }
+
+  /** A receiver is gone (finished, failed, disconnected): it no longer holds the sender back. */
+  forgetReceiver(receiver: string): void {
+    this.#flow?.forget(receiver);
+    this.#flowWaker?.();
   }
 
   /** Ends the wait for repair requests after END (e.g. every receiver has finished). */
@@ -610,10 +645,17 @@ export class Sender extends EventEmitter {
     }
     slab.release = null;
     slab.pending++;
-    await this.#sendSlotsDgram(slab, 0, slab.count, bucket, () => {
-      slab.pending--;
-      if (slab.pending === 0) slab.release?.();
-    });
+    await this.#sendSlotsDgram(
+      slab,
+      0,
+      slab.count,
+      bucket,
+      () => {
+        slab.pending--;
+        if (slab.pending === 0) slab.release?.();
+      },
+      true,
+    );
   }
 
   /**
@@ -621,13 +663,16 @@ export class Sender extends EventEmitter {
    * exactly once, when node:dgram no longer needs the slots: from the last datagram's send
    * callback, or before this throws if that datagram never went out.
    */
-  async #sendSlotsDgram(slab: Slab, first: number, count: number, bucket: TokenBucket, onDone: () => void): Promise<void> {
+  async #sendSlotsDgram(slab: Slab, first: number, count: number, bucket: TokenBucket, onDone: () => void, newData = false): Promise<void> {
     const { datagramBytes } = this.#options;
     const socket = this.#socket!;
     const end = first + count;
     try {
       for (let slot = first; slot < end; slot++) {
-        if (((slot - first) & 63) === 0) this.#pace(bucket);
+        if (((slot - first) & 63) === 0) {
+          if (newData) await this.#waitForFlow(this.#slotEndOffset(slab, Math.min(end, slot + 64) - 1), bucket);
+          this.#pace(bucket);
+        }
         const length = HEADER_BYTES + slab.lengths[slot] + TAG_BYTES;
         let waitMs = bucket.take(length);
         while (waitMs > 0) {
@@ -663,11 +708,14 @@ export class Sender extends EventEmitter {
    */
   async #transmitSlabBatched(slab: Slab, bucket: TokenBucket, batchSocket: BatchSocket): Promise<void> {
     slab.release = null;
-    await this.#sendSlotsBatched(slab, 0, slab.count, bucket, batchSocket);
+    await this.#sendSlotsBatched(slab, 0, slab.count, bucket, batchSocket, true);
   }
 
-  /** Sends slots [first, first + count) of a sealed slab, paced, one sendmmsg per chunk. */
-  async #sendSlotsBatched(slab: Slab, first: number, count: number, bucket: TokenBucket, batchSocket: BatchSocket): Promise<void> {
+  /**
+   * Sends slots [first, first + count) of a sealed slab, paced, one sendmmsg per chunk; `newData`
+   * (not a repair) also waits for flow control.
+   */
+  async #sendSlotsBatched(slab: Slab, first: number, count: number, bucket: TokenBucket, batchSocket: BatchSocket, newData = false): Promise<void> {
     const { datagramBytes } = this.#options;
     const target = this.#target!;
     // Half the burst per chunk keeps the bucket from waiting for a completely full burst.
@@ -675,8 +723,9 @@ export class Sender extends EventEmitter {
     const end = first + count;
     let slot = first;
     while (slot < end) {
-      this.#pace(bucket);
       const chunk = Math.min(chunkMax, end - slot);
+      if (newData) await this.#waitForFlow(this.#slotEndOffset(slab, slot + chunk - 1), bucket);
+      this.#pace(bucket);
       let bytes = 0;
       for (let index = slot; index < slot + chunk; index++) bytes += HEADER_BYTES + slab.lengths[index] + TAG_BYTES;
       let waitMs = bucket.take(bytes);
@@ -796,6 +845,37 @@ export class Sender extends EventEmitter {
       }
     } finally {
       signal?.removeEventListener('abort', wakeUp);
+    }
+  }
+
+  /** One past the last stream byte of `slot` (every slot before a slab's last is full). */
+  #slotEndOffset(slab: Slab, slot: number): number {
+    return slab.firstOffset + slot * this.#payloadBytesMax + slab.lengths[slot];
+  }
+
+  /**
+   * Flow control: waits until new data up to `endOffset` is within the flow window of the
+   * slowest receiver, serving repairs meanwhile (a receiver may be waiting for one to move on).
+   */
+  async #waitForFlow(endOffset: number, bucket: TokenBucket): Promise<void> {
+    const flow = this.#flow;
+    if (flow === null || endOffset <= flow.allowedEnd(performance.now())) return;
+    const startedAtMs = performance.now();
+    try {
+      for (;;) {
+        await this.#sendRepairs(bucket);
+        this.#throwIfStopped();
+        if (endOffset <= flow.allowedEnd(performance.now())) return;
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          this.#flowWaker = resolve;
+          timer = setTimeout(resolve, FLOW_POLL_MS);
+        });
+        clearTimeout(timer);
+        this.#flowWaker = null;
+      }
+    } finally {
+      this.#stats.flowWaitMs += performance.now() - startedAtMs;
     }
   }
 

@@ -36,6 +36,7 @@ const clientMessage: fc.Arbitrary<ClientMessage> = fc.oneof(
   fc.record({ type: fc.constant('keyAck' as const), v: fc.constant(1 as const), epoch }),
   fc.record({ type: fc.constant('nack' as const), v: fc.constant(1 as const), ranges: streamRanges }),
   fc.constant({ type: 'slowDown' as const, v: 1 as const }),
+  fc.record({ type: fc.constant('progress' as const), v: fc.constant(1 as const), offset: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }) }),
   fc.constant({ type: 'bye' as const, v: 1 as const }),
 );
 

@@ -83,6 +83,22 @@ describe('repair requests over the control connection', () => {
     expect(alice.requestSlowDown()).toBe(false);
   });
 
+  it('passes progress reports to the data plane and says when a registered client is gone', async () => {
+    const events: string[] = [];
+    harness = await startTestServer(['alice'], {
+      onProgress: (clientId, offset) => events.push(`${clientId} at ${offset}`),
+      onClientGone: (clientId) => events.push(`${clientId} gone`),
+    });
+    const alice = await harness.register('alice');
+    expect(() => alice.reportProgress(-1)).toThrow(RangeError);
+    expect(alice.reportProgress(4096)).toBe(true);
+    await until(() => (events.length === 1 ? true : undefined));
+    alice.close();
+    await until(() => (events.length === 2 ? true : undefined));
+    expect(events).toEqual(['alice at 4096', 'alice gone']);
+    expect(alice.reportProgress(8192)).toBe(false);
+  });
+
   it('tells each client how far the stream had come when it registered', async () => {
     let sent = 0;
     harness = await startTestServer(['early', 'late'], { streamOffset: () => sent });
@@ -140,10 +156,10 @@ describe('repair requests over the control connection', () => {
     for (let index = 0; index < 2000; index++) alice.requestRepair([{ from: index, to: index + 1 }]);
     await until(() => (calls >= 100 ? true : undefined));
     await new Promise((resolve) => setTimeout(resolve, 100));
-    // The burst allowance is 100 and the rate 400/s: far fewer than the 2 000 sent got through.
+    // The burst allowance is 200 and the rate 1 000/s: far fewer than the 2 000 sent got through.
     expect(calls).toBeLessThan(1000);
     expect(closedWith).toBeNull();
-    expect(harness.logger.lines.some((line) => /repair requests faster than 400\/s/.test(line))).toBe(true);
+    expect(harness.logger.lines.some((line) => /repair requests faster than 1000\/s/.test(line))).toBe(true);
     expect(alice.requestRepair([{ from: 0, to: 1 }])).toBe(true);
   });
 });
