@@ -67,7 +67,7 @@ export interface ReceiverOptions {
   /**
    * Flow control: called (at most every 5 ms while packets arrive, and every 100 ms regardless)
    * with one past the furthest stream byte this receiver has accepted, less what its output has
-   * waiting beyond 4 MiB, so the sender can keep new data within reach of it.
+   * waiting beyond a quarter of its queue, so the sender can keep new data within reach of it.
    */
   reportProgress?: (offset: number) => void;
   /** With requestRepair: how long the output may stay stuck at a hole before it is E_GAP. */
