@@ -128,6 +128,18 @@ function spawnReceiver(endpoint, index, { workDir, timeoutMs }, keyArgs) {
   return { child, outputPath };
 }
 
+/** Starts `sealcast send` with `args` in the sender's namespace, its CPU time measured. */
+function spawnSender(sender, { workDir, timeoutMs }, args) {
+  return spawnMeasured({
+    label: 'sealcast send',
+    namespace: sender.namespace,
+    cwd: workDir,
+    timeoutMs,
+    cpuFile: join(workDir, 'sealcast-s.cpu'),
+    argv: [process.execPath, CLI, 'send', ...args],
+  });
+}
+
 /** Group key, receivers first: the sender starts once every receiver has joined the group. */
 async function runKeyFile(peer, suite, { sender, receivers, inputPath, packetBytes, workDir, timeoutMs, path, rate }) {
   const ttl = path === 'loopback' ? '0' : '1';
@@ -137,16 +149,8 @@ async function runKeyFile(peer, suite, { sender, receivers, inputPath, packetByt
   for (const { child } of receiverProcesses) {
     await waitFor(() => child.stderrSoFar().includes('listening on'), RECEIVER_READY_MS);
   }
-  const senderProcess = spawnMeasured({
-    label: 'sealcast send',
-    namespace: sender.namespace,
-    cwd: workDir,
-    timeoutMs,
-    cpuFile: join(workDir, 'sealcast-s.cpu'),
-    argv: [process.execPath, CLI, 'send', inputPath, '--group', GROUP, '--key-file', peer.keyPath,
-      '--interface', sender.address, '--ttl', ttl, '--rate', rate, '--packet-size', String(packetBytes),
-      '--suite', suite, '--json', '--quiet'],
-  });
+  const senderProcess = spawnSender(sender, { workDir, timeoutMs }, [inputPath, '--group', GROUP, '--key-file', peer.keyPath,
+    '--interface', sender.address, '--ttl', ttl, '--rate', rate, '--packet-size', String(packetBytes), '--suite', suite, '--json', '--quiet']);
   const finished = await finishRun(senderProcess, receiverProcesses, { withRepair: false });
   return { ...finished, startedAtMs: senderProcess.startedAtMs, settings: { rate, keyMode: 'key-file' } };
 }
@@ -159,20 +163,12 @@ async function runKeyFile(peer, suite, { sender, receivers, inputPath, packetByt
 async function runControl(peer, suite, { sender, receivers, inputPath, packetBytes, workDir, timeoutMs, path, rate }) {
   const ttl = path === 'loopback' ? '0' : '1';
   if (receivers.length > peer.subscribers.length) throw new RangeError(`${receivers.length} receivers but only ${peer.subscribers.length} subscribers were registered`);
-  const senderProcess = spawnMeasured({
-    label: 'sealcast send',
-    namespace: sender.namespace,
-    cwd: workDir,
-    timeoutMs,
-    cpuFile: join(workDir, 'sealcast-s.cpu'),
-    // Port 0: the sender picks a free port and prints it, so no run can collide with another's.
-    // No --quiet: the line that says sending starts is what starts the clock.
-    argv: [process.execPath, CLI, 'send', inputPath, '--group', GROUP, '--control', `${sender.address}:0`,
-      '--db', peer.registryPath, '--server-key', peer.serverKeyPath, '--wait-for', String(receivers.length),
-      '--wait-timeout', String(WAIT_FOR_SUBSCRIBERS_SEC),
-      '--interface', sender.address, '--ttl', ttl, '--rate', rate, '--packet-size', String(packetBytes),
-      '--suite', suite, '--json'],
-  });
+  // Port 0: the sender picks a free port and prints it, so no run can collide with another's.
+  // No --quiet: the line that says sending starts is what starts the clock.
+  const senderProcess = spawnSender(sender, { workDir, timeoutMs }, [inputPath, '--group', GROUP, '--control', `${sender.address}:0`,
+    '--db', peer.registryPath, '--server-key', peer.serverKeyPath, '--wait-for', String(receivers.length),
+    '--wait-timeout', String(WAIT_FOR_SUBSCRIBERS_SEC),
+    '--interface', sender.address, '--ttl', ttl, '--rate', rate, '--packet-size', String(packetBytes), '--suite', suite, '--json']);
   let senderEnded = false;
   senderProcess.done.then(() => {
     senderEnded = true;
