@@ -387,6 +387,56 @@ Napi::Value ScanPackets(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(outcome.accepted));
 }
 
+// gatherInOrder(slab, layout, status, first, count, statusOk, dataType, nextOffset, target,
+// targetStart, targetEnd, bytesOut): copies the opened packets from `first` on that continue the
+// stream at nextOffset into target[targetStart, targetEnd); returns how many it copied and
+// writes the bytes copied to bytesOut[0]. See packet_scan.h.
+Napi::Value GatherInOrder(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double first = 0, count = 0, status_ok = 0, data_type = 0, next_offset = 0, target_start = 0, target_end = 0;
+  ArrayView<std::uint8_t> slab, status, target;
+  ArrayView<std::uint32_t> layout;
+  ArrayView<double> bytes_out;
+  if (!ReadTypedArray(env, info[0], napi_uint8_array, "Uint8Array", "slab", &slab)) return env.Undefined();
+  if (!ReadTypedArray(env, info[1], napi_uint32_array, "Uint32Array", "layout", &layout)) return env.Undefined();
+  if (!ReadTypedArray(env, info[2], napi_uint8_array, "Uint8Array", "status", &status)) return env.Undefined();
+  if (!ReadInteger(env, info[3], "first", 0, 4294967295.0, &first)) return env.Undefined();
+  if (!ReadInteger(env, info[4], "count", 0, 4294967295.0, &count)) return env.Undefined();
+  if (!ReadInteger(env, info[5], "statusOk", 0, 255.0, &status_ok)) return env.Undefined();
+  if (!ReadInteger(env, info[6], "dataType", 0, 255.0, &data_type)) return env.Undefined();
+  if (!ReadInteger(env, info[7], "nextOffset", 0, 9007199254740991.0, &next_offset)) return env.Undefined();
+  if (!ReadTypedArray(env, info[8], napi_uint8_array, "Uint8Array", "target", &target)) return env.Undefined();
+  if (!ReadInteger(env, info[9], "targetStart", 0, 4294967295.0, &target_start)) return env.Undefined();
+  if (!ReadInteger(env, info[10], "targetEnd", 0, 4294967295.0, &target_end)) return env.Undefined();
+  if (!ReadTypedArray(env, info[11], napi_float64_array, "Float64Array", "bytesOut", &bytes_out)) return env.Undefined();
+  if (bytes_out.length < 1) {
+    Napi::RangeError::New(env, "bytesOut must hold at least 1 number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const sealcast::GatherRun run{slab.data,
+                                slab.length,
+                                layout.data,
+                                layout.length,
+                                status.data,
+                                status.length,
+                                static_cast<std::size_t>(first),
+                                static_cast<std::size_t>(count),
+                                static_cast<std::uint8_t>(status_ok),
+                                static_cast<std::uint8_t>(data_type),
+                                next_offset,
+                                target.data,
+                                target.length,
+                                static_cast<std::size_t>(target_start),
+                                static_cast<std::size_t>(target_end)};
+  const sealcast::GatherOutcome outcome = sealcast::GatherInOrder(run);
+  if (!outcome.ok) {
+    Napi::RangeError::New(env, outcome.message).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  bytes_out.data[0] = static_cast<double>(outcome.bytes);
+  return Napi::Number::New(env, static_cast<double>(outcome.packets));
+}
+
 // The scan's status codes by name, for the TypeScript side.
 Napi::Object ScanStatuses(Napi::Env env) {
   Napi::Object statuses = Napi::Object::New(env);
@@ -448,6 +498,8 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                              InstanceValue("SCAN_FIELDS", Number(env, sealcast::kScanFieldCount), napi_enumerable),
                              InstanceValue("SCAN_STATUS", ScanStatuses(env), napi_enumerable),
                              InstanceValue("scanPackets", Napi::Function::New<ScanPackets>(env, "scanPackets"),
+                                           napi_enumerable),
+                             InstanceValue("gatherInOrder", Napi::Function::New<GatherInOrder>(env, "gatherInOrder"),
                                            napi_enumerable),
                          });
   }

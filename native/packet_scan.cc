@@ -97,4 +97,51 @@ ScanOutcome ScanPackets(const ScanSlots& slots) {
   return outcome;
 }
 
+GatherOutcome GatherInOrder(const GatherRun& run) {
+  GatherOutcome refused;
+  refused.ok = false;
+  if (run.slab == nullptr || run.layout == nullptr || run.status == nullptr || run.target == nullptr) {
+    refused.message = "slab, layout, status and target are required";
+    return refused;
+  }
+  const std::size_t end = run.first + run.count;
+  if (end < run.first || end > run.status_count || end > run.layout_words / kLayoutWordsScan) {
+    refused.message = "first + count exceeds the batch";
+    return refused;
+  }
+  if (run.target_start > run.target_end || run.target_end > run.target_bytes) {
+    refused.message = "targetStart and targetEnd must lie within target";
+    return refused;
+  }
+  if (!(run.next_offset >= 0) || run.next_offset > 9007199254740991.0) {
+    refused.message = "nextOffset must be a safe non-negative integer";
+    return refused;
+  }
+  GatherOutcome outcome;
+  double next = run.next_offset;
+  std::size_t cursor = run.target_start;
+  for (std::size_t slot = run.first; slot < end; slot++) {
+    if (run.status[slot] != run.status_ok) break;
+    const std::uint32_t* words = run.layout + slot * kLayoutWordsScan;
+    const std::size_t offset = words[0];
+    const std::size_t payload_bytes = words[2];
+    // The layout came from the scan and the open checked it; a layout that does not fit the
+    // slab is a caller's bug, never read past.
+    if (words[1] != kPacketHeaderBytes || offset > run.slab_bytes || run.slab_bytes - offset < kPacketHeaderBytes + payload_bytes) {
+      refused.message = "the layout points outside the slab";
+      return refused;
+    }
+    const std::uint8_t* header = run.slab + offset;
+    if (header[kHeaderFieldType] != run.data_type || payload_bytes == 0) break;
+    if (ReadSafeU64(header + kHeaderFieldStreamOffset) != next) break;
+    if (payload_bytes > run.target_end - cursor) break;
+    std::memcpy(run.target + cursor, header + kPacketHeaderBytes, payload_bytes);
+    cursor += payload_bytes;
+    next += static_cast<double>(payload_bytes);
+    outcome.packets++;
+  }
+  outcome.bytes = cursor - run.target_start;
+  return outcome;
+}
+
 }  // namespace sealcast

@@ -100,6 +100,43 @@ struct ScanOutcome {
 
 ScanOutcome ScanPackets(const ScanSlots& slots);
 
+// The receive path's in-order gather: after a batch was opened, copies the payloads of the
+// opened packets that continue the stream, one after another, into the output's chunk, so that
+// the common case (the next packet is the next one in the stream) costs no JavaScript per packet.
+// It stops at the first packet that needs the receiver's judgement: one that did not open, is not
+// DATA, is empty, does not start at the next stream offset, or does not fit in the target. The
+// headers it reads were authenticated by the open (they are the AAD) of every packet it copies.
+struct GatherRun {
+  const std::uint8_t* slab;
+  std::size_t slab_bytes;
+  // The opened batch: 3 layout words per packet (offset, AAD bytes, payload bytes) and the open's
+  // status per packet.
+  const std::uint32_t* layout;
+  std::size_t layout_words;
+  const std::uint8_t* status;
+  std::size_t status_count;
+  std::size_t first;
+  std::size_t count;
+  std::uint8_t status_ok;
+  // The DATA type's wire value, passed in so that the type table stays defined in format.ts.
+  std::uint8_t data_type;
+  // The stream offset the next packet must start at (a safe integer).
+  double next_offset;
+  std::uint8_t* target;
+  std::size_t target_bytes;
+  std::size_t target_start;
+  std::size_t target_end;
+};
+
+struct GatherOutcome {
+  bool ok = true;
+  std::size_t packets = 0;  // packets copied, from `first` on
+  std::size_t bytes = 0;    // payload bytes copied to target[target_start..]
+  std::string message;      // why the call was refused (ok == false)
+};
+
+GatherOutcome GatherInOrder(const GatherRun& run);
+
 }  // namespace sealcast
 
 #endif  // SEALCAST_NATIVE_PACKET_SCAN_H_

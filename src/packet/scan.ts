@@ -9,7 +9,7 @@
 
 import { loadNativeBinding } from '../crypto/native.js';
 import { SealcastError } from '../errors.js';
-import { HEADER_BYTES, KNOWN_TYPE_VALUES, PACKET_MAGIC, PACKET_VERSION, SUITE_IDS, type DecodeFailure } from './format.js';
+import { HEADER_BYTES, KNOWN_TYPE_VALUES, PACKET_MAGIC, PACKET_VERSION, PacketType, SUITE_IDS, type DecodeFailure } from './format.js';
 
 /** Scan statuses: 0 is ok; the rest are DecodeFailure reasons, another session, or truncated. */
 export interface ScanStatusCodes {
@@ -58,6 +58,28 @@ interface ScanBinding {
     layout: Uint32Array,
     nonces: Uint8Array,
   ): number;
+  gatherInOrder(
+    slab: Uint8Array,
+    layout: Uint32Array,
+    status: Uint8Array,
+    first: number,
+    count: number,
+    statusOk: number,
+    dataType: number,
+    nextOffset: number,
+    target: Uint8Array,
+    targetStart: number,
+    targetEnd: number,
+    bytesOut: Float64Array,
+  ): number;
+}
+
+/** What one in-order gather copied. */
+export interface GatherResult {
+  /** Packets copied, from `first` on. */
+  packets: number;
+  /** Payload bytes copied to the target from `targetStart` on. */
+  bytes: number;
 }
 
 /** One receive slab's scan outputs, sized for `slots` slots. */
@@ -81,6 +103,9 @@ export class HeaderScanner {
   readonly #nonceBytes: number;
   /** The status code of each DecodeFailure, for callers that count drops by reason. */
   readonly #failureByStatus: Map<number, DecodeFailure | 'otherSession' | 'truncated'>;
+  readonly #gatheredBytes = new Float64Array(1);
+  /** Whether this addon has the in-order gather (an older build may lack it). */
+  readonly canGather: boolean;
 
   constructor(binding: ScanBinding) {
     this.#binding = binding;
@@ -88,6 +113,7 @@ export class HeaderScanner {
     this.status = Object.freeze({ ...binding.SCAN_STATUS });
     this.#layoutWords = binding.LAYOUT_WORDS;
     this.#nonceBytes = binding.NONCE_BYTES;
+    this.canGather = typeof binding.gatherInOrder === 'function';
     this.#failureByStatus = new Map(
       (Object.entries(this.status) as Array<[keyof ScanStatusCodes, number]>)
         .filter(([name]) => name !== 'ok')
@@ -131,6 +157,43 @@ export class HeaderScanner {
     }
     if (session !== null && (!(session instanceof Uint8Array) || session.byteLength !== 8)) throw new TypeError('session must be an 8-byte Uint8Array or null');
     return this.#binding.scanPackets(slab, stride, lengths, first, count, session, KNOWN_TYPES_MASK, KNOWN_SUITES_MASK, target.fields, target.layout, target.nonces);
+  }
+
+  /**
+   * After a batch was opened (`layout` and `status` as the open left them): copies the payloads
+   * of packets `first`, `first + 1`, ... into `target[targetStart, targetEnd)` for as long as
+   * each opened, is a non-empty DATA packet starting at the next stream offset (the first at
+   * `nextOffset`), and fits. Fills `result` with the packets and bytes copied. What it stops at
+   * is left to the caller. The headers it reads were authenticated by the open.
+   */
+  gatherInOrder(
+    slab: Uint8Array,
+    layout: Uint32Array,
+    status: Uint8Array,
+    first: number,
+    count: number,
+    statusOk: number,
+    nextOffset: number,
+    target: Uint8Array,
+    targetStart: number,
+    targetEnd: number,
+    result: GatherResult,
+  ): void {
+    if (!(slab instanceof Uint8Array)) throw new TypeError('slab must be a Uint8Array');
+    if (!(layout instanceof Uint32Array)) throw new TypeError('layout must be a Uint32Array');
+    if (!(status instanceof Uint8Array)) throw new TypeError('status must be a Uint8Array');
+    if (!(target instanceof Uint8Array)) throw new TypeError('target must be a Uint8Array');
+    if (!Number.isInteger(first) || first < 0) throw new RangeError(`first must be a non-negative integer, got ${first}`);
+    if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
+    if (first + count > status.length || (first + count) * this.#layoutWords > layout.length) {
+      throw new RangeError(`first + count (${first + count}) exceeds the batch (${Math.min(status.length, Math.floor(layout.length / this.#layoutWords))} packets)`);
+    }
+    if (!Number.isSafeInteger(nextOffset) || nextOffset < 0) throw new RangeError(`nextOffset must be a non-negative safe integer, got ${nextOffset}`);
+    if (!Number.isInteger(targetStart) || !Number.isInteger(targetEnd) || targetStart < 0 || targetStart > targetEnd || targetEnd > target.byteLength) {
+      throw new RangeError(`targetStart (${targetStart}) and targetEnd (${targetEnd}) must lie within target (${target.byteLength} bytes)`);
+    }
+    result.packets = this.#binding.gatherInOrder(slab, layout, status, first, count, statusOk, PacketType.DATA, nextOffset, target, targetStart, targetEnd, this.#gatheredBytes);
+    result.bytes = this.#gatheredBytes[0];
   }
 }
 

@@ -65,6 +65,23 @@ export class DeliveredStream {
     this.#bytes += payload.byteLength;
   }
 
+  /**
+   * Lets `fill` copy the next payloads of the stream straight into the current chunk's free
+   * space (`chunk[start, end)`, never empty) and returns the bytes it says it wrote: the in-order
+   * gather of the receive path, which writes a batch of payloads in one native call.
+   */
+  deliverWith(fill: (chunk: Buffer, start: number, end: number) => number): number {
+    if (this.#chunkUsed === this.#chunk.byteLength) this.#nextChunk();
+    const start = this.#chunkUsed;
+    const written = fill(this.#chunk, start, this.#chunk.byteLength);
+    if (!Number.isInteger(written) || written < 0 || written > this.#chunk.byteLength - start) {
+      throw new RangeError(`deliverWith: fill must return the bytes it wrote (0 to ${this.#chunk.byteLength - start}), got ${written}`);
+    }
+    this.#chunkUsed += written;
+    this.#bytes += written;
+    return written;
+  }
+
   /** Flushes when a chunk's worth is waiting or OUTPUT_FLUSH_MS passed since the last flush. */
   flushIfDue(nowMs: number): void {
     if (this.#chunkUsed - this.#chunkStart >= OUTPUT_CHUNK_BYTES || nowMs - this.#lastFlushAtMs >= OUTPUT_FLUSH_MS) this.flush();

@@ -7,7 +7,10 @@
 // (recvmmsg), one native call checks all their headers (packet/scan.ts) and the kept slots are
 // moved down so the batch stays dense. With plain node:dgram, each 'message' is decoded in
 // TypeScript and copied in back to back, and what arrived in one turn of the event loop is
-// opened together.
+// opened together. On the batched path, the opened packets that simply continue the stream are
+// then copied into the output with one more native call per run (HeaderScanner.gatherInOrder),
+// so that only the packets needing judgement (the first, holes, END, failures) cost JavaScript
+// each.
 
 import type dgram from 'node:dgram';
 import type { AeadKey, PacketBatch } from '../crypto/backend.js';
@@ -15,7 +18,7 @@ import { SealcastError } from '../errors.js';
 import type { PacketKeyLookup } from '../keys/packet-keys.js';
 import { NONCE_BYTES, writeNonce } from '../keys/sequencer.js';
 import { decodeHeader, HEADER_BYTES, HeaderField, PacketType, SESSION_ID_BYTES, suiteFromId, type PacketHeader, type WireSuite } from '../packet/format.js';
-import { loadHeaderScanner, ScanField, type HeaderScanner, type ScanTarget } from '../packet/scan.js';
+import { loadHeaderScanner, ScanField, type GatherResult, type HeaderScanner, type ScanTarget } from '../packet/scan.js';
 import type { BatchSocket } from './batch-io.js';
 import type { DropCounts, NormalizedReceiverOptions } from './receiver-options.js';
 
@@ -48,11 +51,22 @@ export interface IntakeHost {
    * `sessionChecked`: its session was matched to `session` before the open.
    */
   onAuthenticated(slab: Buffer, slotOffset: number, payloadBytes: number, sessionChecked: boolean): void;
+  /**
+   * The fast path for authenticated packets whose session was checked: when the receiver can take
+   * the next packets of the stream straight into its output, it calls `gather` with the stream
+   * offset it expects next and the output's free space; `gather` copies the packets that continue
+   * the stream there (see HeaderScanner.gatherInOrder) and says what it copied. Returns the
+   * packets taken (0: the packet at hand goes through onAuthenticated).
+   */
+  takeInOrder(gather: InOrderGather): number;
   /** A slab was opened and every packet in it handed over. */
   afterOpen(): void;
 
   fail(error: unknown): void;
 }
+
+/** Copies opened packets that continue the stream at `nextOffset` into target[start, end). */
+export type InOrderGather = (nextOffset: number, target: Uint8Array, start: number, end: number) => GatherResult;
 
 export class PacketIntake {
   /** Every datagram seen, whatever became of it. */
@@ -91,6 +105,10 @@ export class PacketIntake {
   #lastKeySuiteId = -1;
   /** The header of the datagram #admit accepted last (valid until the next call). */
   #admitted: PacketHeader | null = null;
+  /** The in-order gather's bounds within the opened slab, and its answer (reused per call). */
+  #gatherFirst = 0;
+  #gatherCount = 0;
+  readonly #gathered: GatherResult = { packets: 0, bytes: 0 };
 
   constructor(host: IntakeHost, options: NormalizedReceiverOptions, drops: DropCounts, keys: PacketKeyLookup, batchSocket: BatchSocket | null) {
     this.#host = host;
@@ -361,6 +379,23 @@ export class PacketIntake {
     this.#slabCount++;
   }
 
+  readonly #gatherInOrder: InOrderGather = (nextOffset, target, start, end) => {
+    this.#scanner!.gatherInOrder(
+      this.#slab,
+      this.#layout,
+      this.#status,
+      this.#gatherFirst,
+      this.#gatherCount,
+      this.#options.backend.constants.statusOk,
+      nextOffset,
+      target,
+      start,
+      end,
+      this.#gathered,
+    );
+    return this.#gathered;
+  };
+
   readonly #onScheduledOpen = (): void => {
     this.#openScheduled = false;
     if (!this.#host.finished && this.#slabCount > 0) this.#openSlab();
@@ -383,7 +418,14 @@ export class PacketIntake {
       return;
     }
     const { statusOk, layoutWords: words } = this.#options.backend.constants;
+    const gathers = sessionChecked && this.#scanner !== null && this.#scanner.canGather;
     for (let slot = 0; slot < count && !this.#host.finished; slot++) {
+      if (gathers) {
+        this.#gatherFirst = slot;
+        this.#gatherCount = count - slot;
+        slot += this.#host.takeInOrder(this.#gatherInOrder);
+        if (slot >= count || this.#host.finished) break;
+      }
       if (this.#status[slot] !== statusOk) {
         if (this.#drops.authFailed === 0) this.firstAuthFailedAtMs = performance.now();
         this.#drops.authFailed++;

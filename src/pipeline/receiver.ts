@@ -21,7 +21,7 @@ import { DATAGRAM_BYTES_MAX, HEADER_BYTES, HeaderField, PacketType, readU64, SES
 import { openBatchSocket, type BatchSocket } from './batch-io.js';
 import { openReceiverSocket } from './multicast.js';
 import { DeliveredStream } from './delivered-stream.js';
-import { PacketIntake, sameBytes, type IntakeHost } from './packet-intake.js';
+import { PacketIntake, sameBytes, type InOrderGather, type IntakeHost } from './packet-intake.js';
 import { describeDrops, normalizeReceiverOptions, REORDER_HELD_BYTES_MAX, REORDER_HELD_BYTES_MAX_WITH_REPAIR, type NormalizedReceiverOptions, type ReceiveResult, type ReceiveStats, type ReceiverOptions, type DropCounts } from './receiver-options.js';
 import { OutputWriter } from './output.js';
 import { describeRanges, ReorderWindow, type ByteRange } from './reorder.js';
@@ -222,6 +222,7 @@ export class Receiver extends EventEmitter {
       },
       dropBeforeOpen: (type, streamOffset) => this.#dropBeforeOpen(type, streamOffset),
       onAuthenticated: (slab, slotOffset, payloadBytes, sessionChecked) => this.#onAuthenticated(slab, slotOffset, payloadBytes, sessionChecked),
+      takeInOrder: (gather) => this.#takeInOrder(gather),
       afterOpen: () => this.#afterOpen(),
       fail: (error) => this.#fail(error),
     };
@@ -329,6 +330,45 @@ export class Receiver extends EventEmitter {
         `no packet authenticated with this key: wrong key? (${this.#drops.authFailed} packets failed authentication, none succeeded; nothing was written)`,
       ),
     );
+  }
+
+  /**
+   * The common case in one native call: the packets that continue the stream go straight into
+   * the output's chunk, with none held and the output keeping up. The same bookkeeping as
+   * #onAuthenticated and #acceptData do per packet, once for the run. Returns the packets taken.
+   */
+  #takeInOrder(gather: InOrderGather): number {
+    const window = this.#window;
+    const stream = this.#stream;
+    if (window === null || stream === null || this.#session === null || this.#finished || window.heldPackets > 0) return 0;
+    if (this.#repair !== null && this.#outputIsBehind()) return 0;
+    const startOffset = window.nextOffset;
+    let packets = 0;
+    let bytes = 0;
+    try {
+      stream.deliverWith((target, start, end) => {
+        const gathered = gather(startOffset, target, start, end);
+        packets = gathered.packets;
+        bytes = gathered.bytes;
+        return bytes;
+      });
+    } catch (error) {
+      // The output failed or fell too far behind (E_IO) while a full chunk was handed over.
+      this.#fail(error);
+      return 0;
+    }
+    if (packets === 0) return 0;
+    window.advance(bytes);
+    const endOffset = window.nextOffset;
+    this.#authenticated += packets;
+    this.#lastAuthenticatedAtMs = performance.now();
+    this.#progressAtMs = this.#lastAuthenticatedAtMs;
+    this.#acceptedEnd = Math.max(this.#acceptedEnd, endOffset);
+    if (this.#repair !== null) this.#seenEnd = Math.max(this.#seenEnd, endOffset);
+    if (this.#end !== null && endOffset > this.#end.totalBytes) {
+      this.#fail(new SealcastError('E_PROTOCOL', `the stream ran past the length its END announced (${this.#end.totalBytes} bytes)`));
+    }
+    return packets;
   }
 
   /** `sessionChecked`: the header scan already matched the packet's session to this.#session. */

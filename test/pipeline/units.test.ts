@@ -212,13 +212,24 @@ describe('DeliveredStream', () => {
     return Array.from({ length: count }, (_, index) => Uint8Array.from({ length: 1 + ((index * 7919 + seed) % 70_000) }, (_, at) => (at * 31 + index + seed) & 0xff));
   }
 
-  async function deliverAll(reuseChunks: boolean, target: import('node:stream').Writable, parts: Uint8Array[], flushEvery: number) {
+  async function deliverAll(reuseChunks: boolean, target: import('node:stream').Writable, parts: Uint8Array[], flushEvery: number, gatherEvery = 0) {
     const { OutputWriter } = await import('../../dist/pipeline/output.js');
     const { DeliveredStream } = await import('../../dist/pipeline/delivered-stream.js');
     const writer = new OutputWriter(target, 256 * 1024 * 1024);
     const stream = new DeliveredStream(writer, { reuseChunks });
     for (const [index, part] of parts.entries()) {
-      stream.deliver(part);
+      if (gatherEvery > 0 && index % gatherEvery === 0) {
+        // As the receive path's in-order gather does: copy what fits into the chunk directly,
+        // and hand the rest over as usual.
+        const taken = stream.deliverWith((chunk, start, end) => {
+          const take = Math.min(part.byteLength, end - start);
+          chunk.set(part.subarray(0, take), start);
+          return take;
+        });
+        if (taken < part.byteLength) stream.deliver(part.subarray(taken));
+      } else {
+        stream.deliver(part);
+      }
       if (index % flushEvery === 0) stream.flush();
       // Let write callbacks run between deliveries, as the event loop does.
       if (index % 5 === 0) await new Promise((resolve) => setImmediate(resolve));
@@ -252,6 +263,31 @@ describe('DeliveredStream', () => {
     expect(Buffer.concat(written).equals(expected)).toBe(true);
     expect(bytes).toBe(expected.byteLength);
     expect(digest.equals(createHash('sha256').update(expected).digest())).toBe(true);
+  });
+
+  it('takes payloads written straight into its chunk (deliverWith) in order with the rest, and refuses a bad count', async () => {
+    const { createHash } = await import('node:crypto');
+    const { Writable } = await import('node:stream');
+    const parts = payloads(300, 5);
+    const expected = Buffer.concat(parts);
+    const written: Buffer[] = [];
+    const collector = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        written.push(Buffer.from(chunk));
+        setImmediate(callback);
+      },
+    });
+    const { digest, bytes } = await deliverAll(true, collector, parts, 5, 2);
+    expect(bytes).toBe(expected.byteLength);
+    expect(Buffer.concat(written).equals(expected)).toBe(true);
+    expect(digest.equals(createHash('sha256').update(expected).digest())).toBe(true);
+
+    const { OutputWriter } = await import('../../dist/pipeline/output.js');
+    const { DeliveredStream } = await import('../../dist/pipeline/delivered-stream.js');
+    const stream = new DeliveredStream(new OutputWriter(new Writable({ write: (_chunk, _encoding, callback) => callback() }), 1 << 20));
+    expect(() => stream.deliverWith((_chunk, start, end) => end - start + 1)).toThrow(RangeError);
+    expect(() => stream.deliverWith(() => -1)).toThrow(/fill must return the bytes it wrote/);
+    expect(stream.bytes).toBe(0);
   });
 
   it('never refills a chunk for a target that keeps what it was given', async () => {
