@@ -606,6 +606,8 @@ export class Sender extends EventEmitter {
     const fill: SlabFill = { firstByteAtMs: null, flushAfterMs: SLAB_FLUSH_MS };
     let slot = 0;
     while (slot < slabSlots) {
+      slot += reader.fillWholeSlots(slab.memory, slot * datagramBytes + HEADER_BYTES, datagramBytes, payloadMax, slab.lengths, slot, slabSlots - slot, fill);
+      if (slot === slabSlots) break;
       const payloadOffset = slot * datagramBytes + HEADER_BYTES;
       const copied = await reader.readInto(slab.memory, payloadOffset, payloadMax, fill);
       if (copied === 0) break;
