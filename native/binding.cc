@@ -308,7 +308,22 @@ Napi::Value UdpSend(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(outcome.count));
 }
 
-// udpReceive(fd, slab, stride, lengths, first, count): datagrams received (0 when none queued).
+// udpEnableGro(fd): true when the socket now takes GRO messages whole, false when the kernel
+// lacks receive-side GRO.
+Napi::Value UdpEnableGro(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd = 0;
+  if (!ReadInteger(env, info[0], "fd", 0, 2147483647.0, &fd)) return env.Undefined();
+  const sealcast::UdpOutcome outcome = sealcast::UdpEnableGro(static_cast<int>(fd));
+  if (outcome.status != sealcast::UdpStatus::kOk) {
+    ThrowUdpOutcome(env, outcome);
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, outcome.count == 1);
+}
+
+// udpReceive(fd, slab, stride, lengths, first, count, segments?): messages received (0 when none
+// queued); with `segments` (a Uint32Array), each message's GRO segment size (0: one datagram).
 Napi::Value UdpReceive(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double fd = 0, stride = 0, first = 0, count = 0;
@@ -320,13 +335,18 @@ Napi::Value UdpReceive(const Napi::CallbackInfo& info) {
   if (!ReadTypedArray(env, info[3], napi_uint32_array, "Uint32Array", "lengths", &lengths)) return env.Undefined();
   if (!ReadInteger(env, info[4], "first", 0, 4294967295.0, &first)) return env.Undefined();
   if (!ReadInteger(env, info[5], "count", 0, static_cast<double>(sealcast::kUdpBatchMax), &count)) return env.Undefined();
+  ArrayView<std::uint32_t> segments;
+  const bool has_segments = info.Length() > 6 && !info[6].IsNull() && !info[6].IsUndefined();
+  if (has_segments && !ReadTypedArray(env, info[6], napi_uint32_array, "Uint32Array", "segments", &segments)) return env.Undefined();
   const sealcast::UdpReceiveSlots slots{slab.data,
                                         slab.length,
                                         static_cast<std::size_t>(stride),
                                         lengths.data,
                                         lengths.length,
                                         static_cast<std::size_t>(first),
-                                        static_cast<std::size_t>(count)};
+                                        static_cast<std::size_t>(count),
+                                        has_segments ? segments.data : nullptr,
+                                        has_segments ? segments.length : 0};
   const sealcast::UdpOutcome outcome = sealcast::UdpReceiveInto(static_cast<int>(fd), slots);
   if (outcome.status != sealcast::UdpStatus::kOk) {
     ThrowUdpOutcome(env, outcome);
@@ -336,8 +356,11 @@ Napi::Value UdpReceive(const Napi::CallbackInfo& info) {
 }
 
 // scanPackets(slab, stride, lengths, first, count, session, knownTypes, knownSuites, fields,
-// layout, nonces): checks the headers of receive slots [first, first + count) and returns how
-// many passed; see packet_scan.h. `session` is an 8-byte Uint8Array or null.
+// layout, nonces, segments?, countsOut?): checks the headers of the datagrams in receive slots
+// [first, first + count) and returns how many passed; see packet_scan.h. `session` is an 8-byte
+// Uint8Array or null; `segments` (Uint32Array or null) gives each slot's GRO segment size;
+// `countsOut` (Float64Array of 3) receives the datagrams passed, the entries written and the
+// datagrams that found no entry.
 Napi::Value ScanPackets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double stride = 0, first = 0, count = 0, known_types = 0, known_suites = 0;
@@ -362,6 +385,18 @@ Napi::Value ScanPackets(const Napi::CallbackInfo& info) {
   if (!ReadTypedArray(env, info[8], napi_float64_array, "Float64Array", "fields", &fields)) return env.Undefined();
   if (!ReadTypedArray(env, info[9], napi_uint32_array, "Uint32Array", "layout", &layout)) return env.Undefined();
   if (!ReadTypedArray(env, info[10], napi_uint8_array, "Uint8Array", "nonces", &nonces)) return env.Undefined();
+  ArrayView<std::uint32_t> segments;
+  ArrayView<double> counts_out;
+  const bool has_segments = info.Length() > 11 && !info[11].IsNull() && !info[11].IsUndefined();
+  if (has_segments && !ReadTypedArray(env, info[11], napi_uint32_array, "Uint32Array", "segments", &segments)) return env.Undefined();
+  const bool has_counts = info.Length() > 12 && !info[12].IsNull() && !info[12].IsUndefined();
+  if (has_counts) {
+    if (!ReadTypedArray(env, info[12], napi_float64_array, "Float64Array", "countsOut", &counts_out)) return env.Undefined();
+    if (counts_out.length < 3) {
+      Napi::RangeError::New(env, "countsOut must hold 3 numbers").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
   const sealcast::ScanSlots slots{slab.data,
                                   slab.length,
                                   static_cast<std::size_t>(stride),
@@ -373,6 +408,8 @@ Napi::Value ScanPackets(const Napi::CallbackInfo& info) {
                                   static_cast<std::uint32_t>(known_types),
                                   static_cast<std::uint32_t>(known_suites),
                                   sealcast::kTagBytes,
+                                  has_segments ? segments.data : nullptr,
+                                  has_segments ? segments.length : 0,
                                   fields.data,
                                   fields.length,
                                   layout.data,
@@ -383,6 +420,11 @@ Napi::Value ScanPackets(const Napi::CallbackInfo& info) {
   if (!outcome.ok) {
     Napi::RangeError::New(env, outcome.message).ThrowAsJavaScriptException();
     return env.Undefined();
+  }
+  if (has_counts) {
+    counts_out.data[0] = static_cast<double>(outcome.accepted);
+    counts_out.data[1] = static_cast<double>(outcome.entries);
+    counts_out.data[2] = static_cast<double>(outcome.overflow);
   }
   return Napi::Number::New(env, static_cast<double>(outcome.accepted));
 }
@@ -491,6 +533,8 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                                            napi_enumerable),
                              InstanceValue("udpSend", Napi::Function::New<UdpSend>(env, "udpSend"), napi_enumerable),
                              InstanceValue("udpReceive", Napi::Function::New<UdpReceive>(env, "udpReceive"),
+                                           napi_enumerable),
+                             InstanceValue("udpEnableGro", Napi::Function::New<UdpEnableGro>(env, "udpEnableGro"),
                                            napi_enumerable),
                              InstanceValue("PACKET_HEADER_BYTES", Number(env, sealcast::kPacketHeaderBytes), napi_enumerable),
                              InstanceValue("PACKET_MAGIC", Number(env, sealcast::kPacketMagic), napi_enumerable),

@@ -74,26 +74,56 @@ ScanOutcome ScanPackets(const ScanSlots& slots) {
   if (end < slots.first) return Refused("first + count overflows");
   if (end > slots.slab_bytes / slots.stride) return Refused("first + count exceeds the slab's slots");
   if (end > slots.lengths_count) return Refused("first + count exceeds lengths");
-  if (end > slots.fields_count / kScanFieldCount) return Refused("first + count exceeds fields");
-  if (end > slots.layout_words / kLayoutWordsScan) return Refused("first + count exceeds layout");
-  if (end > slots.nonce_bytes / kNonceBytesScan) return Refused("first + count exceeds nonces");
-  // Slot offsets are written as u32 layout words.
-  if (end > 0 && (end - 1) * slots.stride > 0xffffffffu) return Refused("slot offsets exceed 32 bits");
+  if (slots.segments != nullptr && end > slots.segments_count) return Refused("first + count exceeds segments");
+  // Without segments every slot is one entry, so the outputs must hold them all; with segments
+  // the entries beyond the outputs are counted as overflow instead.
+  const std::size_t fields_capacity = slots.fields_count / kScanFieldCount;
+  const std::size_t layout_capacity = slots.layout_words / kLayoutWordsScan;
+  const std::size_t nonce_capacity = slots.nonce_bytes / kNonceBytesScan;
+  const std::size_t bound = slots.segments == nullptr ? end : slots.first;
+  if (bound > fields_capacity) return Refused("first + count exceeds fields");
+  if (bound > layout_capacity) return Refused("first + count exceeds layout");
+  if (bound > nonce_capacity) return Refused("first + count exceeds nonces");
+  std::size_t capacity = fields_capacity < layout_capacity ? fields_capacity : layout_capacity;
+  if (nonce_capacity < capacity) capacity = nonce_capacity;
+  // Datagram offsets are written as u32 layout words.
+  if (end > 0 && end * slots.stride - 1 > 0xffffffffu) return Refused("slot offsets exceed 32 bits");
 
   ScanOutcome outcome;
+  std::size_t entry = slots.first;
+  const auto scan_datagram = [&](std::size_t offset, std::uint32_t length) {
+    if (entry >= capacity) {
+      outcome.overflow++;
+      return;
+    }
+    double* fields = slots.fields + entry * kScanFieldCount;
+    const ScanStatus status = ScanOne(slots, slots.slab + offset, length, fields);
+    fields[kScanFieldStatus] = status;
+    if (status == kScanOk) {
+      outcome.accepted++;
+      std::uint32_t* words = slots.layout + entry * kLayoutWordsScan;
+      words[0] = static_cast<std::uint32_t>(offset);
+      words[1] = static_cast<std::uint32_t>(kPacketHeaderBytes);
+      words[2] = static_cast<std::uint32_t>(fields[kScanFieldPayloadBytes]);
+      std::memcpy(slots.nonces + entry * kNonceBytesScan, slots.slab + offset + kHeaderFieldEpoch, kNonceBytesScan);
+    }
+    entry++;
+  };
   for (std::size_t slot = slots.first; slot < end; slot++) {
     const std::size_t offset = slot * slots.stride;
-    double* fields = slots.fields + slot * kScanFieldCount;
-    const ScanStatus status = ScanOne(slots, slots.slab + offset, slots.lengths[slot], fields);
-    fields[kScanFieldStatus] = status;
-    if (status != kScanOk) continue;
-    outcome.accepted++;
-    std::uint32_t* words = slots.layout + slot * kLayoutWordsScan;
-    words[0] = static_cast<std::uint32_t>(offset);
-    words[1] = static_cast<std::uint32_t>(kPacketHeaderBytes);
-    words[2] = static_cast<std::uint32_t>(fields[kScanFieldPayloadBytes]);
-    std::memcpy(slots.nonces + slot * kNonceBytesScan, slots.slab + offset + kHeaderFieldEpoch, kNonceBytesScan);
+    const std::uint32_t length = slots.lengths[slot];
+    const std::uint32_t segment_bytes = slots.segments == nullptr ? 0 : slots.segments[slot];
+    // A truncated message, or one no longer than its segment size, is one datagram.
+    if (segment_bytes == 0 || length > slots.stride || segment_bytes >= length) {
+      scan_datagram(offset, length);
+      continue;
+    }
+    for (std::uint32_t position = 0; position < length; position += segment_bytes) {
+      const std::uint32_t remaining = length - position;
+      scan_datagram(offset + position, remaining < segment_bytes ? remaining : segment_bytes);
+    }
   }
+  outcome.entries = entry - slots.first;
   return outcome;
 }
 

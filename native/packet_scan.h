@@ -81,9 +81,15 @@ struct ScanSlots {
   std::uint32_t known_types;
   std::uint32_t known_suites;
   std::size_t tag_bytes;
-  // Outputs, indexed by slot: kScanFieldCount doubles, 3 layout words (offset, AAD bytes,
-  // payload bytes: the AEAD batch layout) and a 12-byte nonce. The status is written for every
-  // slot; the other fields, the layout and the nonce only for kScanOk.
+  // Nullable: per slot, the size of the datagrams a receive-side GRO message holds back to back
+  // (0: the slot holds one datagram). Each such datagram gets an entry of its own.
+  const std::uint32_t* segments;
+  std::size_t segments_count;
+  // Outputs, one entry per datagram, from entry `first` on (without segments, entry i is slot
+  // i): kScanFieldCount doubles, 3 layout words (offset in the slab, AAD bytes, payload bytes:
+  // the AEAD batch layout) and a 12-byte nonce. The status is written for every entry; the other
+  // fields, the layout and the nonce only for kScanOk. Datagrams beyond the outputs' capacity
+  // get no entry and are counted in `overflow`.
   double* fields;
   std::size_t fields_count;
   std::uint32_t* layout;
@@ -94,7 +100,9 @@ struct ScanSlots {
 
 struct ScanOutcome {
   bool ok = true;
-  std::size_t accepted = 0;  // slots with kScanOk
+  std::size_t accepted = 0;  // entries with kScanOk
+  std::size_t entries = 0;   // entries written, from `first` on
+  std::size_t overflow = 0;  // datagrams that found no entry
   std::string message;       // why the call was refused (ok == false)
 };
 

@@ -18,6 +18,9 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 #endif
 
 namespace sealcast {
@@ -149,6 +152,16 @@ UdpOutcome UdpSendSlots(int fd, const UdpSendBatch& batch) {
   return SystemError(error_number);
 }
 
+UdpOutcome UdpEnableGro(int fd) {
+  if (fd < 0) return BadArgument("fd must be a non-negative integer");
+  const int on = 1;
+  if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0) return Sent(1);
+  const int error_number = errno;
+  // A kernel before 5.0 does not know the option: receives stay one datagram each.
+  if (error_number == ENOPROTOOPT || error_number == EINVAL || error_number == EOPNOTSUPP) return Sent(0);
+  return SystemError(error_number);
+}
+
 UdpOutcome UdpReceiveInto(int fd, const UdpReceiveSlots& slots) {
   if (fd < 0) return BadArgument("fd must be a non-negative integer");
   if (slots.slab == nullptr || slots.lengths == nullptr) return BadArgument("slab and lengths are required");
@@ -157,10 +170,13 @@ UdpOutcome UdpReceiveInto(int fd, const UdpReceiveSlots& slots) {
   const std::size_t slab_slots = slots.slab_bytes / slots.stride;
   const std::size_t capacity = slab_slots < slots.lengths_count ? slab_slots : slots.lengths_count;
   if (slots.first > capacity || slots.count > capacity - slots.first) return BadArgument("first + count exceeds the slab's slots");
+  if (slots.segments != nullptr && slots.first + slots.count > slots.segments_count) return BadArgument("first + count exceeds segments");
   if (slots.count == 0) return Sent(0);
 
   mmsghdr messages[kUdpBatchMax];
   iovec vectors[kUdpBatchMax];
+  // Room for each message's UDP_GRO control message (its segment size).
+  alignas(cmsghdr) char controls[kUdpBatchMax][CMSG_SPACE(sizeof(int))];
   for (std::size_t index = 0; index < slots.count; index++) {
     vectors[index].iov_base = slots.slab + (slots.first + index) * slots.stride;
     vectors[index].iov_len = slots.stride;
@@ -168,6 +184,10 @@ UdpOutcome UdpReceiveInto(int fd, const UdpReceiveSlots& slots) {
     header = msghdr{};
     header.msg_iov = &vectors[index];
     header.msg_iovlen = 1;
+    if (slots.segments != nullptr) {
+      header.msg_control = controls[index];
+      header.msg_controllen = sizeof(controls[index]);
+    }
     messages[index].msg_len = 0;
   }
   const int received = recvmmsg(fd, messages, static_cast<unsigned int>(slots.count), MSG_DONTWAIT, nullptr);
@@ -180,6 +200,18 @@ UdpOutcome UdpReceiveInto(int fd, const UdpReceiveSlots& slots) {
     const bool truncated = (messages[index].msg_hdr.msg_flags & MSG_TRUNC) != 0 || messages[index].msg_len > slots.stride;
     slots.lengths[slots.first + index] =
         truncated ? static_cast<std::uint32_t>(slots.stride + 1) : static_cast<std::uint32_t>(messages[index].msg_len);
+    if (slots.segments == nullptr) continue;
+    std::uint32_t segment_bytes = 0;
+    msghdr& header = messages[index].msg_hdr;
+    for (cmsghdr* control = CMSG_FIRSTHDR(&header); control != nullptr; control = CMSG_NXTHDR(&header, control)) {
+      if (control->cmsg_level != SOL_UDP || control->cmsg_type != UDP_GRO || control->cmsg_len < CMSG_LEN(sizeof(int))) continue;
+      int size = 0;
+      std::memcpy(&size, CMSG_DATA(control), sizeof(size));
+      if (size > 0) segment_bytes = static_cast<std::uint32_t>(size);
+    }
+    // A segment size at or above the message's length means one datagram.
+    if (truncated || segment_bytes >= messages[index].msg_len) segment_bytes = 0;
+    slots.segments[slots.first + index] = segment_bytes;
   }
   return Sent(static_cast<std::size_t>(received));
 }
@@ -198,6 +230,7 @@ UdpOutcome Unsupported() {
 UdpOutcome UdpCheckSocket(int) { return Unsupported(); }
 UdpOutcome UdpSendSlots(int, const UdpSendBatch&) { return Unsupported(); }
 UdpOutcome UdpReceiveInto(int, const UdpReceiveSlots&) { return Unsupported(); }
+UdpOutcome UdpEnableGro(int) { return Unsupported(); }
 
 #endif
 

@@ -80,9 +80,17 @@ constexpr std::size_t kUdpSegmentsMax = 64;
 // the error repeats on the next call.
 UdpOutcome UdpSendSlots(int fd, const UdpSendBatch& batch);
 
+// Turns on receive-side UDP GRO (UDP_GRO, Linux 5.0): a GSO send that stays whole on its way
+// (loopback, veth, a bridge) is then queued as one message holding up to 64 datagrams back to
+// back, instead of being cut into one queued datagram each, and a receive reports its segment
+// size. kOk with count 1 when it is on, count 0 when the kernel lacks it.
+UdpOutcome UdpEnableGro(int fd);
+
 // Receive slots: slot i (i in [first, first + count)) is the slab bytes [i * stride, (i + 1) *
-// stride). lengths[i] receives the datagram's length; a datagram longer than the slot is
-// reported as stride + 1 (truncated: the caller drops it as malformed).
+// stride). lengths[i] receives the message's length; a message longer than the slot is
+// reported as stride + 1 (truncated: the caller drops it as malformed). With `segments`, a GRO
+// socket's message of several datagrams sets segments[i] to their size (every datagram of the
+// message but the last has it); 0 means the message is one datagram.
 struct UdpReceiveSlots {
   std::uint8_t* slab;
   std::size_t slab_bytes;
@@ -91,6 +99,8 @@ struct UdpReceiveSlots {
   std::size_t lengths_count;
   std::size_t first;
   std::size_t count;
+  std::uint32_t* segments;  // nullable
+  std::size_t segments_count;
 };
 
 // Receives up to min(count, kUdpBatchMax) queued datagrams with one recvmmsg(MSG_DONTWAIT) and

@@ -187,6 +187,7 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
       sha256: result?.sha256 ?? null,
       recvBufferBytes: stats.recvBufferBytes,
       io: stats.io,
+      gro: stats.gro,
       repairRequests: stats.repairRequests,
       repairBytesRequested: stats.repairBytesRequested,
     });

@@ -57,7 +57,11 @@ interface ScanBinding {
     fields: Float64Array,
     layout: Uint32Array,
     nonces: Uint8Array,
+    segments?: Uint32Array | null,
+    countsOut?: Float64Array | null,
   ): number;
+  /** Present in addons whose scan takes GRO messages (segments); absent from older builds. */
+  udpEnableGro?: unknown;
   gatherInOrder(
     slab: Uint8Array,
     layout: Uint32Array,
@@ -72,6 +76,16 @@ interface ScanBinding {
     targetEnd: number,
     bytesOut: Float64Array,
   ): number;
+}
+
+/** What one scan of GRO messages found. */
+export interface ScanCounts {
+  /** Entries written (one per datagram), from `first` on. */
+  entries: number;
+  /** Entries whose header passed. */
+  accepted: number;
+  /** Datagrams that found no entry (the target was full); the caller counts them as dropped. */
+  overflow: number;
 }
 
 /** What one in-order gather copied. */
@@ -106,6 +120,9 @@ export class HeaderScanner {
   readonly #gatheredBytes = new Float64Array(1);
   /** Whether this addon has the in-order gather (an older build may lack it). */
   readonly canGather: boolean;
+  /** Whether this addon's scan takes GRO messages (scanMessages); an older build may lack it. */
+  readonly canSegment: boolean;
+  readonly #counts = new Float64Array(3);
 
   constructor(binding: ScanBinding) {
     this.#binding = binding;
@@ -114,6 +131,7 @@ export class HeaderScanner {
     this.#layoutWords = binding.LAYOUT_WORDS;
     this.#nonceBytes = binding.NONCE_BYTES;
     this.canGather = typeof binding.gatherInOrder === 'function';
+    this.canSegment = typeof binding.udpEnableGro === 'function';
     this.#failureByStatus = new Map(
       (Object.entries(this.status) as Array<[keyof ScanStatusCodes, number]>)
         .filter(([name]) => name !== 'ok')
@@ -157,6 +175,48 @@ export class HeaderScanner {
     }
     if (session !== null && (!(session instanceof Uint8Array) || session.byteLength !== 8)) throw new TypeError('session must be an 8-byte Uint8Array or null');
     return this.#binding.scanPackets(slab, stride, lengths, first, count, session, KNOWN_TYPES_MASK, KNOWN_SUITES_MASK, target.fields, target.layout, target.nonces);
+  }
+
+  /**
+   * Like scan(), for receive slots that may each hold a GRO message: slot i holds lengths[i]
+   * bytes of datagrams of segments[i] bytes back to back (0: one datagram). Every datagram gets
+   * an entry of its own in `target`, from entry `first` on, with its slab offset in its layout;
+   * datagrams beyond the target's capacity get none. Returns the entries written and fills
+   * `counts`.
+   */
+  scanMessages(
+    slab: Uint8Array,
+    stride: number,
+    lengths: Uint32Array,
+    segments: Uint32Array,
+    first: number,
+    count: number,
+    session: Uint8Array | null,
+    target: ScanTarget,
+    counts: ScanCounts,
+  ): number {
+    if (!this.canSegment) throw new SealcastError('E_BACKEND', 'this build of the addon cannot scan GRO messages; rebuild it (npm run build:native)');
+    if (!(slab instanceof Uint8Array)) throw new TypeError('slab must be a Uint8Array');
+    if (!(lengths instanceof Uint32Array)) throw new TypeError('lengths must be a Uint32Array');
+    if (!(segments instanceof Uint32Array)) throw new TypeError('segments must be a Uint32Array');
+    if (!Number.isInteger(stride) || stride < 1 || stride > SLOT_STRIDE_BYTES_MAX) {
+      throw new RangeError(`stride must be an integer between 1 and ${SLOT_STRIDE_BYTES_MAX}, got ${stride}`);
+    }
+    if (!Number.isInteger(first) || first < 0) throw new RangeError(`first must be a non-negative integer, got ${first}`);
+    if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
+    const end = first + count;
+    if (end > Math.floor(slab.byteLength / stride)) throw new RangeError(`first + count (${end}) exceeds the slab's ${Math.floor(slab.byteLength / stride)} slots`);
+    if (end > lengths.length || end > segments.length) throw new RangeError(`first + count (${end}) exceeds lengths (${lengths.length}) or segments (${segments.length})`);
+    if (first * this.fieldCount > target.fields.length || first * this.#layoutWords > target.layout.length || first * this.#nonceBytes > target.nonces.byteLength) {
+      throw new RangeError(`first (${first}) exceeds the scan target`);
+    }
+    if (session !== null && (!(session instanceof Uint8Array) || session.byteLength !== 8)) throw new TypeError('session must be an 8-byte Uint8Array or null');
+    const countsOut = this.#counts;
+    this.#binding.scanPackets(slab, stride, lengths, first, count, session, KNOWN_TYPES_MASK, KNOWN_SUITES_MASK, target.fields, target.layout, target.nonces, segments, countsOut);
+    counts.accepted = countsOut[0];
+    counts.entries = countsOut[1];
+    counts.overflow = countsOut[2];
+    return counts.entries;
   }
 
   /**

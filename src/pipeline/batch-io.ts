@@ -29,7 +29,9 @@ interface UdpBinding {
   readonly UDP_BATCH_MAX: number;
   udpCheckSocket(fd: number): void;
   udpSend(fd: number, slab: Uint8Array, layout: Uint32Array, first: number, count: number, groupAddress: number, port: number, segment?: boolean): number;
-  udpReceive(fd: number, slab: Uint8Array, stride: number, lengths: Uint32Array, first: number, count: number): number;
+  udpReceive(fd: number, slab: Uint8Array, stride: number, lengths: Uint32Array, first: number, count: number, segments?: Uint32Array | null): number;
+  /** Absent from addons built before receive-side GRO. */
+  udpEnableGro?(fd: number): boolean;
 }
 
 /** Reads SEALCAST_IO (auto, native or dgram); unset or empty is auto. */
@@ -58,6 +60,8 @@ export class BatchSocket {
   readonly #fd: number;
   /** Whether sends still try UDP GSO; the first refusal turns it off for this socket. */
   #segment: boolean;
+  /** Whether the socket takes receive-side GRO messages whole (enableGro). */
+  #gro = false;
 
   constructor(binding: UdpBinding, fd: number, options: { segment?: boolean } = {}) {
     this.#binding = binding;
@@ -69,6 +73,29 @@ export class BatchSocket {
   /** True while runs of back-to-back equal datagrams go to the kernel as one GSO send each. */
   get segmenting(): boolean {
     return this.#segment;
+  }
+
+  /** True once enableGro() turned receive-side UDP GRO on. */
+  get gro(): boolean {
+    return this.#gro;
+  }
+
+  /**
+   * Turns on receive-side UDP GRO: a GSO send that stayed whole on its way (loopback, veth, a
+   * bridge) is then queued as one message of up to 64 datagrams instead of one per datagram, and
+   * receive() reports each message's segment size. Returns false, changing nothing, when the
+   * addon or the kernel lacks it. From then on node:dgram's own reads of this socket may also
+   * return such a message, without its segment size.
+   */
+  enableGro(): boolean {
+    if (this.#gro) return true;
+    if (typeof this.#binding.udpEnableGro !== 'function') return false;
+    try {
+      this.#gro = this.#binding.udpEnableGro(this.#fd);
+    } catch (error) {
+      throw ioError('turning on UDP GRO failed', error);
+    }
+    return this.#gro;
   }
 
   /**
@@ -97,10 +124,12 @@ export class BatchSocket {
   }
 
   /**
-   * Moves queued datagrams into slots [first, first + count) of `slab` (slot i at i * stride) with
-   * one call, without waiting; lengths[i] gets each length, stride + 1 for a truncated datagram.
+   * Moves queued messages into slots [first, first + count) of `slab` (slot i at i * stride) with
+   * one call, without waiting, and returns how many; lengths[i] gets each length, stride + 1 for a
+   * truncated message. With `segments`, segments[i] gets a GRO message's datagram size (0: the
+   * message is one datagram).
    */
-  receive(slab: Uint8Array, stride: number, lengths: Uint32Array, first: number, count: number): number {
+  receive(slab: Uint8Array, stride: number, lengths: Uint32Array, first: number, count: number, segments: Uint32Array | null = null): number {
     if (!(slab instanceof Uint8Array)) throw new TypeError('slab must be a Uint8Array');
     if (!(lengths instanceof Uint32Array)) throw new TypeError('lengths must be a Uint32Array');
     if (!Number.isInteger(stride) || stride < 1 || stride > UDP_SLOT_BYTES_MAX) throw new RangeError(`stride must be an integer between 1 and ${UDP_SLOT_BYTES_MAX}, got ${stride}`);
@@ -109,8 +138,11 @@ export class BatchSocket {
     if (count > this.batchMax) throw new RangeError(`count must be at most ${this.batchMax}, got ${count}`);
     const slots = Math.min(Math.floor(slab.byteLength / stride), lengths.length);
     if (first + count > slots) throw new RangeError(`first + count (${first + count}) exceeds the slab's ${slots} slots`);
+    if (segments !== null && (!(segments instanceof Uint32Array) || first + count > segments.length)) {
+      throw new RangeError(`segments must be a Uint32Array of at least first + count (${first + count}) numbers`);
+    }
     try {
-      return this.#binding.udpReceive(this.#fd, slab, stride, lengths, first, count);
+      return this.#binding.udpReceive(this.#fd, slab, stride, lengths, first, count, segments);
     } catch (error) {
       throw ioError('receiving from the group failed', error);
     }

@@ -17,8 +17,8 @@ import type { AeadKey, PacketBatch } from '../crypto/backend.js';
 import { SealcastError } from '../errors.js';
 import type { PacketKeyLookup } from '../keys/packet-keys.js';
 import { NONCE_BYTES, writeNonce } from '../keys/sequencer.js';
-import { decodeHeader, HEADER_BYTES, HeaderField, PacketType, SESSION_ID_BYTES, suiteFromId, type PacketHeader, type WireSuite } from '../packet/format.js';
-import { loadHeaderScanner, ScanField, type GatherResult, type HeaderScanner, type ScanTarget } from '../packet/scan.js';
+import { decodeHeader, HEADER_BYTES, HeaderField, PACKET_MAGIC, PACKET_VERSION, PacketType, SESSION_ID_BYTES, suiteFromId, TAG_BYTES, type PacketHeader, type WireSuite } from '../packet/format.js';
+import { loadHeaderScanner, ScanField, type GatherResult, type HeaderScanner, type ScanCounts, type ScanTarget } from '../packet/scan.js';
 import type { BatchSocket } from './batch-io.js';
 import type { DropCounts, NormalizedReceiverOptions } from './receiver-options.js';
 
@@ -31,6 +31,12 @@ const DRAIN_STRIDE_BYTES = 65_536;
 const DRAIN_SLOTS = 64;
 /** recvmmsg calls per wake-up at most, so a flood cannot keep the event loop from its timers. */
 const DRAIN_ROUNDS_MAX = 8;
+/**
+ * With receive-side GRO a slot holds a message of up to 64 datagrams (what the kernel coalesces,
+ * and what a sealcast sender puts in one GSO send): the batch has room for that many per slot.
+ * Datagrams beyond it (a peer's GSO send of more, smaller datagrams) are dropped and counted.
+ */
+const GRO_DATAGRAMS_PER_SLOT_MAX = 64;
 
 /** What the intake needs from the receiver it feeds. */
 export interface IntakeHost {
@@ -88,6 +94,11 @@ export class PacketIntake {
   readonly #nonces: Uint8Array;
   readonly #status: Uint8Array;
   readonly #drainLengths = new Uint32Array(DRAIN_SLOTS);
+  /** Per drain slot, the datagram size of a GRO message (0: one datagram); with #gro only. */
+  readonly #drainSegments = new Uint32Array(DRAIN_SLOTS);
+  /** Whether the socket takes GRO messages whole, and the scan splits them into datagrams. */
+  readonly #gro: boolean = false;
+  readonly #scanCounts: ScanCounts = { entries: 0, accepted: 0, overflow: 0 };
   #slabCount = 0;
   #slabUsed = 0;
   #slabKey: AeadKey | null = null;
@@ -118,20 +129,28 @@ export class PacketIntake {
     this.#batchSocket = batchSocket;
     const batched = batchSocket !== null;
     this.#batched = batched;
-    const slots = batched ? DRAIN_SLOTS : options.slabSlots;
-    this.#slab = Buffer.alloc(batched ? DRAIN_SLOTS * DRAIN_STRIDE_BYTES : options.slabBytes);
-    this.#layout = new Uint32Array(slots * options.backend.constants.layoutWords);
-    this.#nonces = new Uint8Array(slots * NONCE_BYTES);
-    this.#status = new Uint8Array(slots);
     const scanner = batched ? loadHeaderScanner() : null;
+    // GRO needs the scan to split messages into datagrams; the socket may refuse it (old kernel).
+    this.#gro = batchSocket !== null && scanner !== null && scanner.canSegment && options.gro && batchSocket.enableGro();
+    // Entries of the batch: one per slot, or per datagram of a slot's GRO message.
+    const entries = batched ? DRAIN_SLOTS * (this.#gro ? GRO_DATAGRAMS_PER_SLOT_MAX : 1) : options.slabSlots;
+    this.#slab = Buffer.alloc(batched ? DRAIN_SLOTS * DRAIN_STRIDE_BYTES : options.slabBytes);
+    this.#layout = new Uint32Array(entries * options.backend.constants.layoutWords);
+    this.#nonces = new Uint8Array(entries * NONCE_BYTES);
+    this.#status = new Uint8Array(entries);
     if (scanner !== null) {
-      const target = scanner.createTarget(slots);
+      const target = scanner.createTarget(entries);
       // The scan lays out the batch where the open reads it; both must use the same layout.
       if (target.layout.length === this.#layout.length && target.nonces.byteLength === this.#nonces.byteLength) {
         this.#scanner = scanner;
         this.#scanTarget = { fields: target.fields, layout: this.#layout, nonces: this.#nonces };
       }
     }
+  }
+
+  /** Whether GRO messages are taken whole (receive-side UDP GRO is on). */
+  get gro(): boolean {
+    return this.#gro;
   }
 
   /** Replaces the key lookup, e.g. when the control plane delivers a new epoch's key. */
@@ -195,6 +214,10 @@ export class PacketIntake {
     if (datagram.byteLength <= DRAIN_STRIDE_BYTES) {
       datagram.copy(slab, 0);
       lengths[0] = datagram.byteLength;
+      // node:dgram's read of a GRO socket may be a whole message without its datagram size.
+      // Every datagram of it but the last has the first one's size, which its header states; a
+      // forged header only misplaces the cuts, and what is cut wrongly fails to open.
+      if (this.#gro) this.#drainSegments[0] = groDatagramBytes(datagram);
       first = 1;
     } else {
       this.datagrams++;
@@ -204,7 +227,7 @@ export class PacketIntake {
       const wanted = Math.min(DRAIN_SLOTS - first, batchSocket.batchMax);
       let received: number;
       try {
-        received = batchSocket.receive(slab, DRAIN_STRIDE_BYTES, lengths, first, wanted);
+        received = batchSocket.receive(slab, DRAIN_STRIDE_BYTES, lengths, first, wanted, this.#gro ? this.#drainSegments : null);
       } catch (error) {
         this.#host.fail(error instanceof SealcastError ? error : new SealcastError('E_IO', `receiving failed: ${(error as Error).message}`, { cause: error }));
         return;
@@ -237,9 +260,19 @@ export class PacketIntake {
     const words = this.#options.backend.constants.layoutWords;
     const session = this.#host.session;
     const sessionChecked = session !== null;
-    scanner.scan(this.#slab, DRAIN_STRIDE_BYTES, this.#drainLengths, 0, filled, session, target);
-    this.datagrams += filled;
-    for (let slot = 0; slot < filled; slot++) {
+    let entries = filled;
+    if (this.#gro) {
+      const counts = this.#scanCounts;
+      entries = scanner.scanMessages(this.#slab, DRAIN_STRIDE_BYTES, this.#drainLengths, this.#drainSegments, 0, filled, session, target, counts);
+      // A message of more datagrams than the batch has room for: not what a sealcast sender sends.
+      this.datagrams += counts.overflow;
+      this.#drops.malformed += counts.overflow;
+    } else {
+      scanner.scan(this.#slab, DRAIN_STRIDE_BYTES, this.#drainLengths, 0, filled, session, target);
+    }
+    this.datagrams += entries;
+    // `slot` is an entry of the batch: one per drain slot, or per datagram of a GRO message.
+    for (let slot = 0; slot < entries; slot++) {
       const base = slot * fieldCount;
       const status = fields[base + ScanField.status];
       if (status !== statusOk) {
@@ -252,7 +285,7 @@ export class PacketIntake {
         this.#drops.unsupported++;
         continue;
       }
-      const key = this.#scannedKey(slot * DRAIN_STRIDE_BYTES, fields[base + ScanField.epoch], fields[base + ScanField.suite], sessionChecked);
+      const key = this.#scannedKey(this.#layout[slot * words], fields[base + ScanField.epoch], fields[base + ScanField.suite], sessionChecked);
       if (this.#host.finished) return;
       if (key === undefined) continue;
       if (this.#host.dropBeforeOpen(type, fields[base + ScanField.streamOffset])) continue;
@@ -436,6 +469,17 @@ export class PacketIntake {
     if (this.#host.finished) return;
     this.#host.afterOpen();
   }
+}
+
+/**
+ * The datagram size a GRO message's first header states (header + payload + tag), or 0 when the
+ * message is one datagram, too short to tell, or not a sealcast packet (junk stays one datagram).
+ */
+export function groDatagramBytes(message: Uint8Array): number {
+  if (message.byteLength < HEADER_BYTES) return 0;
+  if (((message[0] << 8) | message[1]) !== PACKET_MAGIC || message[HeaderField.version] !== PACKET_VERSION) return 0;
+  const datagramBytes = HEADER_BYTES + ((message[HeaderField.payloadBytes] << 8) | message[HeaderField.payloadBytes + 1]) + TAG_BYTES;
+  return datagramBytes < message.byteLength ? datagramBytes : 0;
 }
 
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

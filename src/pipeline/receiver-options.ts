@@ -87,6 +87,12 @@ export interface ReceiverOptions {
    * when the addon offers it.
    */
   io?: IoMode;
+  /**
+   * With native I/O, take a GSO send that arrives whole (loopback, veth, a bridge) as one message
+   * of up to 64 datagrams (receive-side UDP GRO, Linux 5.0) instead of one datagram at a time;
+   * default true. Without kernel support it is off whatever this says.
+   */
+  gro?: boolean;
   signal?: AbortSignal;
 }
 
@@ -126,6 +132,8 @@ export interface ReceiveStats {
   repairBytesRequested: number;
   /** The I/O path in use: 'native' (batched system calls) or 'dgram'; null before listening. */
   io: 'native' | 'dgram' | null;
+  /** Whether receive-side UDP GRO is on (native I/O only). */
+  gro: boolean;
 }
 
 export type ReceiveOutcome = 'complete' | 'partial';
@@ -169,6 +177,7 @@ export function normalizeReceiverOptions(options: ReceiverOptions): NormalizedRe
     slabSlots: requireCountOption(options.slabSlots ?? DEFAULT_RECEIVE_SLAB_SLOTS, 'slabSlots'),
     outputQueueBytesMax: options.outputQueueBytesMax ?? DEFAULT_OUTPUT_QUEUE_BYTES_MAX,
     io: requireIoMode(options.io ?? 'auto'),
+    gro: requireBooleanOption(options.gro ?? true, 'gro'),
     requestRepair: options.requestRepair,
     requestSlowDown: options.requestSlowDown,
     reportProgress: options.reportProgress,
@@ -188,6 +197,11 @@ export function describeDrops(drops: DropCounts): string {
 
 function requireMs(value: number, name: string, min = 0): number {
   if (!Number.isFinite(value) || value < min) throw new RangeError(`${name} must be a number of milliseconds >= ${min}, got ${value}`);
+  return value;
+}
+
+function requireBooleanOption(value: boolean, name: string): boolean {
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${typeof value}`);
   return value;
 }
 

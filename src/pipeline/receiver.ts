@@ -155,6 +155,7 @@ export class Receiver extends EventEmitter {
       recvBufferBytes: this.#recvBufferBytes,
       totalBytes: this.#end?.totalBytes ?? null,
       io: this.#ioPath,
+      gro: this.#intake?.gro ?? false,
       repairRequests: this.#repair?.stats.requests ?? 0,
       repairBytesRequested: this.#repair?.stats.bytesRequested ?? 0,
       durationMs: this.#firstAuthenticatedAtMs > 0 ? (this.#stoppedAtMs || performance.now()) - this.#firstAuthenticatedAtMs : 0,

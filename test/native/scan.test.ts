@@ -177,6 +177,74 @@ describe.skipIf(scanner === null)(describeTitle('native header scan', native), (
     expect(statuses).toEqual([active.status.truncated, active.status.ok, active.status.otherSession, active.status.short]);
   });
 
+  it('splits GRO messages into one entry per datagram, each scanned as if it came alone', () => {
+    expect(active.canSegment).toBe(true);
+    const messageArbitrary = fc
+      .tuple(fc.integer({ min: 1, max: 300 }), fc.array(datagramArbitrary, { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 300 }))
+      .map(([segmentBytes, datagrams, lastBytes]) =>
+        // Every datagram of a message but the last has the segment size; the last is no longer.
+        datagrams.map((datagram, index) => {
+          const length = index === datagrams.length - 1 ? Math.min(lastBytes, segmentBytes) : segmentBytes;
+          const sized = new Uint8Array(length);
+          sized.set(datagram.subarray(0, length));
+          return sized;
+        }),
+      );
+    fc.assert(
+      fc.property(fc.array(messageArbitrary, { minLength: 1, maxLength: 8 }), fc.boolean(), (messages, withSession) => {
+        const session = withSession ? SESSION : null;
+        const slab = new Uint8Array(messages.length * STRIDE);
+        const lengths = new Uint32Array(messages.length);
+        const segments = new Uint32Array(messages.length);
+        const offsets: number[] = [];
+        messages.forEach((datagrams, slot) => {
+          let position = 0;
+          for (const datagram of datagrams) {
+            slab.set(datagram, slot * STRIDE + position);
+            offsets.push(slot * STRIDE + position);
+            position += datagram.byteLength;
+          }
+          lengths[slot] = position;
+          segments[slot] = datagrams.length > 1 ? datagrams[0].byteLength : 0;
+        });
+        const flat = messages.flat();
+        const alone = scanAll(active, flat, session);
+        const target = active.createTarget(flat.length);
+        const counts = { entries: -1, accepted: -1, overflow: -1 };
+        expect(active.scanMessages(slab, STRIDE, lengths, segments, 0, messages.length, session, target, counts)).toBe(flat.length);
+        expect(counts).toEqual({ entries: flat.length, accepted: alone.accepted, overflow: 0 });
+        flat.forEach((_, entry) => {
+          const fields = target.fields.subarray(entry * active.fieldCount, (entry + 1) * active.fieldCount);
+          const expected = alone.target.fields.subarray(entry * active.fieldCount, (entry + 1) * active.fieldCount);
+          expect(fields[ScanField.status]).toBe(expected[ScanField.status]);
+          if (expected[ScanField.status] !== active.status.ok) return;
+          expect([...fields]).toEqual([...expected]);
+          expect([...target.layout.subarray(entry * 3, entry * 3 + 3)]).toEqual([offsets[entry], HEADER_BYTES, expected[ScanField.payloadBytes]]);
+          expect([...target.nonces.subarray(entry * 12, entry * 12 + 12)]).toEqual([...alone.target.nonces.subarray(entry * 12, entry * 12 + 12)]);
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('counts the datagrams of GRO messages beyond the target as overflow, and keeps a truncated message whole', () => {
+    const good = datagramFor({ type: PacketType.DATA, suite: 'chacha20-poly1305', sessionId: SESSION, epoch: 1, sequence: 2, streamOffset: 3, payloadBytes: 10 });
+    const slab = new Uint8Array(2 * STRIDE);
+    for (let index = 0; index < 5; index++) slab.set(good, index * good.byteLength);
+    const lengths = Uint32Array.from([5 * good.byteLength, STRIDE + 1]);
+    const segments = Uint32Array.from([good.byteLength, good.byteLength]);
+    const target = active.createTarget(4);
+    const counts = { entries: 0, accepted: 0, overflow: 0 };
+    expect(active.scanMessages(slab, STRIDE, lengths, segments, 0, 2, null, target, counts)).toBe(4);
+    expect(counts).toEqual({ entries: 4, accepted: 4, overflow: 2 });
+    // Room for the truncated message: it is one entry, marked truncated.
+    const roomy = active.createTarget(8);
+    expect(active.scanMessages(slab, STRIDE, lengths, segments, 0, 2, null, roomy, counts)).toBe(6);
+    expect(counts).toEqual({ entries: 6, accepted: 5, overflow: 0 });
+    expect(roomy.fields[5 * active.fieldCount]).toBe(active.status.truncated);
+    expect(() => active.scanMessages(slab, STRIDE, lengths, new Uint32Array(1), 0, 2, null, roomy, counts)).toThrow(/exceeds lengths .* or segments/);
+  });
+
   it('scans only the slots asked for, starting at first', () => {
     const good = datagramFor({ type: PacketType.DATA, suite: 'chacha20-poly1305', sessionId: SESSION, epoch: 1, sequence: 2, streamOffset: 3, payloadBytes: 10 });
     const scanned = scanAll(active, [good, good], SESSION, 3);

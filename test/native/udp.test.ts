@@ -146,6 +146,53 @@ describe(describeTitle('batched UDP I/O', native), () => {
     }
   });
 
+  it.skipIf(skip)('with receive-side GRO, a GSO send arrives as one message whose datagram size is reported, cut exactly where it was sent', async () => {
+    const { group, receiver, sender } = await socketPair();
+    const receiveIo = openBatchSocket(receiver, 'native')!;
+    expect(receiveIo.gro).toBe(false);
+    // This kernel (Linux >= 5.0) has receive-side GRO; a kernel without it would answer false.
+    expect(receiveIo.enableGro()).toBe(true);
+    expect(receiveIo.gro).toBe(true);
+    const slots = 40;
+    const layout = new Uint32Array(slots * 3);
+    for (let slot = 0; slot < slots; slot++) layout.set([slot * 1400, 36, slot === slots - 1 ? 500 : 1348], slot * 3);
+    const slab = randomBytes(slots * 1400);
+    const wire = Buffer.concat(Array.from({ length: slots }, (_, slot) => slab.subarray(slot * 1400, slot * 1400 + 36 + layout[slot * 3 + 2] + TAG_BYTES)));
+    const stride = 65_536;
+    const receiveSlab = Buffer.alloc(stride * 4);
+    const lengths = new Uint32Array(4);
+    const segments = new Uint32Array(4);
+    const received = new Promise<{ first: Buffer; count: number }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no datagram arrived within 5 s')), 5_000);
+      receiver.once('message', (first: Buffer) => {
+        const deadline = Date.now() + 2_000;
+        const poll = () => {
+          const count = receiveIo.receive(receiveSlab, stride, lengths, 0, 4, segments);
+          if (count > 0 || Date.now() > deadline) {
+            clearTimeout(timer);
+            resolve({ first, count });
+          } else {
+            setTimeout(poll, 5);
+          }
+        };
+        poll();
+      });
+    });
+    // Two GSO sends of the same run, both queued before node:dgram reads: its read takes the first
+    // whole (without its datagram size), the batched receive in its 'message' handler the second,
+    // with it (as the receiver drains).
+    const sendIo = new BatchSocket(binding as never, socketFd(sender)!, { segment: true });
+    expect(sendIo.send(slab, layout, 0, slots, groupTarget(group))).toBe(slots);
+    expect(sendIo.send(slab, layout, 0, slots, groupTarget(group))).toBe(slots);
+    const { first, count } = await received;
+    expect(first.equals(wire)).toBe(true);
+    expect(count).toBe(1);
+    expect(lengths[0]).toBe(wire.byteLength);
+    expect(segments[0]).toBe(1400);
+    expect(receiveSlab.subarray(0, wire.byteLength).equals(wire)).toBe(true);
+    expect(() => receiveIo.receive(receiveSlab, stride, lengths, 0, 4, new Uint32Array(2))).toThrow(/segments must be a Uint32Array/);
+  });
+
   it.skipIf(skip)('reports a datagram longer than its slot as stride + 1 (truncated)', async () => {
     const { group, receiver, sender } = await socketPair();
     const { slab, layout } = slabOf([[36, 10], [36, 400], [36, 20]]);
