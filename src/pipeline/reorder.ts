@@ -7,6 +7,16 @@
 
 export type Placement = 'next' | 'old' | 'buffered' | 'ahead' | 'overflow';
 
+/**
+ * Held payloads are copied into blocks, one per MiB of the stream they start in, instead of an
+ * allocation each: behind a hole thousands of packets wait, and a fresh copy per packet kept the
+ * collector busy. A block has room for the last payload starting in its MiB to run over its end.
+ */
+const BLOCK_SPAN_BYTES = 1 << 20;
+const BLOCK_BYTES = BLOCK_SPAN_BYTES + 65_536;
+/** Blocks kept for reuse once the stream passed them. */
+const SPARE_BLOCKS_MAX = 8;
+
 export interface ByteRange {
   /** First missing byte. */
   from: number;
@@ -22,7 +32,15 @@ export class ReorderWindow {
   #heldBytes = 0;
   /** One past the furthest byte ever held (stale once everything held was delivered). */
   #heldEndMax = 0;
+  /** Held payloads by stream offset: views into #blocks. */
   readonly #held = new Map<number, Uint8Array>();
+  /** Block index (offset / BLOCK_SPAN_BYTES) -> block. */
+  readonly #blocks = new Map<number, Buffer>();
+  readonly #spareBlocks: Buffer[] = [];
+  /** The lowest block index in #blocks (Infinity when none): advance() looks further only past it. */
+  #lowestBlock = Infinity;
+  /** The blocks bound: the held bytes bound, in blocks, plus the two a run straddles. */
+  readonly #blocksMax: number;
   /**
    * The holes between nextOffset and the end of the furthest payload held, ascending and
    * disjoint, from index #gapsHead on (the ones before it were passed). Empty while nothing is
@@ -44,6 +62,7 @@ export class ReorderWindow {
     this.packetsMax = packetsMax;
     this.spanBytesMax = spanBytesMax;
     this.heldBytesMax = heldBytesMax;
+    this.#blocksMax = Math.ceil(heldBytesMax / BLOCK_SPAN_BYTES) + 2;
   }
 
   /** The first stream byte not yet delivered. */
@@ -66,6 +85,8 @@ export class ReorderWindow {
     if (offset < this.#nextOffset) return 'old';
     if (this.#held.has(offset)) return 'buffered';
     if (this.#held.size >= this.packetsMax || this.#heldBytes >= this.heldBytesMax || offset - this.#nextOffset > this.spanBytesMax) return 'overflow';
+    // Sparse payloads (one in every few MiB) would each take a block: those are bounded too.
+    if (this.#blocks.size >= this.#blocksMax && !this.#blocks.has(Math.floor(offset / BLOCK_SPAN_BYTES))) return 'overflow';
     return 'ahead';
   }
 
@@ -81,14 +102,49 @@ export class ReorderWindow {
     } else {
       this.#cover(offset, Math.min(end, coveredEnd));
     }
-    this.#held.set(offset, Uint8Array.prototype.slice.call(payload));
+    this.#held.set(offset, this.#store(offset, payload));
     this.#heldBytes += payload.byteLength;
     this.#heldEndMax = Math.max(this.#heldEndMax, end);
   }
 
-  /** Records that the caller delivered `bytes` at nextOffset. */
+  /** Copies a payload into the block of the MiB it starts in and returns the view of the copy. */
+  #store(offset: number, payload: Uint8Array): Uint8Array {
+    if (payload.byteLength > BLOCK_BYTES - BLOCK_SPAN_BYTES) return Uint8Array.prototype.slice.call(payload);
+    const index = Math.floor(offset / BLOCK_SPAN_BYTES);
+    let block = this.#blocks.get(index);
+    if (block === undefined) {
+      block = this.#spareBlocks.pop() ?? Buffer.allocUnsafeSlow(BLOCK_BYTES);
+      this.#blocks.set(index, block);
+      this.#lowestBlock = Math.min(this.#lowestBlock, index);
+    }
+    const position = offset - index * BLOCK_SPAN_BYTES;
+    block.set(payload, position);
+    return block.subarray(position, position + payload.byteLength);
+  }
+
+  /** Recycles the blocks of every MiB the stream has passed (their payloads were delivered). */
+  #releaseBlocks(): void {
+    const passed = Math.floor(this.#nextOffset / BLOCK_SPAN_BYTES);
+    if (passed <= this.#lowestBlock) return;
+    let lowest = Infinity;
+    for (const [index, block] of this.#blocks) {
+      if (index >= passed) {
+        lowest = Math.min(lowest, index);
+        continue;
+      }
+      this.#blocks.delete(index);
+      if (this.#spareBlocks.length < SPARE_BLOCKS_MAX) this.#spareBlocks.push(block);
+    }
+    this.#lowestBlock = lowest;
+  }
+
+  /**
+   * Records that the caller delivered `bytes` at nextOffset. A payload takeNext() returned must
+   * have been copied by then: its block may be reused.
+   */
   advance(bytes: number): void {
     this.#nextOffset += bytes;
+    this.#releaseBlocks();
     const gaps = this.#gaps;
     while (this.#gapsHead < gaps.length && gaps[this.#gapsHead].to <= this.#nextOffset) this.#gapsHead++;
     if (this.#gapsHead < gaps.length && gaps[this.#gapsHead].from < this.#nextOffset) gaps[this.#gapsHead].from = this.#nextOffset;
@@ -127,7 +183,10 @@ export class ReorderWindow {
     }
   }
 
-  /** Removes and returns the held payload that starts at nextOffset, if any. */
+  /**
+   * Removes and returns the held payload that starts at nextOffset, if any: a view that stays
+   * valid until the next advance().
+   */
   takeNext(): Uint8Array | undefined {
     const payload = this.#held.get(this.#nextOffset);
     if (payload !== undefined) {
@@ -154,6 +213,8 @@ export class ReorderWindow {
 
   clear(): void {
     this.#held.clear();
+    this.#blocks.clear();
+    this.#lowestBlock = Infinity;
     this.#heldBytes = 0;
     this.#gaps = [];
     this.#gapsHead = 0;

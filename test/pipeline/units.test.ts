@@ -106,25 +106,28 @@ describe('ReorderWindow', () => {
     expect(wide.place(100)).toBe('ahead');
   });
 
-  it('names the same holes as a plain sort of the held payloads, whatever the order of arrival', async () => {
+  it('names the same holes as a plain sort of the held payloads, and gives each back intact, whatever the order of arrival', async () => {
     const fc = (await import('fast-check')).default;
     // A stream of packets of awkward sizes, some lost for a while, arriving in any order; the
     // receiver's moves: deliver in order what it can, hold the rest.
     const scenario = fc.record({
-      sizes: fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 120 }),
+      // Starts near a MiB boundary too: held payloads are stored in one block per MiB.
+      startOffset: fc.constantFrom(1000, (1 << 20) - 3000, 5 * (1 << 20) - 20),
+      sizes: fc.array(fc.oneof(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1000, max: 1400 })), { minLength: 1, maxLength: 120 }),
       order: fc.array(fc.nat(), { minLength: 1, maxLength: 200 }),
       endExtra: fc.nat(100),
       rangesMax: fc.integer({ min: 1, max: 70 }),
     });
     fc.assert(
-      fc.property(scenario, ({ sizes, order, endExtra, rangesMax }) => {
+      fc.property(scenario, ({ startOffset, sizes, order, endExtra, rangesMax }) => {
         const starts: number[] = [];
-        let offset = 1000;
+        let offset = startOffset;
         for (const size of sizes) {
           starts.push(offset);
           offset += size;
         }
-        const window = new ReorderWindow(1000, 10_000, 1 << 30, 1 << 30);
+        const window = new ReorderWindow(startOffset, 10_000, 1 << 30, 1 << 30);
+        const payloadAt = (start: number, size: number) => Uint8Array.from({ length: size }, (_, at) => (start * 7 + at) & 0xff);
         const held = new Map<number, number>();
         const model = (endOffset: number) => {
           const ranges: Array<{ from: number; to: number }> = [];
@@ -142,20 +145,21 @@ describe('ReorderWindow', () => {
           const placement = window.place(start);
           const drainHeld = () => {
             for (let next = window.takeNext(); next !== undefined; next = window.takeNext()) {
+              expect(Buffer.from(next).equals(Buffer.from(payloadAt(window.nextOffset, held.get(window.nextOffset)!)))).toBe(true);
               held.delete(window.nextOffset);
               window.advance(next.byteLength);
             }
           };
           if (placement === 'next' && pick % 3 === 0) {
             // As while the output is behind: the next payload waits in the window too.
-            window.hold(start, new Uint8Array(sizes[index]));
+            window.hold(start, payloadAt(start, sizes[index]));
             held.set(start, sizes[index]);
             if (pick % 2 === 0) drainHeld();
           } else if (placement === 'next') {
             window.advance(sizes[index]);
             drainHeld();
           } else if (placement === 'ahead') {
-            window.hold(start, new Uint8Array(sizes[index]));
+            window.hold(start, payloadAt(start, sizes[index]));
             held.set(start, sizes[index]);
           }
           expect(window.missingRanges(offset + endExtra, rangesMax)).toEqual(model(offset + endExtra));
@@ -164,6 +168,27 @@ describe('ReorderWindow', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('bounds the blocks sparse payloads would take, and reuses the blocks the stream passed', () => {
+    const MiB = 1 << 20;
+    // 4 MiB of held bytes: 6 blocks at most (4 plus the two a run straddles).
+    const window = new ReorderWindow(0, 10_000, 1 << 30, 4 * MiB);
+    for (let block = 1; block <= 6; block++) {
+      expect(window.place(block * MiB)).toBe('ahead');
+      window.hold(block * MiB, new Uint8Array(100).fill(block));
+    }
+    expect(window.place(7 * MiB)).toBe('overflow');
+    // A payload in a block already there still fits.
+    expect(window.place(3 * MiB + 100)).toBe('ahead');
+    // Delivering the first MiB (as the caller would) passes block 0 and frees room.
+    window.advance(MiB);
+    expect([...window.takeNext()!.subarray(0, 3)]).toEqual([1, 1, 1]);
+    window.advance(100);
+    expect(window.place(2 * MiB - 1)).toBe('ahead');
+    window.advance(MiB - 100);
+    expect(window.place(7 * MiB)).toBe('ahead');
+    expect(window.heldPackets).toBe(5);
   });
 
   it('names the missing ranges', () => {
