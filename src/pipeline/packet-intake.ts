@@ -32,6 +32,11 @@ const DRAIN_SLOTS = 64;
 /** recvmmsg calls per wake-up at most, so a flood cannot keep the event loop from its timers. */
 const DRAIN_ROUNDS_MAX = 8;
 /**
+ * Bytes per wake-up at most, for the same reason: with GRO one round may bring 64 messages of
+ * up to 64 datagrams each, so rounds alone would let a wake-up run for a whole 32 MiB.
+ */
+const DRAIN_BYTES_MAX = 4 * 1024 * 1024;
+/**
  * With receive-side GRO a slot holds a message of up to 64 datagrams (what the kernel coalesces,
  * and what a sealcast sender puts in one GSO send): the batch has room for that many per slot.
  * Datagrams beyond it (a peer's GSO send of more, smaller datagrams) are dropped and counted.
@@ -223,7 +228,8 @@ export class PacketIntake {
       this.datagrams++;
       this.#drops.malformed++;
     }
-    for (let round = 0; round < DRAIN_ROUNDS_MAX; round++) {
+    let drainedBytes = first === 1 ? lengths[0] : 0;
+    for (let round = 0; round < DRAIN_ROUNDS_MAX && drainedBytes < DRAIN_BYTES_MAX; round++) {
       const wanted = Math.min(DRAIN_SLOTS - first, batchSocket.batchMax);
       let received: number;
       try {
@@ -233,6 +239,7 @@ export class PacketIntake {
         return;
       }
       const filled = first + received;
+      for (let slot = first; slot < filled; slot++) drainedBytes += lengths[slot];
       if (this.#scanner !== null) {
         this.#admitScanned(this.#scanner, filled);
       } else {
