@@ -160,20 +160,11 @@ export class HeaderScanner {
    * any session pass.
    */
   scan(slab: Uint8Array, stride: number, lengths: Uint32Array, first: number, count: number, session: Uint8Array | null, target: ScanTarget): number {
-    if (!(slab instanceof Uint8Array)) throw new TypeError('slab must be a Uint8Array');
-    if (!(lengths instanceof Uint32Array)) throw new TypeError('lengths must be a Uint32Array');
-    if (!Number.isInteger(stride) || stride < 1 || stride > SLOT_STRIDE_BYTES_MAX) {
-      throw new RangeError(`stride must be an integer between 1 and ${SLOT_STRIDE_BYTES_MAX}, got ${stride}`);
-    }
-    if (!Number.isInteger(first) || first < 0) throw new RangeError(`first must be a non-negative integer, got ${first}`);
-    if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
-    const end = first + count;
-    if (end > Math.floor(slab.byteLength / stride)) throw new RangeError(`first + count (${end}) exceeds the slab's ${Math.floor(slab.byteLength / stride)} slots`);
+    const end = checkSlots(slab, stride, lengths, first, count, session);
     if (end > lengths.length) throw new RangeError(`first + count (${end}) exceeds lengths (${lengths.length})`);
     if (end * this.fieldCount > target.fields.length || end * this.#layoutWords > target.layout.length || end * this.#nonceBytes > target.nonces.byteLength) {
       throw new RangeError(`first + count (${end}) exceeds the scan target`);
     }
-    if (session !== null && (!(session instanceof Uint8Array) || session.byteLength !== 8)) throw new TypeError('session must be an 8-byte Uint8Array or null');
     return this.#binding.scanPackets(slab, stride, lengths, first, count, session, KNOWN_TYPES_MASK, KNOWN_SUITES_MASK, target.fields, target.layout, target.nonces);
   }
 
@@ -196,21 +187,12 @@ export class HeaderScanner {
     counts: ScanCounts,
   ): number {
     if (!this.canSegment) throw new SealcastError('E_BACKEND', 'this build of the addon cannot scan GRO messages; rebuild it (npm run build:native)');
-    if (!(slab instanceof Uint8Array)) throw new TypeError('slab must be a Uint8Array');
-    if (!(lengths instanceof Uint32Array)) throw new TypeError('lengths must be a Uint32Array');
     if (!(segments instanceof Uint32Array)) throw new TypeError('segments must be a Uint32Array');
-    if (!Number.isInteger(stride) || stride < 1 || stride > SLOT_STRIDE_BYTES_MAX) {
-      throw new RangeError(`stride must be an integer between 1 and ${SLOT_STRIDE_BYTES_MAX}, got ${stride}`);
-    }
-    if (!Number.isInteger(first) || first < 0) throw new RangeError(`first must be a non-negative integer, got ${first}`);
-    if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
-    const end = first + count;
-    if (end > Math.floor(slab.byteLength / stride)) throw new RangeError(`first + count (${end}) exceeds the slab's ${Math.floor(slab.byteLength / stride)} slots`);
+    const end = checkSlots(slab, stride, lengths, first, count, session);
     if (end > lengths.length || end > segments.length) throw new RangeError(`first + count (${end}) exceeds lengths (${lengths.length}) or segments (${segments.length})`);
     if (first * this.fieldCount > target.fields.length || first * this.#layoutWords > target.layout.length || first * this.#nonceBytes > target.nonces.byteLength) {
       throw new RangeError(`first (${first}) exceeds the scan target`);
     }
-    if (session !== null && (!(session instanceof Uint8Array) || session.byteLength !== 8)) throw new TypeError('session must be an 8-byte Uint8Array or null');
     const countsOut = this.#counts;
     this.#binding.scanPackets(slab, stride, lengths, first, count, session, KNOWN_TYPES_MASK, KNOWN_SUITES_MASK, target.fields, target.layout, target.nonces, segments, countsOut);
     counts.accepted = countsOut[0];
@@ -255,6 +237,21 @@ export class HeaderScanner {
     result.packets = this.#binding.gatherInOrder(slab, layout, status, first, count, statusOk, PacketType.DATA, nextOffset, target, targetStart, targetEnd, this.#gatheredBytes);
     result.bytes = this.#gatheredBytes[0];
   }
+}
+
+/** The checks scan() and scanMessages() share; returns first + count. */
+function checkSlots(slab: Uint8Array, stride: number, lengths: Uint32Array, first: number, count: number, session: Uint8Array | null): number {
+  if (!(slab instanceof Uint8Array)) throw new TypeError('slab must be a Uint8Array');
+  if (!(lengths instanceof Uint32Array)) throw new TypeError('lengths must be a Uint32Array');
+  if (!Number.isInteger(stride) || stride < 1 || stride > SLOT_STRIDE_BYTES_MAX) {
+    throw new RangeError(`stride must be an integer between 1 and ${SLOT_STRIDE_BYTES_MAX}, got ${stride}`);
+  }
+  if (!Number.isInteger(first) || first < 0) throw new RangeError(`first must be a non-negative integer, got ${first}`);
+  if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
+  const end = first + count;
+  if (end > Math.floor(slab.byteLength / stride)) throw new RangeError(`first + count (${end}) exceeds the slab's ${Math.floor(slab.byteLength / stride)} slots`);
+  if (session !== null && (!(session instanceof Uint8Array) || session.byteLength !== 8)) throw new TypeError('session must be an 8-byte Uint8Array or null');
+  return end;
 }
 
 let cached: HeaderScanner | null | undefined;
