@@ -366,10 +366,15 @@ export class Receiver extends EventEmitter {
     this.#progressAtMs = this.#lastAuthenticatedAtMs;
     this.#acceptedEnd = Math.max(this.#acceptedEnd, endOffset);
     if (this.#repair !== null) this.#seenEnd = Math.max(this.#seenEnd, endOffset);
-    if (this.#end !== null && endOffset > this.#end.totalBytes) {
+    this.#failIfPastEnd(endOffset);
+    return packets;
+  }
+
+  /** Authenticated data beyond the length END announced is a protocol error, never more output. */
+  #failIfPastEnd(deliveredEnd: number): void {
+    if (this.#end !== null && deliveredEnd > this.#end.totalBytes) {
       this.#fail(new SealcastError('E_PROTOCOL', `the stream ran past the length its END announced (${this.#end.totalBytes} bytes)`));
     }
-    return packets;
   }
 
   /** `sessionChecked`: the header scan already matched the packet's session to this.#session. */
@@ -552,9 +557,7 @@ export class Receiver extends EventEmitter {
       default:
         this.#drops.duplicate++;
     }
-    if (this.#end !== null && window.nextOffset > this.#end.totalBytes) {
-      this.#fail(new SealcastError('E_PROTOCOL', `the stream ran past the length its END announced (${this.#end.totalBytes} bytes)`));
-    }
+    this.#failIfPastEnd(window.nextOffset);
   }
 
   #begin(streamOffset: number): void {
