@@ -5,6 +5,8 @@
       "sources": [
         "native/aead.cc",
         "native/binding.cc",
+        "native/control_binding.cc",
+        "native/control_listener.cc",
         "native/packet_scan.cc",
         "native/udp.cc"
       ],

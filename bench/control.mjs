@@ -50,6 +50,7 @@ async function serverMain(dbPath) {
     session: { sessionId: randomBytes(8), group: '239.255.77.30', port: 47010, suite: 'chacha20-poly1305', packetBytes: 1400 },
     currentEpoch: () => epoch,
     connectionsMax: 8192,
+    ...(process.env.BENCH_COALESCE_MS ? { pollCoalesceMs: Number(process.env.BENCH_COALESCE_MS) } : {}),
   });
   const say = (object) => process.stdout.write(`${JSON.stringify(object)}\n`);
   say({ port: server.address.port, fingerprint: identity.fingerprint });

@@ -12,6 +12,8 @@
 #include <string>
 
 #include "aead.h"
+#include "control_binding.h"
+#include "napi_args.h"
 #include "packet_scan.h"
 #include "udp.h"
 
@@ -23,35 +25,9 @@ using sealcast::AeadContext;
 using sealcast::BatchView;
 using sealcast::ErrorKind;
 using sealcast::Outcome;
-
-// A typed array's element data, length in elements, and whether the value had the wanted type.
-template <typename T>
-struct ArrayView {
-  T* data = nullptr;
-  std::size_t length = 0;
-};
-
-// Reads `value` as a typed array of exactly `wanted` type (a Buffer is a Uint8Array; a
-// Uint8ClampedArray is not). Throws a TypeError naming `name` otherwise.
-template <typename T>
-bool ReadTypedArray(Napi::Env env, Napi::Value value, napi_typedarray_type wanted, const char* type_name,
-                    const char* name, ArrayView<T>* out) {
-  bool is_typed_array = false;
-  if (napi_is_typedarray(env, value, &is_typed_array) != napi_ok || !is_typed_array) {
-    Napi::TypeError::New(env, std::string(name) + " must be a " + type_name).ThrowAsJavaScriptException();
-    return false;
-  }
-  napi_typedarray_type type;
-  std::size_t length = 0;
-  void* data = nullptr;
-  if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok || type != wanted) {
-    Napi::TypeError::New(env, std::string(name) + " must be a " + type_name).ThrowAsJavaScriptException();
-    return false;
-  }
-  out->data = static_cast<T*>(data);
-  out->length = length;
-  return true;
-}
+using sealcast_napi::ArrayView;
+using sealcast_napi::ReadInteger;
+using sealcast_napi::ReadTypedArray;
 
 // Reads a non-negative integer count no larger than 2^32 - 1.
 bool ReadCount(Napi::Env env, Napi::Value value, std::size_t* out) {
@@ -215,23 +191,6 @@ class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
 
   std::unique_ptr<AeadContext> context_;
 };
-
-// Reads an integer in [min, max]; throws a TypeError or RangeError naming `name` otherwise.
-bool ReadInteger(Napi::Env env, Napi::Value value, const char* name, double min, double max, double* out) {
-  if (!value.IsNumber()) {
-    Napi::TypeError::New(env, std::string(name) + " must be an integer").ThrowAsJavaScriptException();
-    return false;
-  }
-  const double number = value.As<Napi::Number>().DoubleValue();
-  if (!(number >= min && number <= max) || number != static_cast<double>(static_cast<std::int64_t>(number))) {
-    Napi::RangeError::New(env, std::string(name) + " must be an integer between " + std::to_string(static_cast<std::int64_t>(min)) +
-                                   " and " + std::to_string(static_cast<std::int64_t>(max)))
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = number;
-  return true;
-}
 
 // Turns a UDP outcome into a JS exception: argument errors are TypeError/RangeError-like,
 // system errors carry code "E_IO", the errno name's number and its text.
@@ -544,6 +503,9 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                              InstanceValue("scanPackets", Napi::Function::New<ScanPackets>(env, "scanPackets"),
                                            napi_enumerable),
                              InstanceValue("gatherInOrder", Napi::Function::New<GatherInOrder>(env, "gatherInOrder"),
+                                           napi_enumerable),
+                             InstanceValue("ControlListener", sealcast_napi::DefineControlListener(env), napi_enumerable),
+                             InstanceValue("CONTROL_LISTENER", sealcast_napi::ControlListenerConstants(env),
                                            napi_enumerable),
                          });
   }

@@ -10,6 +10,7 @@ import type { ControlClient } from '../control/client.js';
 import type { ControlKeyRing } from '../control/key-ring.js';
 import { DATA_KEY_BYTES } from '../control/messages.js';
 import type { ControlLogger, ControlServer } from '../control/server.js';
+import { CONTROL_TRANSPORT_MODES, type ControlTransportMode } from '../control/link.js';
 import type { ByteRange } from '../pipeline/reorder.js';
 import { defaultServerKeyPath, loadOrCreateIdentity, parseFingerprint } from '../keys/identity.js';
 import { readPskFile } from '../keys/psk.js';
@@ -56,6 +57,7 @@ export interface SenderControlFlags {
   waitFor?: number;
   /** Milliseconds. */
   waitTimeout: number;
+  controlTransport?: ControlTransportMode;
 }
 
 /** What the control server needs of the Sender (src/pipeline/sender.ts). */
@@ -85,6 +87,14 @@ export interface SenderControl {
  * (created on first use; its fingerprint printed for the receivers), and, with --wait-for, a wait
  * until that many subscribers hold the key.
  */
+export const CONTROL_TRANSPORT_ENV = 'SEALCAST_CONTROL_TRANSPORT';
+
+/** --control-transport (or SEALCAST_CONTROL_TRANSPORT): auto, native or net. */
+export function parseControlTransport(value: string, name: string): ControlTransportMode {
+  if ((CONTROL_TRANSPORT_MODES as readonly string[]).includes(value)) return value as ControlTransportMode;
+  throw new SealcastError('E_ARG', `${name} must be one of ${CONTROL_TRANSPORT_MODES.join(', ')}, got "${value}"`);
+}
+
 export async function startSenderControl(
   flags: SenderControlFlags,
   session: { sessionId: Uint8Array; group: MulticastGroup; suite: WireSuiteName; packetBytes: number },
@@ -103,6 +113,7 @@ export async function startSenderControl(
     server = await startControlServer({
       host: flags.control.host,
       port: flags.control.port,
+      transport: flags.controlTransport ?? (io.env[CONTROL_TRANSPORT_ENV] ? parseControlTransport(io.env[CONTROL_TRANSPORT_ENV], CONTROL_TRANSPORT_ENV) : 'auto'),
       dbPath: flags.db,
       identity,
       session: { sessionId: session.sessionId, group: session.group.address, port: session.group.port, suite: session.suite, packetBytes: session.packetBytes },

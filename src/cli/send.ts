@@ -20,7 +20,8 @@ import { DEFAULT_DATAGRAM_BYTES } from '../packet/format.js';
 import { defaultTtl, DEFAULT_INTERFACE, type MulticastGroup } from '../pipeline/multicast.js';
 import { DEFAULT_PLAIN_RATE_BITS_PER_SECOND, DEFAULT_RATE_BITS_PER_SECOND, Sender, type SendStats } from '../pipeline/sender.js';
 import { writeLine, type CommandContext } from './io.js';
-import { parseHostPort, parseWaitFor, startSenderControl, type HostPort, type SenderControl } from './control-options.js';
+import { CONTROL_TRANSPORT_ENV, parseControlTransport, parseHostPort, parseWaitFor, startSenderControl, type HostPort, type SenderControl } from './control-options.js';
+import type { ControlTransportMode } from '../control/link.js';
 import { formatRate, parseGroup, parseInteger, parseInterface, parsePacketSize, parseRate, parseRepairWindow, parseSeconds, parseSuite, parseTtl } from './options.js';
 import { exitFields, formatBytes, isTerminal, megabytesPerSecond, startProgress, writeJsonSummary } from './transfer-report.js';
 
@@ -32,6 +33,7 @@ interface SendFlags {
   waitFor?: number;
   waitTimeout?: number;
   serverKey?: string;
+  controlTransport?: ControlTransportMode;
   interface: string;
   ttl?: number;
   rate?: number;
@@ -75,6 +77,7 @@ export function registerSend(program: Command, context: CommandContext): void {
     .option('--wait-for <n>', 'with --control: start sending once N subscribers hold the key', parseWaitFor)
     .option('--wait-timeout <seconds>', 'with --wait-for: fail (E_TIMEOUT) after this long (default 60)', (text: string) => parseSeconds(text, '--wait-timeout', false))
     .option('--server-key <file>', "with --control: the server's Ed25519 signing key, created on first use (default ~/.config/sealcast/server_ed25519.pem)")
+    .option('--control-transport <mode>', `with --control: how control connections are carried: native (the addon's epoll listener, Linux), net (node:net) or auto, the default: native when available (env ${CONTROL_TRANSPORT_ENV})`, (text: string) => parseControlTransport(text, '--control-transport'))
     .option('--interface <ip>', 'IPv4 address of the interface to multicast on', parseInterface, DEFAULT_INTERFACE)
     .option('--ttl <n>', 'multicast TTL (default 0 on loopback, 1 on any other interface)', parseTtl)
     .option('--rate <bits>', `sending rate in bits per second, e.g. 400M, 1G, 800k (default ${formatRate(DEFAULT_RATE_BITS_PER_SECOND)} with native I/O and the native backend, else ${formatRate(DEFAULT_PLAIN_RATE_BITS_PER_SECOND)})`, parseRate)
@@ -112,7 +115,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
   if (flags.control !== undefined) {
     try {
       control = await startSenderControl(
-        { control: flags.control, db: flags.db as string, serverKey: flags.serverKey, waitFor: flags.waitFor, waitTimeout: flags.waitTimeout ?? WAIT_TIMEOUT_MS_DEFAULT },
+        { control: flags.control, db: flags.db as string, serverKey: flags.serverKey, waitFor: flags.waitFor, waitTimeout: flags.waitTimeout ?? WAIT_TIMEOUT_MS_DEFAULT, controlTransport: flags.controlTransport },
         { sessionId, group: flags.group, suite: flags.suite, packetBytes: flags.packetSize },
         { stderr, quiet: flags.quiet === true, signal: context.io.signal, env: context.io.env },
       );
@@ -246,8 +249,8 @@ function requireOneKeyMode(flags: SendFlags): void {
     throw new SealcastError('E_ARG', 'give exactly one of --key-file FILE (group key) and --control HOST:PORT --db PATH (per-subscriber keys)');
   }
   if (flags.control !== undefined && flags.db === undefined) throw new SealcastError('E_ARG', '--control needs --db PATH (the subscriber registry)');
-  if (flags.control === undefined && (flags.db !== undefined || flags.waitFor !== undefined || flags.waitTimeout !== undefined || flags.serverKey !== undefined || flags.repairWindow !== undefined)) {
-    throw new SealcastError('E_ARG', '--db, --wait-for, --wait-timeout, --server-key and --repair-window only apply with --control');
+  if (flags.control === undefined && (flags.db !== undefined || flags.waitFor !== undefined || flags.waitTimeout !== undefined || flags.serverKey !== undefined || flags.repairWindow !== undefined || flags.controlTransport !== undefined)) {
+    throw new SealcastError('E_ARG', '--db, --wait-for, --wait-timeout, --server-key, --repair-window and --control-transport only apply with --control');
   }
 }
 

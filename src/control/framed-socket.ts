@@ -16,16 +16,18 @@ export function attachFrameDecoder(socket: Socket, frameBytesMax: number, handle
   const decoder = new FrameDecoder(frameBytesMax);
   socket.on('data', (chunk: Buffer) => {
     if (decoder.failed) return;
-    let frames: Buffer[];
+    const frames: Buffer[] = [];
+    let failure: Error | null = null;
     try {
-      frames = decoder.push(chunk);
+      decoder.pushInto(chunk, frames);
     } catch (error) {
-      handlers.onFrameError(error as Error);
-      return;
+      failure = error as Error;
     }
+    // The whole frames before a bad header are delivered first; then the failure.
     for (const frame of frames) {
-      if (!handlers.onFrame(frame)) break;
+      if (!handlers.onFrame(frame)) return;
     }
+    if (failure !== null) handlers.onFrameError(failure);
   });
   return decoder;
 }

@@ -79,9 +79,18 @@ export class FrameDecoder {
    * it; the caller must not change the chunk while it still uses such a frame.
    */
   push(chunk: Uint8Array): Buffer[] {
+    const frames: Buffer[] = [];
+    this.pushInto(chunk, frames);
+    return frames;
+  }
+
+  /**
+   * As push, but appends the frames to `frames`; when it throws, `frames` still holds every whole
+   * frame that came before the bad header, so the caller can act on those first.
+   */
+  pushInto(chunk: Uint8Array, frames: Buffer[]): void {
     requireUint8Array(chunk, 'chunk');
     if (this.state === 'failed') throw new SealcastError('E_PROTOCOL', `frame decoder already failed: ${this.failure}`);
-    const frames: Buffer[] = [];
     let position = 0;
     while (position < chunk.byteLength) {
       if (this.state === 'header' && this.headerFilled === 0 && chunk.byteLength - position >= FRAME_HEADER_BYTES) {
@@ -123,7 +132,6 @@ export class FrameDecoder {
         }
       }
     }
-    return frames;
   }
 
   private fail(reason: string): never {

@@ -6,7 +6,6 @@
 // closed, and the number of connections is bounded.
 
 import { EventEmitter } from 'node:events';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { SealcastError } from '../errors.js';
 import { requireUint8Array } from '../crypto/validate.js';
 import { isWireSuiteName } from '../crypto/backend.js';
@@ -16,7 +15,12 @@ import { nonces } from './random-pool.js';
 import type { ServerIdentity } from '../keys/identity.js';
 import { Registry } from '../store/registry.js';
 import { FRAME_BYTES_MAX_DEFAULT, requireFrameBytesMax } from './frames.js';
-import { attachFrameDecoder, writeMessage } from './framed-socket.js';
+import { encodeMessageFrame } from './messages.js';
+import { CONTROL_TRANSPORT_MODES, type ControlLink, type ControlTransport, type ControlTransportMode, type LinkEvents, type TransportOptions } from './link.js';
+
+export { CONTROL_TRANSPORT_MODES, type ControlTransportMode } from './link.js';
+import { startNetTransport } from './net-transport.js';
+import { startNativeTransport } from './native-transport.js';
 import { wrapKeyBundle, type EpochKeyBundle } from './key-wrap.js';
 import {
   REPAIR_RANGES_MAX,
@@ -44,13 +48,13 @@ export const CONNECTIONS_MAX_DEFAULT = 4096;
 /** A client whose unread output grows past this is not reading: it is disconnected. */
 export const PENDING_OUTPUT_BYTES_MAX = 256 * 1024;
 /**
- * A closing connection is destroyed as soon as its last message is handed to the kernel (which
- * still delivers it), or after this long if the peer does not let it drain, so that closed
- * connections never pile up as open descriptors.
+ * Refused connections that may be draining their 'busy' message at once: the transport holds at
+ * most connectionsMax + this many, and closes any connection past that unheard.
  */
-const CLOSE_FLUSH_MS = 1000;
-/** Refused connections that may be draining their 'busy' message at once. */
 const REFUSED_DRAINING_MAX = 64;
+const LISTEN_BACKLOG = 4096;
+export const POLL_COALESCE_MS_DEFAULT = 1;
+const POLL_COALESCE_MS_MAX = 100;
 /**
  * Handshake deadlines are checked by one shared sweep rather than a timer per connection (a
  * timer per connection costs two timer-list operations per registration). A connection is closed
@@ -65,15 +69,6 @@ const HANDSHAKE_SWEEP_MS_MAX = 1000;
  */
 const NACKS_PER_SECOND_MAX = 1000;
 const NACK_BURST_MAX = 200;
-
-function endSoon(socket: Socket): void {
-  const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
-  timer.unref();
-  socket.end(() => {
-    clearTimeout(timer);
-    socket.destroy();
-  });
-}
 
 export interface ControlLogger {
   info(message: string): void;
@@ -109,6 +104,17 @@ export interface ControlServerOptions {
   handshakeTimeoutMs?: number;
   connectionsMax?: number;
   frameBytesMax?: number;
+  /**
+   * How connections are carried: 'native' (the addon's epoll listener, Linux, numeric address),
+   * 'net' (node:net), or 'auto' (the default: native when it can be used, else net).
+   */
+  transport?: ControlTransportMode;
+  /**
+   * Native transport: after a wake-up that found messages, how long to wait before looking again
+   * (ms, 0 to 100; default POLL_COALESCE_MS_DEFAULT). Under load one wake-up then carries many
+   * connections' messages, at the price of up to this much added latency per message.
+   */
+  pollCoalesceMs?: number;
   /**
    * Most registration transcripts signed under one Ed25519 signature (a Merkle batch,
    * batch-signer.ts); default 256, at most 4096. 1 signs every registration on its own.
@@ -146,6 +152,8 @@ export interface ControlServer {
   /** Where the server listens (the port is the real one when 0 was asked for). */
   readonly address: { host: string; port: number };
   readonly fingerprint: string;
+  /** Which transport carries the connections ('native' or 'net'). */
+  readonly transport: 'native' | 'net';
   /** Registered clients that have confirmed holding a key. */
   holders(): KeyHolder[];
   /** Resolves once at least `count` clients hold a key; E_TIMEOUT after `timeoutMs`. */
@@ -197,6 +205,13 @@ function validateSession(session: ControlSessionOptions): SessionParams {
   });
 }
 
+function requireTransportMode(value: ControlTransportMode): ControlTransportMode {
+  if (!CONTROL_TRANSPORT_MODES.includes(value)) {
+    throw new RangeError(`transport must be one of ${CONTROL_TRANSPORT_MODES.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 function requirePositiveInteger(value: number, name: string): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
   return value;
@@ -205,7 +220,7 @@ function requirePositiveInteger(value: number, name: string): number {
 class ControlServerImpl extends EventEmitter implements ControlServer {
   address = { host: '', port: 0 };
   readonly fingerprint: string;
-  readonly server: Server;
+  private carrier: ControlTransport | null = null;
   readonly registry: Registry;
   readonly ownsRegistry: boolean;
   readonly identity: ServerIdentity;
@@ -219,8 +234,9 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   readonly logger: ControlLogger;
   readonly handshakeTimeoutMs: number;
   readonly connectionsMax: number;
-  private refusedDraining = 0;
   readonly frameBytesMax: number;
+  readonly transportMode: ControlTransportMode;
+  readonly pollCoalesceMs: number;
   readonly connections = new Set<ServerConnection>();
   readonly signer: BatchSigner;
   /** Connections still registering, oldest first, with their deadlines (performance.now() ms). */
@@ -262,6 +278,11 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     this.handshakeSweepMs = Math.min(HANDSHAKE_SWEEP_MS_MAX, Math.max(HANDSHAKE_SWEEP_MS_MIN, Math.ceil(this.handshakeTimeoutMs / 10)));
     this.connectionsMax = requirePositiveInteger(options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT, 'connectionsMax');
     this.frameBytesMax = requireFrameBytesMax(options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT);
+    this.transportMode = requireTransportMode(options.transport ?? 'auto');
+    this.pollCoalesceMs = options.pollCoalesceMs ?? POLL_COALESCE_MS_DEFAULT;
+    if (!Number.isInteger(this.pollCoalesceMs) || this.pollCoalesceMs < 0 || this.pollCoalesceMs > POLL_COALESCE_MS_MAX) {
+      throw new RangeError(`pollCoalesceMs must be an integer between 0 and ${POLL_COALESCE_MS_MAX}, got ${this.pollCoalesceMs}`);
+    }
     // Before the registry is opened, so that a bad bound leaves nothing open.
     this.signer = new BatchSigner(
       (data) => this.identity.sign(data),
@@ -277,46 +298,51 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
     } else {
       throw new TypeError('startControlServer needs a registry or a dbPath');
     }
-    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  get transport(): 'native' | 'net' {
+    return this.carrier?.name ?? 'net';
   }
 
   async listen(host: string, port: number): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error) => {
-        reject(new SealcastError('E_IO', `cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
-      };
-      this.server.once('error', onError);
-      this.server.listen({ host, port, backlog: 4096 }, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
-    this.server.on('error', (error) => this.logger.warn(`control server: ${error.message}`));
-    const info = this.server.address() as AddressInfo;
-    this.address = { host: info.address, port: info.port };
+    const options: TransportOptions = {
+      host,
+      port,
+      backlog: LISTEN_BACKLOG,
+      linksMax: this.connectionsMax + REFUSED_DRAINING_MAX,
+      frameBytesMax: this.frameBytesMax,
+      pendingBytesMax: PENDING_OUTPUT_BYTES_MAX,
+      coalesceMs: this.pollCoalesceMs,
+      warn: (message) => this.logger.warn(message),
+    };
+    const accept = (link: ControlLink) => this.accept(link);
+    if (this.transportMode !== 'net') {
+      const native = startNativeTransport(options, accept);
+      if (typeof native !== 'string') this.carrier = native;
+      else if (this.transportMode === 'native') {
+        throw new SealcastError('E_IO', `the native control transport is unavailable: ${native} (use transport 'net', or --control-transport net on the command line)`);
+      }
+    }
+    this.carrier ??= await startNetTransport(options, accept);
+    this.address = { ...this.carrier.address };
   }
 
-  private accept(socket: Socket): void {
+  private accept(link: ControlLink): LinkEvents | null {
     if (this.closing) {
-      socket.destroy();
-      return;
+      link.destroy();
+      return null;
     }
     if (this.connections.size >= this.connectionsMax) {
-      socket.on('error', () => {});
-      // A refused socket is told why and closed within CLOSE_FLUSH_MS; under a flood, sockets
-      // still draining that message are bounded too, and past the bound are dropped at once.
-      if (this.refusedDraining >= REFUSED_DRAINING_MAX) {
-        socket.destroy();
-        return;
-      }
-      this.logger.warn(`control: refused ${socket.remoteAddress}:${socket.remotePort}: ${this.connectionsMax} connections already open`);
-      this.refusedDraining++;
-      socket.once('close', () => this.refusedDraining--);
-      writeMessage(socket, { type: 'error', v: 1, reason: 'busy', text: 'the control server has too many connections; try again later' }, this.frameBytesMax);
-      endSoon(socket);
-      return;
+      // A refused connection is told why and closed within the transport's flush bound; the
+      // transport bounds how many may drain that message at once and drops the rest unheard.
+      this.logger.warn(`control: refused ${link.remote}: ${this.connectionsMax} connections already open`);
+      link.send(encodeMessageFrame({ type: 'error', v: 1, reason: 'busy', text: 'the control server has too many connections; try again later' }, this.frameBytesMax));
+      link.end();
+      return null;
     }
-    this.connections.add(new ServerConnection(this, socket));
+    const connection = new ServerConnection(this, link);
+    this.connections.add(connection);
+    return connection;
   }
 
   holders(): KeyHolder[] {
@@ -417,8 +443,9 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
       for (const connection of [...this.connections]) connection.close('shutdown', 'the control server is shutting down', 'info', true);
+      if (this.carrier === null) resolve();
+      else void this.carrier.close().then(resolve);
       this.signer.close();
       if (this.handshakeSweep !== null) clearInterval(this.handshakeSweep);
       this.handshakeSweep = null;
@@ -430,11 +457,10 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   }
 }
 
-class ServerConnection {
+class ServerConnection implements LinkEvents {
   state: ConnectionState = 'hello';
   clientId = '';
   keyKind: KeyKind = 'psk';
-  private remoteText: string | null = null;
   deliveredEpoch = -1;
   ackedEpoch = -1;
   private clientNonce: Buffer | null = null;
@@ -449,26 +475,22 @@ class ServerConnection {
 
   constructor(
     private readonly owner: ControlServerImpl,
-    private readonly socket: Socket,
+    private readonly link: ControlLink,
   ) {
     owner.startHandshake(this);
-    attachFrameDecoder(socket, owner.frameBytesMax, {
-      onFrame: (payload) => this.onFrame(payload),
-      onFrameError: (error) => this.close('protocol', error.message, 'warn'),
-    });
-    socket.on('error', (error) => this.close(null, `socket error: ${error.message}`, 'info'));
-    socket.on('end', () => this.close(null, 'peer closed the connection', 'info'));
-    socket.on('close', () => this.close(null, 'connection closed', 'info'));
+  }
+
+  onFrameError(message: string): void {
+    this.close('protocol', message, 'warn');
+  }
+
+  onLost(text: string, level: 'info' | 'warn'): void {
+    this.close(null, text, level);
   }
 
   /** The peer's address, looked up only when a log line or holder list needs it. */
   get remote(): string {
-    if (this.remoteText === null) {
-      // A socket whose handle is gone no longer knows its peer; say so rather than "undefined".
-      if (this.socket.remoteAddress === undefined) return 'a disconnected peer';
-      this.remoteText = `${this.socket.remoteAddress}:${this.socket.remotePort}`;
-    }
-    return this.remoteText;
+    return this.link.remote;
   }
 
   private label(): string {
@@ -476,13 +498,10 @@ class ServerConnection {
   }
 
   private send(message: ServerMessage): void {
-    writeMessage(this.socket, message, this.owner.frameBytesMax);
-    if (this.socket.writableLength > PENDING_OUTPUT_BYTES_MAX) {
-      this.close(null, `client is not reading (${this.socket.writableLength} bytes pending)`, 'warn');
-    }
+    this.link.send(encodeMessageFrame(message, this.owner.frameBytesMax));
   }
 
-  private onFrame(payload: Buffer): boolean {
+  onFrame(payload: Buffer): boolean {
     if (this.state === 'closed') return false;
     let message: ClientMessage;
     try {
@@ -640,7 +659,7 @@ class ServerConnection {
     if (previous && previous !== this) previous.close('replaced', 'a newer registration of the same subscriber replaced this connection', 'info', true);
     this.state = 'registered';
     // Registered clients stay connected for key pushes; keepalive notices the ones that vanish.
-    this.socket.setKeepAlive(true, 30_000);
+    this.link.keepAlive();
     this.owner.registered.set(this.clientId, this);
     if (this.owner.logsInfo) this.owner.logger.info(`control: ${this.label()} registered`);
     this.deliver(this.owner.currentEpoch(), 'welcome');
@@ -680,17 +699,16 @@ class ServerConnection {
       this.owner.onClientGone(this.clientId);
     }
     if (level === 'warn' || this.owner.logsInfo) this.owner.logger[level](`control: closed ${this.label()}: ${text}`);
-    if (this.socket.destroyed) return;
     if (graceful && reason === 'shutdown') this.send({ type: 'bye', v: 1 });
     else if (reason !== null) this.send({ type: 'error', v: 1, reason, text });
     else {
       // Nothing more to say (the peer ended, said bye, failed or stopped reading): closing the
       // descriptor at once still sends what the kernel holds, without a shutdown call and a
       // flush timer per connection.
-      this.socket.destroy();
+      this.link.destroy();
       return;
     }
-    endSoon(this.socket);
+    this.link.end();
   }
 }
 

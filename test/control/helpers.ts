@@ -6,7 +6,9 @@ import { connect, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startControlServer, type ControlServer, type ControlServerOptions } from '../../dist/control/server.js';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { startControlServer, type ControlServer, type ControlServerOptions, type ControlTransportMode } from '../../dist/control/server.js';
+import { controlListenerBinding } from '../../dist/control/native-transport.js';
 import { registerWithServer, type ControlClient, type RegisterOptions } from '../../dist/control/client.js';
 import { generateIdentity, type ServerIdentity } from '../../dist/keys/identity.js';
 import { Registry } from '../../dist/store/registry.js';
@@ -21,6 +23,34 @@ export interface RecordingLogger {
 export function recordingLogger(): RecordingLogger {
   const lines: string[] = [];
   return { lines, info: (message) => lines.push(`info ${message}`), warn: (message) => lines.push(`warn ${message}`) };
+}
+
+/**
+ * The control transports this machine can run: native (Linux, addon built) and node:net. With
+ * SEALCAST_REQUIRE_NATIVE=1 (CI) a missing native transport is a failure, not a skip.
+ */
+export function controlTransports(): Array<'native' | 'net'> {
+  const binding = controlListenerBinding();
+  if (typeof binding !== 'string') return ['native', 'net'];
+  if (process.env.SEALCAST_REQUIRE_NATIVE === '1') throw new Error(`SEALCAST_REQUIRE_NATIVE=1 but the native control transport is unavailable: ${binding}`);
+  return ['net'];
+}
+
+let currentTransport: ControlTransportMode = 'auto';
+
+/** Runs the same tests once per control transport; startTestServer uses the block's transport. */
+export function describeEachTransport(title: string, body: (transport: 'native' | 'net') => void): void {
+  for (const transport of controlTransports()) {
+    describe(`${title} (${transport} transport)`, () => {
+      beforeAll(() => {
+        currentTransport = transport;
+      });
+      afterAll(() => {
+        currentTransport = 'auto';
+      });
+      body(transport);
+    });
+  }
 }
 
 export interface TestServer {
@@ -58,6 +88,7 @@ export async function startTestServer(
     logger,
     session: { sessionId, group: '239.255.77.10', port: 47000, suite: 'chacha20-poly1305', packetBytes: 1400 },
     currentEpoch: () => state.epoch,
+    transport: currentTransport,
     ...options,
   });
   const tempDir = mkdtempSync(join(tmpdir(), 'sealcast-control-'));

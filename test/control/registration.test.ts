@@ -12,7 +12,7 @@ import { unwrapKeyBundle, wrapKeyBundle } from '../../dist/control/key-wrap.js';
 import { deriveKey } from '../../dist/keys/kdf.js';
 import { generateIdentity } from '../../dist/keys/identity.js';
 import { SealcastError } from '../../dist/errors.js';
-import { rawConnect, startTestServer, type TestServer } from './helpers.js';
+import { rawConnect, startTestServer, type TestServer, describeEachTransport } from './helpers.js';
 
 let harness: TestServer | null = null;
 afterEach(async () => {
@@ -70,7 +70,12 @@ class RawClient {
   }
 }
 
-describe('registration and key delivery', () => {
+describeEachTransport('registration and key delivery', (transport) => {
+  it('is carried by the transport it was asked for', async () => {
+    harness = await startTestServer(['alice']);
+    expect(harness.server.transport).toBe(transport);
+  });
+
   it('registers three clients, each unwrapping the same data key, and reports them as holders', async () => {
     harness = await startTestServer(['alice', 'bob', 'carol']);
     const clients = await Promise.all(['alice', 'bob', 'carol'].map((id) => harness!.register(id)));
@@ -304,7 +309,7 @@ describe('client key derivation', () => {
   });
 });
 
-describe('server shutdown', () => {
+describeEachTransport('server shutdown', () => {
   it('rejects pending waits with E_CLOSED and tells registered clients goodbye', async () => {
     const local = await startTestServer(['alice']);
     try {

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SealcastError } from '../../dist/errors.js';
 import type { StreamRange } from '../../dist/control/messages.js';
-import { frame, rawConnect, startTestServer, waitForServerClose, type TestServer } from './helpers.js';
+import { frame, rawConnect, startTestServer, waitForServerClose, type TestServer, describeEachTransport } from './helpers.js';
 
 let harness: TestServer | null = null;
 afterEach(async () => {
@@ -27,7 +27,7 @@ function until<T>(check: () => T | undefined, timeoutMs = 5000): Promise<T> {
   });
 }
 
-describe('repair requests over the control connection', () => {
+describeEachTransport('repair requests over the control connection', () => {
   it('passes a registered client\'s ranges to the data plane and returns what is gone to that client only', async () => {
     const requests: Array<{ clientId: string; ranges: StreamRange[] }> = [];
     harness = await startTestServer(['alice', 'bob'], {

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { encodeFrame } from '../../dist/control/frames.js';
 import { encodeMessage } from '../../dist/control/messages.js';
-import { frame, rawConnect, startTestServer, waitForServerClose, type TestServer } from './helpers.js';
+import { frame, rawConnect, startTestServer, waitForServerClose, type TestServer, describeEachTransport } from './helpers.js';
 
 let harness: TestServer | null = null;
 afterEach(async () => {
@@ -35,7 +35,7 @@ async function expectGoodClientServed(): Promise<void> {
   client.close();
 }
 
-describe('control server robustness', () => {
+describeEachTransport('control server robustness', () => {
   it('closes a connection that sends an oversized frame header, with a logged reason', async () => {
     harness = await startTestServer(['alice']);
     const header = Buffer.alloc(4);

@@ -59,6 +59,8 @@ describe('send and recv argument errors', () => {
     ['a bad ttl', ['send', 'INPUT', '--group', group, '--key-file', 'KEY', '--ttl', '300']],
     ['a zero idle timeout', ['recv', '--group', group, '--key-file', 'KEY', '--idle-timeout', '0']],
     ['an unknown flag', ['recv', '--group', group, '--key-file', 'KEY', '--frobnicate']],
+    ['an unknown control transport', ['send', 'INPUT', '--group', group, '--control', '127.0.0.1:0', '--db', 'DB', '--control-transport', 'carrier-pigeon']],
+    ['a control transport without --control', ['send', 'INPUT', '--group', group, '--key-file', 'KEY', '--control-transport', 'net']],
   ])('rejects %s with E_ARG', async (_name, argv) => {
     const result = await runCaptured(argv.map((arg) => (arg === 'KEY' ? keyFile : arg === 'INPUT' ? input : arg)));
     expect(result.code, result.stderr).toBe(EXIT_CODE_BY_ERROR.E_ARG);
