@@ -6,6 +6,7 @@
         "native/aead.cc",
         "native/binding.cc",
         "native/control_binding.cc",
+        "native/control_crypto.cc",
         "native/control_listener.cc",
         "native/packet_scan.cc",
         "native/udp.cc"

@@ -13,6 +13,7 @@
 
 #include "aead.h"
 #include "control_binding.h"
+#include "control_crypto.h"
 #include "napi_args.h"
 #include "packet_scan.h"
 #include "udp.h"
@@ -438,6 +439,55 @@ Napi::Value GatherInOrder(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(outcome.packets));
 }
 
+// hmacSha256Batch(keySlab, keyLayout, messageSlab, messageLayout, count, target): target gets
+// HMAC-SHA256(key i, message i) at 32 * i; items are (offset, length) word pairs.
+Napi::Value HmacSha256Batch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ArrayView<std::uint8_t> key_slab, message_slab, target;
+  ArrayView<std::uint32_t> key_layout, message_layout;
+  std::size_t count = 0;
+  if (!ReadTypedArray(env, info[0], napi_uint8_array, "Uint8Array", "keySlab", &key_slab)) return env.Undefined();
+  if (!ReadTypedArray(env, info[1], napi_uint32_array, "Uint32Array", "keyLayout", &key_layout)) return env.Undefined();
+  if (!ReadTypedArray(env, info[2], napi_uint8_array, "Uint8Array", "messageSlab", &message_slab)) return env.Undefined();
+  if (!ReadTypedArray(env, info[3], napi_uint32_array, "Uint32Array", "messageLayout", &message_layout)) return env.Undefined();
+  if (!ReadCount(env, info[4], &count)) return env.Undefined();
+  if (!ReadTypedArray(env, info[5], napi_uint8_array, "Uint8Array", "target", &target)) return env.Undefined();
+  const Outcome outcome = sealcast::HmacSha256Batch({key_slab.data, key_slab.length, key_layout.data, key_layout.length},
+                                                    {message_slab.data, message_slab.length, message_layout.data, message_layout.length},
+                                                    count, target.data, target.length);
+  if (!outcome.ok()) ThrowOutcome(env, outcome);
+  return env.Undefined();
+}
+
+// sha256Batch(messageSlab, messageLayout, count, target): target gets SHA-256(message i) at 32 * i.
+Napi::Value Sha256Batch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ArrayView<std::uint8_t> message_slab, target;
+  ArrayView<std::uint32_t> message_layout;
+  std::size_t count = 0;
+  if (!ReadTypedArray(env, info[0], napi_uint8_array, "Uint8Array", "messageSlab", &message_slab)) return env.Undefined();
+  if (!ReadTypedArray(env, info[1], napi_uint32_array, "Uint32Array", "messageLayout", &message_layout)) return env.Undefined();
+  if (!ReadCount(env, info[2], &count)) return env.Undefined();
+  if (!ReadTypedArray(env, info[3], napi_uint8_array, "Uint8Array", "target", &target)) return env.Undefined();
+  const Outcome outcome = sealcast::Sha256Batch({message_slab.data, message_slab.length, message_layout.data, message_layout.length},
+                                                count, target.data, target.length);
+  if (!outcome.ok()) ThrowOutcome(env, outcome);
+  return env.Undefined();
+}
+
+// sealEachUnderOwnKey(slab, layout, nonces, count, keys): seals slot i in place with
+// ChaCha20-Poly1305 under keys[32 * i, 32 * i + 32).
+Napi::Value SealEachUnderOwnKey(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  BatchView batch;
+  if (!ReadBatch(info, &batch, nullptr)) return env.Undefined();
+  ArrayView<std::uint8_t> keys;
+  if (!ReadTypedArray(env, info[4], napi_uint8_array, "Uint8Array", "keys", &keys)) return env.Undefined();
+  const Outcome outcome = sealcast::SealEachUnderOwnKey(batch, keys.data, keys.length);
+  if (!outcome.ok()) ThrowOutcome(env, outcome);
+  return env.Undefined();
+}
+
 // The scan's status codes by name, for the TypeScript side.
 Napi::Object ScanStatuses(Napi::Env env) {
   Napi::Object statuses = Napi::Object::New(env);
@@ -505,6 +555,12 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                              InstanceValue("gatherInOrder", Napi::Function::New<GatherInOrder>(env, "gatherInOrder"),
                                            napi_enumerable),
                              InstanceValue("ControlListener", sealcast_napi::DefineControlListener(env), napi_enumerable),
+                             InstanceValue("hmacSha256Batch", Napi::Function::New<HmacSha256Batch>(env, "hmacSha256Batch"),
+                                           napi_enumerable),
+                             InstanceValue("sha256Batch", Napi::Function::New<Sha256Batch>(env, "sha256Batch"), napi_enumerable),
+                             InstanceValue("sealEachUnderOwnKey",
+                                           Napi::Function::New<SealEachUnderOwnKey>(env, "sealEachUnderOwnKey"), napi_enumerable),
+                             InstanceValue("CONTROL_BATCH_MAX", Number(env, sealcast::kControlBatchMax), napi_enumerable),
                              InstanceValue("CONTROL_LISTENER", sealcast_napi::ControlListenerConstants(env),
                                            napi_enumerable),
                          });

@@ -11,7 +11,8 @@
 // the batch grows with the load. As soon as `leavesMax` transcripts wait, it signs at once. So a
 // transcript waits at most `windowMs`, and the queue never holds more than `leavesMax`.
 
-import { MERKLE_LEAVES_MAX, batchRootSignatureInput, buildMerkleTree, merkleLeaf, merklePath } from './merkle.js';
+import { MERKLE_LEAVES_MAX, batchRootSignatureInput, buildMerkleTree, merkleLeaves, merklePath } from './merkle.js';
+import { requireUint8Array } from '../crypto/validate.js';
 
 /** What a connection receives for its transcript. */
 export interface BatchSignature {
@@ -38,7 +39,7 @@ export interface BatchSignerStats {
 }
 
 interface Pending {
-  leaf: Buffer;
+  transcript: Uint8Array;
   callback: BatchSignatureCallback;
 }
 
@@ -80,7 +81,8 @@ export class BatchSigner {
       callback(new Error('the batch signer is closed'));
       return;
     }
-    this.pending.push({ leaf: merkleLeaf(transcript), callback });
+    requireUint8Array(transcript, 'transcript');
+    this.pending.push({ transcript, callback });
     if (this.pending.length >= this.leavesMax) {
       this.flush();
     } else if (this.scheduled === null) {
@@ -109,7 +111,8 @@ export class BatchSigner {
     let signature: Buffer;
     let tree: ReturnType<typeof buildMerkleTree>;
     try {
-      tree = buildMerkleTree(batch.map((entry) => entry.leaf));
+      // Every leaf and every level of the tree is hashed with one batch call.
+      tree = buildMerkleTree(merkleLeaves(batch.map((entry) => entry.transcript)));
       signature = this.sign(batchRootSignatureInput(tree.root, tree.depth));
     } catch (error) {
       for (const entry of batch) entry.callback(error as Error);

@@ -1,15 +1,14 @@
 // The two keys a registration derives from a client's PSK: the registration MAC key and the
 // wrap key. Both are HKDF-SHA256 (RFC 5869) outputs with the labels of keys/kdf.ts and exactly
 // equal to deriveKey(label, psk, sessionId, [clientId]) (a test checks this); they are computed
-// here with one shared extract step and one HMAC per expand, because node's hkdfSync costs
-// several times more per call and the server derives both keys for every registration.
+// here with one shared extract step and one HMAC per expand, for a whole batch of registrations
+// at once (batch-crypto.ts), because the server derives both keys for every registration.
 
-import { createHmac } from 'node:crypto';
 import { kdfInfo, type KdfLabel } from '../keys/kdf.js';
 import { requireUint8Array } from '../crypto/validate.js';
+import { batchCrypto, DIGEST_BYTES, type BatchCrypto } from './batch-crypto.js';
 
-const HASH_BYTES = 32;
-const EMPTY_SALT = Buffer.alloc(HASH_BYTES);
+const EMPTY_SALT = Buffer.alloc(DIGEST_BYTES);
 const FIRST_BLOCK = Buffer.of(1);
 
 export interface ClientKeys {
@@ -17,22 +16,52 @@ export interface ClientKeys {
   wrapKey: Buffer;
 }
 
-function expandOneBlock(prk: Buffer, label: KdfLabel, sessionId: Uint8Array, clientId: string): Buffer {
-  return createHmac('sha256', prk).update(kdfInfo(label, sessionId, [clientId])).update(FIRST_BLOCK).digest();
+export interface ClientKeyInput {
+  psk: Uint8Array;
+  clientId: string;
 }
 
-/** Derives both per-registration keys. The caller zeroes them when done. */
-export function deriveClientKeys(psk: Uint8Array, sessionId: Uint8Array, clientId: string): ClientKeys {
-  requireUint8Array(psk, 'psk');
-  if (psk.byteLength < 16) throw new RangeError(`psk must be at least 16 bytes, got ${psk.byteLength}`);
-  // RFC 5869: an absent salt is HashLen zero bytes.
-  const prk = createHmac('sha256', EMPTY_SALT).update(psk).digest();
-  try {
-    return {
-      macKey: expandOneBlock(prk, 'registrationMacKey', sessionId, clientId),
-      wrapKey: expandOneBlock(prk, 'clientWrapKey', sessionId, clientId),
-    };
-  } finally {
-    prk.fill(0);
+function expandInput(label: KdfLabel, sessionId: Uint8Array, clientId: string): Buffer {
+  return Buffer.concat([kdfInfo(label, sessionId, [clientId]), FIRST_BLOCK]);
+}
+
+/**
+ * Derives both per-registration keys of many clients with two batch HMAC calls (extract, then
+ * both expands of every client). The caller zeroes the keys when done.
+ */
+export function deriveClientKeysBatch(inputs: readonly ClientKeyInput[], sessionId: Uint8Array, crypto: BatchCrypto = batchCrypto()): ClientKeys[] {
+  for (const { psk } of inputs) {
+    requireUint8Array(psk, 'psk');
+    if (psk.byteLength < 16) throw new RangeError(`psk must be at least 16 bytes, got ${psk.byteLength}`);
   }
+  if (inputs.length === 0) return [];
+  // RFC 5869: an absent salt is HashLen zero bytes.
+  const prks = crypto.hmacEach(
+    inputs.map(() => EMPTY_SALT),
+    inputs.map((input) => input.psk),
+  );
+  const keys: Buffer[] = [];
+  const messages: Buffer[] = [];
+  for (let index = 0; index < inputs.length; index++) {
+    const prk = prks.subarray(index * DIGEST_BYTES, (index + 1) * DIGEST_BYTES);
+    keys.push(prk, prk);
+    messages.push(expandInput('registrationMacKey', sessionId, inputs[index].clientId), expandInput('clientWrapKey', sessionId, inputs[index].clientId));
+  }
+  let okm: Buffer;
+  try {
+    okm = crypto.hmacEach(keys, messages);
+  } finally {
+    prks.fill(0);
+  }
+  const derived = inputs.map((_, index) => ({
+    macKey: Buffer.from(okm.subarray(2 * index * DIGEST_BYTES, (2 * index + 1) * DIGEST_BYTES)),
+    wrapKey: Buffer.from(okm.subarray((2 * index + 1) * DIGEST_BYTES, (2 * index + 2) * DIGEST_BYTES)),
+  }));
+  okm.fill(0);
+  return derived;
+}
+
+/** Derives both per-registration keys of one client. The caller zeroes them when done. */
+export function deriveClientKeys(psk: Uint8Array, sessionId: Uint8Array, clientId: string): ClientKeys {
+  return deriveClientKeysBatch([{ psk, clientId }], sessionId)[0];
 }

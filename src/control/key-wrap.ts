@@ -6,7 +6,8 @@
 // to one (session, client) pair and wraps one bundle per epoch, a handful of messages, so the
 // chance that two random nonces collide under one key is negligible (about n^2 / 2^97).
 
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createDecipheriv } from 'node:crypto';
+import { batchCrypto, type BatchCrypto } from './batch-crypto.js';
 import { nonces } from './random-pool.js';
 import { SealcastError } from '../errors.js';
 import { requireUint8Array } from '../crypto/validate.js';
@@ -57,20 +58,37 @@ function requireKey32(value: unknown, name: string): asserts value is Uint8Array
   if (value.byteLength !== DATA_KEY_BYTES) throw new RangeError(`${name} must be ${DATA_KEY_BYTES} bytes, got ${value.byteLength}`);
 }
 
-export function wrapKeyBundle(wrapKey: Uint8Array, context: WrapContext, bundle: EpochKeyBundle): WrappedKey {
-  requireKey32(wrapKey, 'wrapKey');
+export interface WrapTarget {
+  wrapKey: Uint8Array;
+  context: WrapContext;
+}
+
+/** Wraps one bundle for many clients, each under its own wrap key, with one batch call. */
+export function wrapKeyBundles(targets: readonly WrapTarget[], bundle: EpochKeyBundle, crypto: BatchCrypto = batchCrypto()): WrappedKey[] {
+  for (const target of targets) requireKey32(target.wrapKey, 'wrapKey');
   requireKey32(bundle.dataKey, 'dataKey');
   if (bundle.updateKey !== undefined) requireKey32(bundle.updateKey, 'updateKey');
   if (!Number.isInteger(bundle.epoch) || bundle.epoch < 0 || bundle.epoch > EPOCH_MAX) {
     throw new RangeError(`epoch must be an integer between 0 and ${EPOCH_MAX}, got ${bundle.epoch}`);
   }
-  const nonce = nonces.take(WRAP_NONCE_BYTES);
-  const cipher = createCipheriv(WRAP_CIPHER, wrapKey, nonce, { authTagLength: WRAP_TAG_BYTES });
-  cipher.setAAD(keyWrapAad(context, bundle.epoch), { plaintextLength: bundle.updateKey ? 2 * DATA_KEY_BYTES : DATA_KEY_BYTES });
-  const parts = [cipher.update(bundle.dataKey)];
-  if (bundle.updateKey) parts.push(cipher.update(bundle.updateKey));
-  parts.push(cipher.final(), cipher.getAuthTag());
-  return { keyKind: context.keyKind, epoch: bundle.epoch, nonce, sealed: Buffer.concat(parts) };
+  if (targets.length === 0) return [];
+  const plaintext = bundle.updateKey ? Buffer.concat([bundle.dataKey, bundle.updateKey]) : Buffer.from(bundle.dataKey);
+  const wrapNonces = targets.map(() => nonces.take(WRAP_NONCE_BYTES));
+  try {
+    const sealed = crypto.sealEach(
+      targets.map((target) => target.wrapKey),
+      wrapNonces,
+      targets.map((target) => keyWrapAad(target.context, bundle.epoch)),
+      targets.map(() => plaintext),
+    );
+    return targets.map((target, index) => ({ keyKind: target.context.keyKind, epoch: bundle.epoch, nonce: wrapNonces[index], sealed: sealed[index] }));
+  } finally {
+    plaintext.fill(0);
+  }
+}
+
+export function wrapKeyBundle(wrapKey: Uint8Array, context: WrapContext, bundle: EpochKeyBundle): WrappedKey {
+  return wrapKeyBundles([{ wrapKey, context }], bundle)[0];
 }
 
 /**

@@ -11,6 +11,7 @@
 
 import { hash } from 'node:crypto';
 import { requireUint8Array } from '../crypto/validate.js';
+import { batchCrypto, type BatchCrypto } from './batch-crypto.js';
 
 export const MERKLE_HASH_BYTES = 32;
 /** Deepest tree a client accepts: 2^12 = 4 096 registrations under one signature. */
@@ -29,6 +30,24 @@ export function merkleLeaf(transcript: Uint8Array): Buffer {
   input[0] = LEAF_PREFIX;
   input.set(transcript, 1);
   return hash('sha256', input, 'buffer');
+}
+
+/** The leaf hashes of many transcripts, with one batch call. */
+export function merkleLeaves(transcripts: readonly Uint8Array[], crypto: BatchCrypto = batchCrypto()): Buffer[] {
+  const inputs = transcripts.map((transcript) => {
+    requireUint8Array(transcript, 'transcript');
+    const input = Buffer.allocUnsafe(1 + transcript.byteLength);
+    input[0] = LEAF_PREFIX;
+    input.set(transcript, 1);
+    return input;
+  });
+  return splitDigests(crypto.sha256Each(inputs), inputs.length);
+}
+
+function splitDigests(digests: Buffer, count: number): Buffer[] {
+  const parts: Buffer[] = [];
+  for (let index = 0; index < count; index++) parts.push(digests.subarray(index * MERKLE_HASH_BYTES, (index + 1) * MERKLE_HASH_BYTES));
+  return parts;
 }
 
 // One scratch buffer for inner nodes: JavaScript never interleaves two calls.
@@ -67,8 +86,8 @@ export interface MerkleTree {
   levels: Buffer[][];
 }
 
-/** Builds the tree over 1 to MERKLE_LEAVES_MAX leaf hashes (see merkleLeaf). */
-export function buildMerkleTree(leaves: readonly Buffer[]): MerkleTree {
+/** Builds the tree over 1 to MERKLE_LEAVES_MAX leaf hashes (see merkleLeaf), one batch call per level. */
+export function buildMerkleTree(leaves: readonly Buffer[], crypto: BatchCrypto = batchCrypto()): MerkleTree {
   if (!Array.isArray(leaves) || leaves.length < 1 || leaves.length > MERKLE_LEAVES_MAX) {
     throw new RangeError(`a Merkle batch holds 1 to ${MERKLE_LEAVES_MAX} leaves, got ${Array.isArray(leaves) ? leaves.length : typeof leaves}`);
   }
@@ -79,10 +98,15 @@ export function buildMerkleTree(leaves: readonly Buffer[]): MerkleTree {
   const levels: Buffer[][] = [leaves.slice()];
   let level = levels[0];
   while (level.length > 1) {
-    const next: Buffer[] = [];
+    const inputs: Buffer[] = [];
     for (let index = 0; index < level.length; index += 2) {
-      next.push(merkleNode(level[index], index + 1 < level.length ? level[index + 1] : EMPTY_SUBTREE));
+      const input = Buffer.allocUnsafe(1 + 2 * MERKLE_HASH_BYTES);
+      input[0] = NODE_PREFIX;
+      input.set(level[index], 1);
+      input.set(index + 1 < level.length ? level[index + 1] : EMPTY_SUBTREE, 1 + MERKLE_HASH_BYTES);
+      inputs.push(input);
     }
+    const next = splitDigests(crypto.sha256Each(inputs), inputs.length);
     levels.push(next);
     level = next;
   }

@@ -10,7 +10,7 @@ import { SealcastError } from '../errors.js';
 import { requireUint8Array } from '../crypto/validate.js';
 import { isWireSuiteName } from '../crypto/backend.js';
 import { SESSION_ID_BYTES } from '../keys/kdf.js';
-import { deriveClientKeys } from './client-keys.js';
+import { deriveClientKeysBatch } from './client-keys.js';
 import { nonces } from './random-pool.js';
 import type { ServerIdentity } from '../keys/identity.js';
 import { Registry } from '../store/registry.js';
@@ -21,7 +21,7 @@ import { CONTROL_TRANSPORT_MODES, type ControlLink, type ControlTransport, type 
 export { CONTROL_TRANSPORT_MODES, type ControlTransportMode } from './link.js';
 import { startNetTransport } from './net-transport.js';
 import { startNativeTransport } from './native-transport.js';
-import { wrapKeyBundle, type EpochKeyBundle } from './key-wrap.js';
+import { wrapKeyBundles, type EpochKeyBundle, type WrapTarget } from './key-wrap.js';
 import {
   REPAIR_RANGES_MAX,
   SERVER_NONCE_BYTES,
@@ -33,8 +33,9 @@ import {
   type ServerMessage,
   type SessionParams,
   type StreamRange,
+  type WrappedKey,
 } from './messages.js';
-import { registrationTranscript, verifyClientProof } from './transcript.js';
+import { registrationTranscript, verifyClientProofs } from './transcript.js';
 import {
   BatchSigner,
   SIGN_BATCH_LEAVES_MAX_DEFAULT,
@@ -53,6 +54,8 @@ export const PENDING_OUTPUT_BYTES_MAX = 256 * 1024;
  */
 const REFUSED_DRAINING_MAX = 64;
 const LISTEN_BACKLOG = 4096;
+/** The most hellos (and, apart, proofs) handled in one batch; more wait for the next one. */
+const REGISTRATION_BATCH_MAX = 1024;
 export const POLL_COALESCE_MS_DEFAULT = 1;
 const POLL_COALESCE_MS_MAX = 100;
 /**
@@ -173,7 +176,11 @@ export interface ControlServer {
   off(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
-type ConnectionState = 'hello' | 'signing' | 'proof' | 'registered' | 'closed';
+/**
+ * 'keying': its hello waits for the batch that looks up and derives keys; 'signing': its
+ * challenge waits for the batch signature; 'checking': its proof waits for the batch check.
+ */
+type ConnectionState = 'hello' | 'keying' | 'signing' | 'proof' | 'checking' | 'registered' | 'closed';
 
 interface Waiter {
   count: number;
@@ -252,6 +259,9 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   /** Registered connections that confirmed a key (ackedEpoch >= 0), kept as a count for waitForHolders. */
   heldCount = 0;
   private waiters = new Set<Waiter>();
+  private readonly helloQueue: ServerConnection[] = [];
+  private readonly proofQueue: ServerConnection[] = [];
+  private batchesScheduled = false;
   private closing: Promise<void> | null = null;
 
   constructor(options: ControlServerOptions) {
@@ -392,16 +402,117 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   }
 
   pushEpoch(bundle: EpochKeyBundle = this.currentEpoch()): number {
-    let sent = 0;
+    const active: ServerConnection[] = [];
     for (const connection of [...this.registered.values()]) {
       const status = this.registry.statusOf(connection.clientId);
       if (status !== 'active') {
         connection.close('removed-client', `subscriber "${connection.clientId}" was removed; no key for epoch ${bundle.epoch}`, 'info');
         continue;
       }
-      if (connection.deliver(bundle, 'key')) sent++;
+      active.push(connection);
     }
-    return sent;
+    return this.deliverAll(active, bundle, 'key');
+  }
+
+  /** Wraps `bundle` for each connection that still lacks it, in one batch, and sends it. */
+  deliverAll(connections: readonly ServerConnection[], bundle: EpochKeyBundle, type: 'welcome' | 'key'): number {
+    const receivers: ServerConnection[] = [];
+    const targets: WrapTarget[] = [];
+    for (const connection of connections) {
+      const target = connection.wrapTarget(bundle.epoch);
+      if (target === null) continue;
+      receivers.push(connection);
+      targets.push(target);
+    }
+    const keys = wrapKeyBundles(targets, bundle);
+    for (let index = 0; index < receivers.length; index++) receivers[index].delivered(keys[index], type);
+    return receivers.length;
+  }
+
+  /** Hellos wait here for one batch that looks them up and derives their keys together. */
+  queueHello(connection: ServerConnection): void {
+    this.helloQueue.push(connection);
+    this.scheduleBatches();
+  }
+
+  /** Proofs wait here for one batch check. */
+  queueProof(connection: ServerConnection): void {
+    this.proofQueue.push(connection);
+    this.scheduleBatches();
+  }
+
+  private scheduleBatches(): void {
+    if (this.batchesScheduled) return;
+    this.batchesScheduled = true;
+    // After the current event batch (everything one wake-up brought) has been read.
+    queueMicrotask(() => this.runBatches());
+  }
+
+  private runBatches(): void {
+    this.batchesScheduled = false;
+    const hellos = this.helloQueue.splice(0, REGISTRATION_BATCH_MAX);
+    const proofs = this.proofQueue.splice(0, REGISTRATION_BATCH_MAX);
+    if (this.helloQueue.length > 0 || this.proofQueue.length > 0) this.scheduleBatches();
+    this.runHelloBatch(hellos);
+    this.runProofBatch(proofs);
+  }
+
+  private runHelloBatch(queued: readonly ServerConnection[]): void {
+    const connections: ServerConnection[] = [];
+    const inputs: Array<{ psk: Buffer; clientId: string }> = [];
+    for (const connection of queued) {
+      if (connection.state !== 'keying') continue;
+      try {
+        const psk = connection.lookUp();
+        if (psk === null) continue;
+        connections.push(connection);
+        inputs.push({ psk, clientId: connection.clientId });
+      } catch (error) {
+        connection.close('protocol', `internal error: ${(error as Error).message}`, 'warn');
+      }
+    }
+    if (connections.length === 0) return;
+    let derived: Array<{ macKey: Buffer; wrapKey: Buffer }>;
+    try {
+      derived = deriveClientKeysBatch(inputs, this.session.sessionId);
+    } catch (error) {
+      for (const connection of connections) connection.close('protocol', `internal error: ${(error as Error).message}`, 'warn');
+      return;
+    } finally {
+      for (const input of inputs) input.psk.fill(0);
+    }
+    for (let index = 0; index < connections.length; index++) {
+      const connection = connections[index];
+      if (connection.state !== 'keying') {
+        derived[index].macKey.fill(0);
+        derived[index].wrapKey.fill(0);
+        continue;
+      }
+      try {
+        connection.keyed(derived[index]);
+      } catch (error) {
+        connection.close('protocol', `internal error: ${(error as Error).message}`, 'warn');
+      }
+    }
+  }
+
+  private runProofBatch(queued: readonly ServerConnection[]): void {
+    const connections = queued.filter((connection) => connection.state === 'checking');
+    if (connections.length === 0) return;
+    const welcomed: ServerConnection[] = [];
+    try {
+      const verdicts = verifyClientProofs(connections.map((connection) => connection.proofToCheck()));
+      for (let index = 0; index < connections.length; index++) {
+        if (connections[index].proofChecked(verdicts[index])) welcomed.push(connections[index]);
+      }
+      this.deliverAll(welcomed, this.currentEpoch(), 'welcome');
+    } catch (error) {
+      // A failure here (a bad epoch bundle, a registry error) is the server's, not a client's; it
+      // ends only the connections of this batch.
+      for (const connection of connections) connection.close('protocol', `internal error: ${(error as Error).message}`, 'warn');
+      return;
+    }
+    for (const connection of welcomed) if (connection.state === 'registered') this.emit('registered', connection.clientId);
   }
 
   connectionCount(): number {
@@ -464,6 +575,7 @@ class ServerConnection implements LinkEvents {
   deliveredEpoch = -1;
   ackedEpoch = -1;
   private clientNonce: Buffer | null = null;
+  private proofMac: Buffer | null = null;
   private serverNonce: Buffer | null = null;
   private transcript: Buffer | null = null;
   private macKey: Buffer | null = null;
@@ -581,7 +693,14 @@ class ServerConnection implements LinkEvents {
   }
 
   private unexpected(type: string): void {
-    const where = this.state === 'registered' ? 'registered' : this.state === 'signing' ? 'its challenge is being signed' : `awaiting ${this.state}`;
+    const where =
+      this.state === 'registered'
+        ? 'registered'
+        : this.state === 'keying' || this.state === 'signing'
+          ? 'its challenge is being made'
+          : this.state === 'checking'
+            ? 'its proof is being checked'
+            : `awaiting ${this.state}`;
     this.close('protocol', `unexpected "${type}" message while ${where}`, 'warn');
   }
 
@@ -590,27 +709,44 @@ class ServerConnection implements LinkEvents {
     if (hello.keyKind !== 'psk') {
       return this.close('unsupported', `key kind ${hello.keyKind} is not served by this server yet (only psk)`, 'warn');
     }
-    const found = this.owner.registry.lookupForRegistration(hello.clientId);
-    if (found.status === 'unknown') return this.close('unknown-client', `unknown subscriber id "${hello.clientId}"`, 'warn');
-    if (found.status === 'removed') return this.close('removed-client', `subscriber "${hello.clientId}" was removed`, 'warn');
-    if (found.keyKind !== hello.keyKind || found.psk === null) {
-      // The registry handed over a copy of the key even though it is not used here.
-      found.psk?.fill(0);
-      return this.close('unsupported', `subscriber "${hello.clientId}" is registered with key kind ${found.keyKind}, not ${hello.keyKind}`, 'warn');
-    }
-    const { sessionId } = this.owner.session;
-    try {
-      ({ macKey: this.macKey, wrapKey: this.wrapKey } = deriveClientKeys(found.psk, sessionId, hello.clientId));
-    } finally {
-      found.psk.fill(0);
-    }
     this.keyKind = hello.keyKind;
     this.clientNonce = hello.clientNonce;
+    this.state = 'keying';
+    this.owner.queueHello(this);
+  }
+
+  /**
+   * The registry's answer for this hello: the client's PSK (the caller derives keys from it and
+   * zeroes it), or null when the connection was closed with the reason.
+   */
+  lookUp(): Buffer | null {
+    const found = this.owner.registry.lookupForRegistration(this.clientId);
+    if (found.status === 'unknown') {
+      this.close('unknown-client', `unknown subscriber id "${this.clientId}"`, 'warn');
+      return null;
+    }
+    if (found.status === 'removed') {
+      this.close('removed-client', `subscriber "${this.clientId}" was removed`, 'warn');
+      return null;
+    }
+    if (found.keyKind !== this.keyKind || found.psk === null) {
+      // The registry handed over a copy of the key even though it is not used here.
+      found.psk?.fill(0);
+      this.close('unsupported', `subscriber "${this.clientId}" is registered with key kind ${found.keyKind}, not ${this.keyKind}`, 'warn');
+      return null;
+    }
+    return found.psk;
+  }
+
+  /** Keys derived (in a batch): make the transcript and queue it for the batch signature. */
+  keyed(keys: { macKey: Buffer; wrapKey: Buffer }): void {
+    this.macKey = keys.macKey;
+    this.wrapKey = keys.wrapKey;
     const serverNonce = nonces.take(SERVER_NONCE_BYTES);
     this.transcript = registrationTranscript({
-      clientId: hello.clientId,
-      keyKind: hello.keyKind,
-      clientNonce: hello.clientNonce,
+      clientId: this.clientId,
+      keyKind: this.keyKind,
+      clientNonce: this.clientNonce as Buffer,
       serverNonce,
       serverPublicKey: this.owner.identity.publicKey,
       session: this.owner.session,
@@ -646,14 +782,28 @@ class ServerConnection implements LinkEvents {
   };
 
   private onProof(mac: Buffer): void {
-    const macKey = this.macKey as Buffer;
-    const ok = verifyClientProof(macKey, this.transcript as Buffer, mac);
-    macKey.fill(0);
+    this.proofMac = mac;
+    this.state = 'checking';
+    this.owner.queueProof(this);
+  }
+
+  /** What the batch proof check needs; valid while the state is 'checking'. */
+  proofToCheck(): { macKey: Buffer; transcript: Buffer; mac: Buffer } {
+    return { macKey: this.macKey as Buffer, transcript: this.transcript as Buffer, mac: this.proofMac as Buffer };
+  }
+
+  /** The batch check's verdict. True when the client is now registered (and needs its welcome). */
+  proofChecked(ok: boolean): boolean {
+    this.macKey?.fill(0);
     this.macKey = null;
     this.transcript = null;
     this.clientNonce = null;
     this.serverNonce = null;
-    if (!ok) return this.close('bad-proof', `registration proof of "${this.clientId}" did not verify (wrong pre-shared key)`, 'warn');
+    this.proofMac = null;
+    if (!ok) {
+      this.close('bad-proof', `registration proof of "${this.clientId}" did not verify (wrong pre-shared key)`, 'warn');
+      return false;
+    }
     this.owner.endHandshake(this);
     const previous = this.owner.registered.get(this.clientId);
     if (previous && previous !== this) previous.close('replaced', 'a newer registration of the same subscriber replaced this connection', 'info', true);
@@ -662,18 +812,19 @@ class ServerConnection implements LinkEvents {
     this.link.keepAlive();
     this.owner.registered.set(this.clientId, this);
     if (this.owner.logsInfo) this.owner.logger.info(`control: ${this.label()} registered`);
-    this.deliver(this.owner.currentEpoch(), 'welcome');
-    this.owner.emit('registered', this.clientId);
+    return true;
   }
 
-  /** Wraps a bundle for this client and sends it; false when the client is not registered. */
-  deliver(bundle: EpochKeyBundle, type: 'welcome' | 'key'): boolean {
-    if (this.state !== 'registered' || this.wrapKey === null) return false;
-    if (bundle.epoch <= this.deliveredEpoch) return false;
-    const key = wrapKeyBundle(this.wrapKey, { sessionId: this.owner.session.sessionId, clientId: this.clientId, keyKind: this.keyKind }, bundle);
-    this.deliveredEpoch = bundle.epoch;
+  /** This client's wrap key and context, when a bundle of `epoch` is still to be delivered to it. */
+  wrapTarget(epoch: number): WrapTarget | null {
+    if (this.state !== 'registered' || this.wrapKey === null || epoch <= this.deliveredEpoch) return null;
+    return { wrapKey: this.wrapKey, context: { sessionId: this.owner.session.sessionId, clientId: this.clientId, keyKind: this.keyKind } };
+  }
+
+  /** Sends a bundle wrapped for this client (by the owner's batch wrap). */
+  delivered(key: WrappedKey, type: 'welcome' | 'key'): void {
+    this.deliveredEpoch = key.epoch;
     this.send(type === 'welcome' ? { type, v: 1, key, streamOffset: this.owner.streamOffset() } : { type, v: 1, key });
-    return true;
   }
 
   /**
@@ -692,6 +843,7 @@ class ServerConnection implements LinkEvents {
     this.transcript = null;
     this.clientNonce = null;
     this.serverNonce = null;
+    this.proofMac = null;
     this.owner.connections.delete(this);
     if (wasRegistered && this.owner.registered.get(this.clientId) === this) {
       this.owner.registered.delete(this.clientId);

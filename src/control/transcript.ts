@@ -5,7 +5,8 @@
 // fresh nonces, the session id and the server's public key, a signature or proof recorded on one
 // connection is worthless on any other.
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { batchCrypto, DIGEST_BYTES, type BatchCrypto } from './batch-crypto.js';
 import { PROTOCOL_VERSION, type KeyKind, type SessionParams } from './messages.js';
 
 const TRANSCRIPT_LABEL = Buffer.from('sealcast v1 registration\0', 'utf8');
@@ -59,13 +60,30 @@ export function registrationTranscript(fields: TranscriptFields): Buffer {
 }
 
 export function clientProofMac(macKey: Uint8Array, transcript: Buffer): Buffer {
-  return createHmac('sha256', macKey).update(CLIENT_PROOF_LABEL).update(transcript).digest();
+  return batchCrypto().hmacEach([macKey], [Buffer.concat([CLIENT_PROOF_LABEL, transcript])]);
 }
 
-/** Constant-time check of a client's proof. */
-export function verifyClientProof(macKey: Uint8Array, transcript: Buffer, mac: Uint8Array): boolean {
-  const expected = clientProofMac(macKey, transcript);
-  const ok = expected.byteLength === mac.byteLength && timingSafeEqual(expected, mac);
+export interface ProofToCheck {
+  macKey: Uint8Array;
+  transcript: Buffer;
+  mac: Uint8Array;
+}
+
+/** Constant-time checks of many clients' proofs, with one batch HMAC call. */
+export function verifyClientProofs(proofs: readonly ProofToCheck[], crypto: BatchCrypto = batchCrypto()): boolean[] {
+  if (proofs.length === 0) return [];
+  const expected = crypto.hmacEach(
+    proofs.map((proof) => proof.macKey),
+    proofs.map((proof) => Buffer.concat([CLIENT_PROOF_LABEL, proof.transcript])),
+  );
+  const results = proofs.map(
+    (proof, index) => proof.mac.byteLength === DIGEST_BYTES && timingSafeEqual(expected.subarray(index * DIGEST_BYTES, (index + 1) * DIGEST_BYTES), proof.mac),
+  );
   expected.fill(0);
-  return ok;
+  return results;
+}
+
+/** Constant-time check of one client's proof. */
+export function verifyClientProof(macKey: Uint8Array, transcript: Buffer, mac: Uint8Array): boolean {
+  return verifyClientProofs([{ macKey, transcript, mac }])[0];
 }

@@ -52,7 +52,7 @@ describeEachTransport('control server robustness', () => {
     await expectClosedWithLog(frame('{"type":"hello","v":1}'), /hello lacks the field "clientId"/);
     await expectClosedWithLog(frame(JSON.stringify({ type: 'proof', v: 1, mac: randomBytes(32).toString('base64') })), /unexpected "proof" message while awaiting hello/);
     await expectClosedWithLog(frame('{"type":"receipt","v":1}'), /reserved/);
-    await expectClosedWithLog(Buffer.concat([hello(), hello()]), /unexpected "hello" message while its challenge is being signed/);
+    await expectClosedWithLog(Buffer.concat([hello(), hello()]), /unexpected "hello" message while its challenge is being made/);
     await expectClosedWithLog(frame(JSON.stringify({ type: 'hello', v: 1, clientId: 'alice', keyKind: 'cert', clientNonce: randomBytes(32).toString('base64') })), /key kind cert is not served/);
     await expectGoodClientServed();
   });
