@@ -133,21 +133,17 @@ class ControlListenerWrap : public Napi::ObjectWrap<ControlListenerWrap> {
   ~ControlListenerWrap() override { StopPolling(); }
 
  private:
+  // Two modes. Idle: the poll handle wakes the loop when anything is ready. Busy (coalescing on):
+  // after a wake-up that found work, the poll handle is stopped and a timer looks again after
+  // coalesce_ms, and again, for as long as each look finds work; the first look that finds
+  // nothing goes back to the poll handle. Under load the listener's epoll descriptor thus stays
+  // out of libuv's epoll set: re-adding a nested epoll descriptor costs the kernel a loop check
+  // over every connection in it, and while it is nested every new connection's registration
+  // takes the kernel's slow path too.
   static void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
     auto* self = static_cast<ControlListenerWrap*>(handle->data);
     if (self == nullptr || status < 0 || self->core_.closed()) return;
-    Napi::Env env = self->Env();
-    Napi::HandleScope scope(env);
-    const ListenerOutcome outcome = self->core_.Poll(self->slab_, self->slab_bytes_);
-    if (outcome.status != ListenerStatus::kOk) {
-      // epoll itself failed: nothing more can be heard. The owner learns it as a count of -1.
-      self->StopPolling();
-      self->Deliver(env, -1, 0);
-      return;
-    }
-    if (outcome.count == 0) return;
-    self->Deliver(env, static_cast<double>(outcome.count), static_cast<double>(outcome.bytes));
-    if (self->coalesce_ms_ > 0 && self->poll_ != nullptr && self->timer_ != nullptr) {
+    if (self->Service() > 0 && self->coalesce_ms_ > 0 && self->poll_ != nullptr && self->timer_ != nullptr) {
       uv_poll_stop(self->poll_);
       uv_timer_start(self->timer_, OnCoalesced, self->coalesce_ms_, 0);
     }
@@ -155,8 +151,27 @@ class ControlListenerWrap : public Napi::ObjectWrap<ControlListenerWrap> {
 
   static void OnCoalesced(uv_timer_t* handle) {
     auto* self = static_cast<ControlListenerWrap*>(handle->data);
-    if (self == nullptr || self->poll_ == nullptr) return;
-    uv_poll_start(self->poll_, UV_READABLE, OnReadable);
+    if (self == nullptr || self->poll_ == nullptr || self->core_.closed()) return;
+    if (self->Service() > 0) {
+      if (self->timer_ != nullptr) uv_timer_start(self->timer_, OnCoalesced, self->coalesce_ms_, 0);
+    } else if (self->poll_ != nullptr) {
+      uv_poll_start(self->poll_, UV_READABLE, OnReadable);
+    }
+  }
+
+  // One Poll() and, when it found anything, one call into JS. Returns the events found.
+  std::size_t Service() {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    const ListenerOutcome outcome = core_.Poll(slab_, slab_bytes_);
+    if (outcome.status != ListenerStatus::kOk) {
+      // epoll itself failed: nothing more can be heard. The owner learns it as a count of -1.
+      StopPolling();
+      Deliver(env, -1, 0);
+      return 0;
+    }
+    if (outcome.count > 0) Deliver(env, static_cast<double>(outcome.count), static_cast<double>(outcome.bytes));
+    return outcome.count;
   }
 
   void Deliver(Napi::Env env, double count, double bytes) {
