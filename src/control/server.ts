@@ -13,7 +13,7 @@ import { SESSION_ID_BYTES } from '../keys/kdf.js';
 import { deriveClientKeysBatch } from './client-keys.js';
 import { nonces } from './random-pool.js';
 import type { ServerIdentity } from '../keys/identity.js';
-import { Registry } from '../store/registry.js';
+import { Registry, type RegistrationLookup } from '../store/registry.js';
 import { FRAME_BYTES_MAX_DEFAULT, requireFrameBytesMax } from './frames.js';
 import { encodeMessageFrame } from './messages.js';
 import { CONTROL_TRANSPORT_MODES, type ControlLink, type ControlTransport, type ControlTransportMode, type LinkEvents, type TransportOptions } from './link.js';
@@ -458,18 +458,21 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
   }
 
   private runHelloBatch(queued: readonly ServerConnection[]): void {
+    const waiting = queued.filter((connection) => connection.state === 'keying');
+    let found: RegistrationLookup[];
+    try {
+      found = this.registry.lookupManyForRegistration(waiting.map((connection) => connection.clientId));
+    } catch (error) {
+      for (const connection of waiting) connection.close('protocol', `internal error: ${(error as Error).message}`, 'warn');
+      return;
+    }
     const connections: ServerConnection[] = [];
     const inputs: Array<{ psk: Buffer; clientId: string }> = [];
-    for (const connection of queued) {
-      if (connection.state !== 'keying') continue;
-      try {
-        const psk = connection.lookUp();
-        if (psk === null) continue;
-        connections.push(connection);
-        inputs.push({ psk, clientId: connection.clientId });
-      } catch (error) {
-        connection.close('protocol', `internal error: ${(error as Error).message}`, 'warn');
-      }
+    for (let index = 0; index < waiting.length; index++) {
+      const psk = waiting[index].lookedUp(found[index]);
+      if (psk === null) continue;
+      connections.push(waiting[index]);
+      inputs.push({ psk, clientId: waiting[index].clientId });
     }
     if (connections.length === 0) return;
     let derived: Array<{ macKey: Buffer; wrapKey: Buffer }>;
@@ -716,11 +719,10 @@ class ServerConnection implements LinkEvents {
   }
 
   /**
-   * The registry's answer for this hello: the client's PSK (the caller derives keys from it and
-   * zeroes it), or null when the connection was closed with the reason.
+   * Takes the registry's answer for this hello: the client's PSK (the caller derives keys from it
+   * and zeroes it), or null when the connection was closed with the reason.
    */
-  lookUp(): Buffer | null {
-    const found = this.owner.registry.lookupForRegistration(this.clientId);
+  lookedUp(found: RegistrationLookup): Buffer | null {
     if (found.status === 'unknown') {
       this.close('unknown-client', `unknown subscriber id "${this.clientId}"`, 'warn');
       return null;

@@ -155,6 +155,7 @@ export class Registry {
     lookup: Database.Statement;
     status: Database.Statement;
   };
+  private lookupMany: ((ids: readonly string[]) => RegistrationLookup[]) | null = null;
   private closed = false;
 
   private constructor(path: string, db: Database.Database) {
@@ -266,6 +267,17 @@ export class Registry {
     if (!row) return { status: 'unknown' };
     if (row.removed_at_ms !== null) return { status: 'removed', keyKind: row.key_kind };
     return { status: 'active', keyKind: row.key_kind, psk: row.psk };
+  }
+
+  /**
+   * lookupForRegistration for many ids inside one read transaction: the file locks and checks
+   * SQLite takes per transaction are paid once for the batch, not once per id.
+   */
+  lookupManyForRegistration(ids: readonly string[]): RegistrationLookup[] {
+    this.requireOpen();
+    if (ids.length <= 1) return ids.map((id) => this.lookupForRegistration(id));
+    this.lookupMany ??= this.db.transaction((batch: readonly string[]) => batch.map((id) => this.lookupForRegistration(id)));
+    return this.lookupMany(ids);
   }
 
   /** Whether a subscriber may hold keys, without reading its key material. */

@@ -93,6 +93,23 @@ describe('registry', () => {
     registry.close();
   });
 
+  it('looks many ids up at once exactly as one at a time, in order', () => {
+    const registry = Registry.open(join(dir, 'many.db'));
+    const alice = randomBytes(32);
+    registry.addPskSubscriber('alice', alice);
+    registry.addPskSubscriber('bob', randomBytes(32));
+    registry.removeSubscriber('bob');
+    const ids = ['bob', 'alice', 'nobody', 'alice'];
+    const many = registry.lookupManyForRegistration(ids);
+    expect(many).toEqual(ids.map((id) => registry.lookupForRegistration(id)));
+    expect(many.map((found) => found.status)).toEqual(['removed', 'active', 'unknown', 'active']);
+    expect(many[1].status === 'active' && many[1].psk?.equals(alice)).toBe(true);
+    expect(registry.lookupManyForRegistration([])).toEqual([]);
+    expect(registry.lookupManyForRegistration(['alice'])).toEqual([registry.lookupForRegistration('alice')]);
+    registry.close();
+    expect(() => registry.lookupManyForRegistration(['alice'])).toThrow();
+  });
+
   it('refuses a database others can read, a foreign SQLite file, bad names and bad keys', () => {
     const path = join(dir, 'open.db');
     Registry.open(path).close();
