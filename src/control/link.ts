@@ -24,6 +24,11 @@ export interface ControlLink {
   readonly remote: string;
   /** Sends one encoded frame (header included). Ignored once the link is ended or destroyed. */
   send(frame: Buffer): void;
+  /**
+   * Sends one frame whose payload is `text` in UTF-8, framed by the transport (the native one
+   * writes it straight into its send batch). RangeError when it exceeds the frame limit.
+   */
+  sendText(text: string): void;
   /** Keeps the idle connection watched by TCP keepalive (a registered client stays connected). */
   keepAlive(): void;
   /** Sends what is queued, ends our side, and closes within CLOSE_FLUSH_MS at the latest. */

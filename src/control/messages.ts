@@ -453,18 +453,29 @@ export function encodeMessage(message: ClientMessage | ServerMessage): Buffer {
  * when the payload exceeds `frameBytesMax`.
  */
 export function encodeMessageFrame(message: ClientMessage | ServerMessage, frameBytesMax: number): Buffer {
-  const text = messageJsonText(message);
-  const payloadBytes = Buffer.byteLength(text, 'utf8');
-  if (payloadBytes > frameBytesMax) {
-    throw new RangeError(`frame payload of ${payloadBytes} bytes exceeds the maximum of ${frameBytesMax} bytes`);
-  }
+  return encodeTextFrame(messageJsonText(message), frameBytesMax);
+}
+
+/** A frame whose payload is `text` in UTF-8. RangeError when the payload exceeds `frameBytesMax`. */
+export function encodeTextFrame(text: string, frameBytesMax: number): Buffer {
+  const payloadBytes = textFrameBytes(text, frameBytesMax);
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payloadBytes);
   frame.writeUInt32BE(payloadBytes, 0);
   frame.write(text, FRAME_HEADER_BYTES, 'utf8');
   return frame;
 }
 
-function messageJsonText(message: ClientMessage | ServerMessage): string {
+/** The UTF-8 size of a frame payload; RangeError when it exceeds `frameBytesMax`. */
+export function textFrameBytes(text: string, frameBytesMax: number): number {
+  const payloadBytes = Buffer.byteLength(text, 'utf8');
+  if (payloadBytes > frameBytesMax) {
+    throw new RangeError(`frame payload of ${payloadBytes} bytes exceeds the maximum of ${frameBytesMax} bytes`);
+  }
+  return payloadBytes;
+}
+
+/** A message's frame payload as text (JSON with base64 binary fields). */
+export function messageJsonText(message: ClientMessage | ServerMessage): string {
   let json: Json;
   switch (message.type) {
     case 'hello':

@@ -8,6 +8,8 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { SealcastError } from '../errors.js';
 import { loadNativeBinding } from '../crypto/native.js';
+import { FRAME_HEADER_BYTES } from './frames.js';
+import { textFrameBytes } from './messages.js';
 import type { ControlLink, ControlTransport, LinkAcceptor, LinkEvents, LinkLevel, TransportOptions } from './link.js';
 
 interface NativeListenerHandle {
@@ -130,6 +132,10 @@ class NativeLink implements ControlLink {
     if (!this.finished) this.transport.queue(this.id, 0, frame);
   }
 
+  sendText(text: string): void {
+    if (!this.finished) this.transport.queueText(this.id, text);
+  }
+
   keepAlive(): void {
     // Every native connection has keepalive from the listening socket already.
   }
@@ -216,9 +222,24 @@ class NativeTransport implements ControlTransport {
 
   /** Adds one send record; the batch goes out at the end of the current event batch or task. */
   queue(id: number, flags: number, frame: Buffer | null): void {
-    if (this.listenerClosed) return;
-    const { SEND_HEADER_BYTES } = this.constants;
     const length = frame === null ? 0 : frame.byteLength;
+    const at = this.reserve(id, flags, length);
+    if (at >= 0 && frame !== null) frame.copy(this.sendSlab, at);
+  }
+
+  /** Adds one send record of a frame whose payload is `text`, written in place. */
+  queueText(id: number, text: string): void {
+    const payloadBytes = textFrameBytes(text, this.options.frameBytesMax);
+    const at = this.reserve(id, 0, FRAME_HEADER_BYTES + payloadBytes);
+    if (at < 0) return;
+    this.sendSlab.writeUInt32BE(payloadBytes, at);
+    this.sendSlab.write(text, at + FRAME_HEADER_BYTES, payloadBytes, 'utf8');
+  }
+
+  /** Writes a record header for `length` bytes; returns where those bytes go, or -1 after close. */
+  private reserve(id: number, flags: number, length: number): number {
+    if (this.listenerClosed) return -1;
+    const { SEND_HEADER_BYTES } = this.constants;
     if (this.sendBytes + SEND_HEADER_BYTES + length > this.sendSlab.byteLength) {
       this.flush();
       if (SEND_HEADER_BYTES + length > this.sendSlab.byteLength) {
@@ -230,13 +251,13 @@ class NativeTransport implements ControlTransport {
     this.sendSlab.writeUInt32LE(id, at);
     this.sendSlab.writeUInt32LE(flags, at + 4);
     this.sendSlab.writeUInt32LE(length, at + 8);
-    if (frame !== null) frame.copy(this.sendSlab, at + SEND_HEADER_BYTES);
     this.sendBytes = at + SEND_HEADER_BYTES + length;
     this.sendCount++;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
     }
+    return at + SEND_HEADER_BYTES;
   }
 
   /** Hands every queued record to the listener in one call. */

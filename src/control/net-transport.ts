@@ -5,6 +5,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { SealcastError } from '../errors.js';
 import { attachFrameDecoder } from './framed-socket.js';
+import { encodeTextFrame } from './messages.js';
 import { CLOSE_FLUSH_MS, type ControlLink, type ControlTransport, type LinkAcceptor, type LinkEvents, type TransportOptions } from './link.js';
 
 function endSoon(socket: Socket): void {
@@ -24,6 +25,7 @@ class NetLink implements ControlLink {
   constructor(
     readonly socket: Socket,
     private readonly pendingBytesMax: number,
+    private readonly frameBytesMax: number,
   ) {}
 
   get remote(): string {
@@ -42,6 +44,10 @@ class NetLink implements ControlLink {
       const pending = this.socket.writableLength;
       this.lost(`client is not reading (${pending} bytes pending)`, 'warn');
     }
+  }
+
+  sendText(text: string): void {
+    this.send(encodeTextFrame(text, this.frameBytesMax));
   }
 
   keepAlive(): void {
@@ -105,7 +111,7 @@ class NetTransport implements ControlTransport {
     }
     this.links++;
     socket.once('close', () => this.links--);
-    const link = new NetLink(socket, this.options.pendingBytesMax);
+    const link = new NetLink(socket, this.options.pendingBytesMax, this.options.frameBytesMax);
     const events = this.accept(link);
     if (events === null) return;
     link.events = events;

@@ -15,7 +15,7 @@ import { nonces } from './random-pool.js';
 import type { ServerIdentity } from '../keys/identity.js';
 import { Registry, type RegistrationLookup } from '../store/registry.js';
 import { FRAME_BYTES_MAX_DEFAULT, requireFrameBytesMax } from './frames.js';
-import { encodeMessageFrame } from './messages.js';
+import { messageJsonText } from './messages.js';
 import { CONTROL_TRANSPORT_MODES, type ControlLink, type ControlTransport, type ControlTransportMode, type LinkEvents, type TransportOptions } from './link.js';
 
 export { CONTROL_TRANSPORT_MODES, type ControlTransportMode } from './link.js';
@@ -346,7 +346,7 @@ class ControlServerImpl extends EventEmitter implements ControlServer {
       // A refused connection is told why and closed within the transport's flush bound; the
       // transport bounds how many may drain that message at once and drops the rest unheard.
       this.logger.warn(`control: refused ${link.remote}: ${this.connectionsMax} connections already open`);
-      link.send(encodeMessageFrame({ type: 'error', v: 1, reason: 'busy', text: 'the control server has too many connections; try again later' }, this.frameBytesMax));
+      link.sendText(messageJsonText({ type: 'error', v: 1, reason: 'busy', text: 'the control server has too many connections; try again later' }));
       link.end();
       return null;
     }
@@ -613,7 +613,7 @@ class ServerConnection implements LinkEvents {
   }
 
   private send(message: ServerMessage): void {
-    this.link.send(encodeMessageFrame(message, this.owner.frameBytesMax));
+    this.link.sendText(messageJsonText(message));
   }
 
   onFrame(payload: Buffer): boolean {

@@ -216,6 +216,19 @@ describe.each(transports)('control transport: %s', (kind) => {
     expect(secondLink.lost).toEqual([]);
   });
 
+  it('frames text payloads in UTF-8 itself, and refuses one past the frame limit', async () => {
+    const harness = await start(kind);
+    const socket = await dial(harness.transport.address.port);
+    const link = await harness.nextLink();
+    const outcome = received(socket);
+    expect(() => link.link.sendText('x'.repeat(4097))).toThrow(/frame payload of 4097 bytes exceeds the maximum of 4096 bytes/);
+    link.link.sendText('{"text":"héllo ✓"}');
+    link.link.send(encodeFrame(Buffer.from('binary')));
+    link.link.end();
+    const { bytes } = await outcome;
+    expect(bytes.equals(Buffer.concat([encodeFrame(Buffer.from('{"text":"héllo ✓"}', 'utf8')), encodeFrame(Buffer.from('binary'))]))).toBe(true);
+  });
+
   it('ends a connection whose peer does not read once its output passes pendingBytesMax', async () => {
     const harness = await start(kind, { pendingBytesMax: 64 * 1024 });
     const socket = await dial(harness.transport.address.port);
