@@ -18,7 +18,8 @@
 // with one connection per registration could reach.
 //
 //   npm run bench:control                     (build first)
-//   node bench/control.mjs [--clients 1000] [--concurrency 256] [--rounds 8] [--profile-server DIR]
+//   node bench/control.mjs [--clients 1000] [--concurrency 256] [--rounds 16] [--profile-server DIR]
+//                          [--control-transport native|net] [--coalesce-ms N]
 
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -38,6 +39,16 @@ function option(name, fallback) {
   return index >= 0 ? Number(process.argv[index + 1]) : fallback;
 }
 
+/** --control-transport and --coalesce-ms, passed on to the server child. */
+function serverTuning() {
+  const tuning = {};
+  const transportIndex = process.argv.indexOf('--control-transport');
+  if (transportIndex >= 0) tuning.transport = process.argv[transportIndex + 1];
+  const coalesce = option('coalesce-ms', undefined);
+  if (coalesce !== undefined) tuning.pollCoalesceMs = coalesce;
+  return tuning;
+}
+
 // ---------------------------------------------------------------- server child
 async function serverMain(dbPath) {
   const { startControlServer } = await import('../dist/control/server.js');
@@ -50,10 +61,10 @@ async function serverMain(dbPath) {
     session: { sessionId: randomBytes(8), group: '239.255.77.30', port: 47010, suite: 'chacha20-poly1305', packetBytes: 1400 },
     currentEpoch: () => epoch,
     connectionsMax: 8192,
-    ...(process.env.BENCH_COALESCE_MS ? { pollCoalesceMs: Number(process.env.BENCH_COALESCE_MS) } : {}),
+    ...serverTuning(),
   });
   const say = (object) => process.stdout.write(`${JSON.stringify(object)}\n`);
-  say({ port: server.address.port, fingerprint: identity.fingerprint });
+  say({ port: server.address.port, fingerprint: identity.fingerprint, transport: server.transport });
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
     const [command, argument] = line.split(' ');
@@ -150,7 +161,12 @@ function startServerChild(dbPath) {
   // --profile-server DIR writes a V8 CPU profile of the server process, to see where its time goes.
   const profileIndex = process.argv.indexOf('--profile-server');
   const profile = profileIndex >= 0 ? ['--cpu-prof', `--cpu-prof-dir=${process.argv[profileIndex + 1]}`] : [];
-  const args = dbPath === null ? [SELF, '--floor-server'] : [...profile, SELF, '--server', dbPath];
+  const tuning = [];
+  for (const name of ['--control-transport', '--coalesce-ms']) {
+    const index = process.argv.indexOf(name);
+    if (index >= 0) tuning.push(name, process.argv[index + 1]);
+  }
+  const args = dbPath === null ? [SELF, '--floor-server'] : [...profile, SELF, '--server', dbPath, ...tuning];
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const pending = [];
@@ -181,8 +197,9 @@ async function withConcurrency(items, concurrency, task) {
 async function main() {
   const clientCount = option('clients', 1000);
   const concurrency = option('concurrency', 256);
-  // The server's JIT keeps improving over the first rounds; eight rounds give a warm second half.
-  const rounds = option('rounds', 8);
+  // The server's JIT keeps improving over the first rounds, and single rounds vary by a fifth on
+  // this VM: sixteen rounds give a warm second half of eight.
+  const rounds = option('rounds', 16);
   const { Registry } = await import('../dist/store/registry.js');
   const { registerWithServer } = await import('../dist/control/client.js');
 
@@ -190,6 +207,7 @@ async function main() {
   const dbPath = join(dir, 'registry.db');
   const rows = [];
   let server = null;
+  let transport = 'unknown';
   try {
     // Registry adds: one transaction and one synchronous (fsync'd) commit per subscriber.
     const registry = Registry.open(dbPath);
@@ -206,7 +224,9 @@ async function main() {
     rows.push({ measure: 'registry adds (synchronous=FULL, one commit each)', count: clientCount, ms: addMs, perSecond: (clientCount * 1000) / addMs });
 
     server = startServerChild(dbPath);
-    const { port, fingerprint } = await server.next();
+    const started = await server.next();
+    const { port, fingerprint } = started;
+    transport = started.transport;
     const register = (client) =>
       registerWithServer({ host: '127.0.0.1', port, clientId: client.clientId, psk: client.psk, pinnedFingerprint: fingerprint, timeoutMs: 60_000 });
 
@@ -347,7 +367,7 @@ async function main() {
       'Wall rates are bounded by the client process (Ed25519 verification per registration); the one-core rate is 1 / server CPU time per registration.',
   };
   process.stdout.write(
-    `\nregistrations/s: ${bestWall.toFixed(0)} wall; per server core ${best.toFixed(0)} best round, ${warmMedian.toFixed(0)} median of the warm half (target 10 000)\n`,
+    `\nregistrations/s (${transport} transport): ${bestWall.toFixed(0)} wall; per server core ${best.toFixed(0)} best round, ${warmMedian.toFixed(0)} median of the warm half (target 10 000)\n`,
   );
   process.stdout.write(
     `floor (bare Node TCP server, same exchanges): per server core ${floorBest.toFixed(0)} connections/s best round, ${floorWarmMedian.toFixed(0)} median of the warm half\n`,
@@ -355,7 +375,7 @@ async function main() {
   const path = writeResults('control', {
     benchmark: 'control',
     machine: machineInfo({ serverProcesses: 1, clientProcesses: 1 }),
-    parameters: { clients: clientCount, concurrency, rounds },
+    parameters: { clients: clientCount, concurrency, rounds, transport, coalesceMs: option('coalesce-ms', 'default') },
     summary,
     rows,
   });
