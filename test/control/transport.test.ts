@@ -5,7 +5,8 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
-import { encodeFrame } from '../../dist/control/frames.js';
+import fc from 'fast-check';
+import { encodeFrame, FrameDecoder } from '../../dist/control/frames.js';
 import type { ControlLink, ControlTransport, LinkEvents, TransportOptions } from '../../dist/control/link.js';
 import { startNetTransport } from '../../dist/control/net-transport.js';
 import { addressBytes, controlListenerBinding, startNativeTransport } from '../../dist/control/native-transport.js';
@@ -262,6 +263,47 @@ describe.each(transports)('control transport: %s', (kind) => {
     expect((await received(third)).closed).toBe(true);
     expect(harness.links).toHaveLength(2);
     for (const socket of open) expect(socket.destroyed).toBe(false);
+  });
+});
+
+describe('native framing against the JS frame decoder', () => {
+  it.skipIf(!transports.includes('native'))('gives the same frames and the same error for random streams in random pieces', async () => {
+    // Each run opens a connection; the bound leaves room for those still closing.
+    const harness = await start('native', { linksMax: 128 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 300 }), { minLength: 0, maxLength: 12 }),
+        fc.option(fc.constantFrom(Buffer.from([0, 0, 0, 0]), Buffer.from([0, 0, 0x10, 1]), Buffer.from([0xff, 0xff, 0xff, 0xff]))),
+        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 8 }),
+        async (payloads, badHeader, pieceSizes) => {
+          const stream = Buffer.concat([...payloads.map((payload) => encodeFrame(payload, 4096)), ...(badHeader ? [badHeader] : [])]);
+          const expectedFrames: string[] = [];
+          let expectedError: string | null = null;
+          const decoder = new FrameDecoder(4096);
+          const decoded: Buffer[] = [];
+          try {
+            decoder.pushInto(stream, decoded);
+          } catch (error) {
+            expectedError = (error as Error).message;
+          }
+          for (const frame of decoded) expectedFrames.push(frame.toString('hex'));
+          const socket = await dial(harness.transport.address.port);
+          const link = await harness.nextLink();
+          let at = 0;
+          for (let piece = 0; at < stream.byteLength; piece++) {
+            const size = pieceSizes[piece % pieceSizes.length];
+            socket.write(stream.subarray(at, at + size));
+            at += size;
+            if (piece % 4 === 3) await new Promise((resolve) => setTimeout(resolve, 1));
+          }
+          await until(() => link.frames.length === expectedFrames.length && link.frameErrors.length === (expectedError === null ? 0 : 1));
+          expect(link.frames.map((frame) => frame.toString('hex'))).toEqual(expectedFrames);
+          expect(link.frameErrors).toEqual(expectedError === null ? [] : [expectedError]);
+          socket.destroy();
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });
 
