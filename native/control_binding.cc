@@ -128,9 +128,12 @@ class ControlListenerWrap : public Napi::ObjectWrap<ControlListenerWrap> {
     async_context_ = std::make_unique<Napi::AsyncContext>(env, "sealcast:ControlListener", Value());
     uv_poll_start(poll_, UV_READABLE, OnReadable);
     Ref();
+    // A worker thread that ends with the listener open must not leave libuv handles on its loop.
+    napi_add_env_cleanup_hook(env, OnEnvironmentTeardown, this);
+    cleanup_hook_ = true;
   }
 
-  ~ControlListenerWrap() override { StopPolling(); }
+  ~ControlListenerWrap() override { Shut(); }
 
  private:
   // Two modes. Idle: the poll handle wakes the loop when anything is ready. Busy (coalescing on):
@@ -213,8 +216,7 @@ class ControlListenerWrap : public Napi::ObjectWrap<ControlListenerWrap> {
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (!core_.closed()) {
-      StopPolling();
-      core_.Close();
+      Shut();
       on_events_.Reset();
       slab_ref_.Reset();
       slab_ = nullptr;
@@ -222,6 +224,23 @@ class ControlListenerWrap : public Napi::ObjectWrap<ControlListenerWrap> {
       Unref();
     }
     return info.Env().Undefined();
+  }
+
+  // Stops watching, closes every descriptor, and drops the teardown hook.
+  void Shut() {
+    StopPolling();
+    core_.Close();
+    if (cleanup_hook_) {
+      napi_remove_env_cleanup_hook(Env(), OnEnvironmentTeardown, this);
+      cleanup_hook_ = false;
+    }
+  }
+
+  static void OnEnvironmentTeardown(void* data) {
+    auto* self = static_cast<ControlListenerWrap*>(data);
+    self->cleanup_hook_ = false;
+    self->StopPolling();
+    self->core_.Close();
   }
 
   Napi::Value Port(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), core_.port()); }
@@ -249,6 +268,7 @@ class ControlListenerWrap : public Napi::ObjectWrap<ControlListenerWrap> {
   ControlListener core_;
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;
+  bool cleanup_hook_ = false;
   std::uint64_t coalesce_ms_ = 0;
   std::uint8_t* slab_ = nullptr;
   std::size_t slab_bytes_ = 0;

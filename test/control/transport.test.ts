@@ -5,6 +5,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { encodeFrame, FrameDecoder } from '../../dist/control/frames.js';
 import type { ControlLink, ControlTransport, LinkEvents, TransportOptions } from '../../dist/control/link.js';
@@ -357,6 +358,30 @@ describe('native control listener binding', () => {
     const first = await start('native');
     const again = () => startNativeTransport({ ...optionsFor(first.transport.address.port) }, () => null);
     expect(again).toThrow(expect.objectContaining({ code: 'E_IO', message: expect.stringMatching(/127\.0\.0\.1:\d+: bind: Address already in use/) }));
+  });
+
+  it.skipIf(!available)('a worker thread that is terminated with a listener open ends cleanly', async () => {
+    const moduleUrl = new URL('../../dist/control/native-transport.js', import.meta.url).href;
+    const worker = new Worker(
+      `const { startNativeTransport } = await import(${JSON.stringify(moduleUrl)});
+       const { parentPort } = await import('node:worker_threads');
+       const transport = startNativeTransport({ host: '127.0.0.1', port: 0, backlog: 16, linksMax: 4, frameBytesMax: 4096, pendingBytesMax: 65536, coalesceMs: 1, warn: () => {} }, () => null);
+       parentPort.postMessage(typeof transport === 'string' ? transport : transport.address.port);`,
+      { eval: true },
+    );
+    const port = await new Promise<unknown>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    expect(typeof port).toBe('number');
+    // The listener keeps the worker's loop alive; terminating it must close the listener.
+    expect(await worker.terminate()).toBe(1);
+    const socket = connect({ host: '127.0.0.1', port: port as number });
+    sockets.push(socket);
+    await expect(new Promise((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
   it('parses numeric IPv4 and IPv6 addresses and nothing else', () => {
