@@ -43,7 +43,7 @@ const REFUSED_DRAINING_MAX = 64;
 const LISTEN_BACKLOG = 4096;
 /** The most hellos (and, apart, proofs) handled in one batch; more wait for the next one. */
 const REGISTRATION_BATCH_MAX = 1024;
-export const POLL_COALESCE_MS_DEFAULT = 1;
+export const POLL_COALESCE_MS_DEFAULT = 2;
 const POLL_COALESCE_MS_MAX = 100;
 /**
  * Handshake deadlines are checked by one shared sweep rather than a timer per connection (a
