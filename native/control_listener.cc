@@ -52,6 +52,13 @@ ListenerOutcome Bad(const char* message) {
   return outcome;
 }
 
+ListenerOutcome Closed() {
+  ListenerOutcome outcome;
+  outcome.status = ListenerStatus::kClosed;
+  outcome.message = "the listener is closed";
+  return outcome;
+}
+
 ListenerOutcome System(int error_number, const char* what) {
   ListenerOutcome outcome;
   outcome.status = ListenerStatus::kSystem;
@@ -409,12 +416,7 @@ bool ControlListener::ReadFrames(std::size_t slot, std::uint8_t* slab, std::size
 
 ListenerOutcome ControlListener::Poll(std::uint8_t* slab, std::size_t slab_bytes) {
   const std::uint64_t now_ms = NowMs();
-  if (closed_ || listen_fd_ < 0) {
-    ListenerOutcome outcome;
-    outcome.status = ListenerStatus::kClosed;
-    outcome.message = "the listener is closed";
-    return outcome;
-  }
+  if (closed_ || listen_fd_ < 0) return Closed();
   if (slab == nullptr || slab_bytes < MinimumSlabBytes(config_.frame_bytes_max)) {
     return Bad("the event slab is smaller than MinimumSlabBytes(frame_bytes_max)");
   }
@@ -498,12 +500,7 @@ ListenerOutcome ControlListener::Poll(std::uint8_t* slab, std::size_t slab_bytes
 ListenerOutcome ControlListener::Flush(const std::uint8_t* slab, std::size_t slab_bytes, std::size_t count,
                                        std::uint32_t* dropped, std::size_t dropped_words) {
   const std::uint64_t now_ms = NowMs();
-  if (closed_ || listen_fd_ < 0) {
-    ListenerOutcome outcome;
-    outcome.status = ListenerStatus::kClosed;
-    outcome.message = "the listener is closed";
-    return outcome;
-  }
+  if (closed_ || listen_fd_ < 0) return Closed();
   if (slab == nullptr && (slab_bytes > 0 || count > 0)) return Bad("slab is missing");
   if (dropped == nullptr && dropped_words > 0) return Bad("dropped is missing");
   // Every record is checked before any is carried out, so a bad batch changes nothing.
