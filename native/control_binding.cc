@@ -49,7 +49,19 @@ class ControlListenerWrap : public Napi::ObjectWrap<ControlListenerWrap> {
                            InstanceAccessor<&ControlListenerWrap::Port>("port"),
                            InstanceAccessor<&ControlListenerWrap::ConnectionsInUse>("connectionsInUse"),
                            InstanceAccessor<&ControlListenerWrap::Refused>("refused"),
+                           StaticMethod<&ControlListenerWrap::MinimumSlabBytes>("minimumSlabBytes"),
                        });
+  }
+
+  // ControlListener.minimumSlabBytes(frameBytesMax): the smallest event slab a listener with
+  // that frame limit takes (every frame must fit an empty slab).
+  static Napi::Value MinimumSlabBytes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    double frame_bytes_max = 0;
+    if (!ReadInteger(env, info[0], "frameBytesMax", 1, static_cast<double>(sealcast::kFrameBytesLimit), &frame_bytes_max)) {
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, static_cast<double>(ControlListener::MinimumSlabBytes(static_cast<std::size_t>(frame_bytes_max))));
   }
 
   // new ControlListener(family, address, port, backlog, connectionsMax, frameBytesMax,
@@ -79,7 +91,7 @@ class ControlListenerWrap : public Napi::ObjectWrap<ControlListenerWrap> {
     if (!ReadInteger(env, info[6], "pendingBytesMax", 1, 4294967295.0, &pending_bytes_max)) return;
     if (!ReadTypedArray(env, info[7], napi_uint8_array, "Uint8Array", "eventSlab", &slab)) return;
     if (slab.length < ControlListener::MinimumSlabBytes(static_cast<std::size_t>(frame_bytes_max))) {
-      Napi::RangeError::New(env, "eventSlab must hold at least 3 * (frameBytesMax + 4) + 64 bytes").ThrowAsJavaScriptException();
+      Napi::RangeError::New(env, "eventSlab must hold at least minimumSlabBytes(frameBytesMax) bytes").ThrowAsJavaScriptException();
       return;
     }
     if (!info[8].IsFunction()) {

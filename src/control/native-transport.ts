@@ -41,7 +41,10 @@ interface ListenerConstants {
 
 export interface ControlListenerBinding {
   readonly CONTROL_LISTENER: ListenerConstants;
-  readonly ControlListener: new (
+  readonly ControlListener: {
+    /** The smallest event slab for a frame limit (every frame must fit an empty slab). */
+    minimumSlabBytes(frameBytesMax: number): number;
+  } & (new (
     family: number,
     address: Uint8Array,
     port: number,
@@ -52,7 +55,7 @@ export interface ControlListenerBinding {
     eventSlab: Uint8Array,
     onEvents: (count: number, bytes: number) => void,
     coalesceMs: number,
-  ) => NativeListenerHandle;
+  ) => NativeListenerHandle);
 }
 
 /** The event slab is at least this large, so that one wake-up can carry many small frames. */
@@ -190,7 +193,7 @@ class NativeTransport implements ControlTransport {
     bytes: Uint8Array,
   ) {
     this.constants = binding.CONTROL_LISTENER;
-    const slabBytes = Math.max(EVENT_SLAB_BYTES_MIN, 3 * (options.frameBytesMax + 4) + 64);
+    const slabBytes = Math.max(EVENT_SLAB_BYTES_MIN, binding.ControlListener.minimumSlabBytes(options.frameBytesMax));
     this.eventSlab = Buffer.alloc(slabBytes);
     try {
       this.listener = new binding.ControlListener(

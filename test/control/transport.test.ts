@@ -324,7 +324,8 @@ describe('native control listener binding', () => {
     expect(make(...withArg(2, 70000))).toThrow(/port/);
     expect(make(...withArg(4, 0))).toThrow(/connectionsMax/);
     expect(make(...withArg(5, 1 << 30))).toThrow(/frameBytesMax/);
-    expect(make(...withArg(7, new Uint8Array(100)))).toThrow(/eventSlab must hold/);
+    expect(make(...withArg(7, new Uint8Array(binding.ControlListener.minimumSlabBytes(4096) - 1)))).toThrow(/eventSlab must hold/);
+    expect(() => (make(...withArg(7, new Uint8Array(binding.ControlListener.minimumSlabBytes(4096))))() as { close(): void }).close()).not.toThrow();
     expect(make(...withArg(8, 'not a function'))).toThrow(/onEvents must be a function/);
     expect(make(...withArg(9, 101))).toThrow(/coalesceMs/);
   });
