@@ -29,6 +29,10 @@ export interface BatchCrypto {
 
 interface NativeControlCrypto {
   readonly CONTROL_BATCH_MAX: number;
+  readonly KEY_BYTES: number;
+  readonly NONCE_BYTES: number;
+  readonly TAG_BYTES: number;
+  readonly LAYOUT_WORDS: number;
   hmacSha256Batch(keySlab: Uint8Array, keyLayout: Uint32Array, messageSlab: Uint8Array, messageLayout: Uint32Array, count: number, target: Uint8Array): void;
   sha256Batch(messageSlab: Uint8Array, messageLayout: Uint32Array, count: number, target: Uint8Array): void;
   sealEachUnderOwnKey(slab: Uint8Array, layout: Uint32Array, nonces: Uint8Array, count: number, keys: Uint8Array): void;
@@ -175,7 +179,10 @@ export function batchCrypto(): BatchCrypto {
   if (cached !== null) return cached;
   try {
     const binding = loadNativeBinding() as unknown as Partial<NativeControlCrypto>;
-    if (typeof binding.hmacSha256Batch === 'function' && typeof binding.sha256Batch === 'function' && typeof binding.sealEachUnderOwnKey === 'function') {
+    // The slot layout and sizes written here must be the addon's own.
+    const sameSizes =
+      binding.KEY_BYTES === KEY_BYTES && binding.NONCE_BYTES === NONCE_BYTES && binding.TAG_BYTES === TAG_BYTES && binding.LAYOUT_WORDS === LAYOUT_WORDS;
+    if (sameSizes && typeof binding.hmacSha256Batch === 'function' && typeof binding.sha256Batch === 'function' && typeof binding.sealEachUnderOwnKey === 'function') {
       cached = nativeBatchCrypto(binding as NativeControlCrypto);
       return cached;
     }
