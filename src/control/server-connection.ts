@@ -295,12 +295,7 @@ export class ServerConnection implements LinkEvents {
 
   /** The batch check's verdict. True when the client is now registered (and needs its welcome). */
   proofChecked(ok: boolean): boolean {
-    this.macKey?.fill(0);
-    this.macKey = null;
-    this.transcript = null;
-    this.clientNonce = null;
-    this.serverNonce = null;
-    this.proofMac = null;
+    this.dropHandshakeState();
     if (!ok) {
       this.close('bad-proof', `registration proof of "${this.clientId}" did not verify (wrong pre-shared key)`, 'warn');
       return false;
@@ -314,6 +309,16 @@ export class ServerConnection implements LinkEvents {
     this.owner.registered.set(this.clientId, this);
     if (this.owner.logsInfo) this.owner.logger.info(`control: ${this.label()} registered`);
     return true;
+  }
+
+  /** Zeroes the registration MAC key and lets go of what only the handshake needed. */
+  private dropHandshakeState(): void {
+    this.macKey?.fill(0);
+    this.macKey = null;
+    this.transcript = null;
+    this.clientNonce = null;
+    this.serverNonce = null;
+    this.proofMac = null;
   }
 
   /** This client's wrap key and context, when a bundle of `epoch` is still to be delivered to it. */
@@ -337,14 +342,9 @@ export class ServerConnection implements LinkEvents {
     const wasRegistered = this.state === 'registered';
     this.state = 'closed';
     this.owner.endHandshake(this);
-    this.macKey?.fill(0);
+    this.dropHandshakeState();
     this.wrapKey?.fill(0);
-    this.macKey = null;
     this.wrapKey = null;
-    this.transcript = null;
-    this.clientNonce = null;
-    this.serverNonce = null;
-    this.proofMac = null;
     this.owner.connections.delete(this);
     if (wasRegistered && this.owner.registered.get(this.clientId) === this) {
       this.owner.registered.delete(this.clientId);
