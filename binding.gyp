@@ -8,6 +8,7 @@
         "native/control_binding.cc",
         "native/control_crypto.cc",
         "native/control_listener.cc",
+        "native/open_in_order.cc",
         "native/packet_scan.cc",
         "native/udp.cc"
       ],

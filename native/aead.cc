@@ -1,6 +1,6 @@
 // The batch AEAD core over the OpenSSL that Node ships. Nothing here allocates per packet or
 // per batch: the two cipher contexts are created once per key, and every slot is processed
-// in place in the caller's memory.
+// in the caller's memory (in place, or opened into a target the caller gives).
 
 #include "aead.h"
 
@@ -56,14 +56,6 @@ const EVP_CIPHER* CipherFor(Suite suite) {
       return EVP_aes_192_gcm();
   }
   return nullptr;
-}
-
-// True when [a, a + a_bytes) and [b, b + b_bytes) share a byte. Empty ranges share nothing.
-bool RangesOverlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
-  if (a_bytes == 0 || b_bytes == 0) return false;
-  auto a_start = reinterpret_cast<std::uintptr_t>(a);
-  auto b_start = reinterpret_cast<std::uintptr_t>(b);
-  return a_start < b_start + b_bytes && b_start < a_start + a_bytes;
 }
 
 std::string SlotPrefix(std::size_t slot) { return "layout slot " + std::to_string(slot) + ": "; }
@@ -184,11 +176,19 @@ void InitialCounter(const std::uint8_t* nonce, unsigned int counter[4]) {
 
 // Runs block 0 and the payload through ChaCha20 in one call, in the scratch buffer: on return
 // scratch[0, 64) is block 0 and scratch[64, 64 + bytes) the transformed payload. The payload
-// itself is not touched.
-void ChaChaIntoScratch(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* payload,
-                       std::size_t bytes) {
+// itself is not touched. The call's input must be 64 bytes followed by the payload; when the
+// slab holds 64 bytes before the payload (every slot but one at the slab's start), those bytes
+// serve, and block 0 is recovered by XORing them out again, which saves copying the payload in.
+void ChaChaIntoScratch(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* slab,
+                       const std::uint8_t* payload, std::size_t bytes) {
   unsigned int counter[4];
   InitialCounter(nonce, counter);
+  if (static_cast<std::size_t>(payload - slab) >= kChaChaBlockBytes) {
+    const std::uint8_t* prefix = payload - kChaChaBlockBytes;
+    ChaCha20_ctr32(state.scratch, prefix, kChaChaBlockBytes + bytes, state.key_words, counter);
+    for (std::size_t i = 0; i < kChaChaBlockBytes; i++) state.scratch[i] ^= prefix[i];
+    return;
+  }
   std::memset(state.scratch, 0, kChaChaBlockBytes);
   std::memcpy(state.scratch + kChaChaBlockBytes, payload, bytes);
   ChaCha20_ctr32(state.scratch, state.scratch, kChaChaBlockBytes + bytes, state.key_words, counter);
@@ -201,48 +201,50 @@ void ChaChaBlockZero(const ChaChaPrimitivesState& state, const std::uint8_t* non
   ChaCha20_ctr32(block, kZeros, kChaChaBlockBytes, state.key_words, counter);
 }
 
-// Encrypts or decrypts in place from block 1 on.
-void ChaChaPayloadInPlace(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, std::uint8_t* payload,
-                          std::size_t bytes) {
+// Encrypts or decrypts `bytes` from `source` into `target` (which may be `source`) from block 1 on.
+void ChaChaPayload(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* source,
+                   std::uint8_t* target, std::size_t bytes) {
   if (bytes == 0) return;
   unsigned int counter[4];
   InitialCounter(nonce, counter);
   counter[0] = 1;
-  ChaCha20_ctr32(payload, payload, bytes, state.key_words, counter);
+  ChaCha20_ctr32(target, source, bytes, state.key_words, counter);
 }
 
 // Seals one slot: encrypts the payload in place and writes the tag after it.
 void SealSlotPrimitives(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* aad,
                         std::size_t aad_bytes, std::uint8_t* payload, std::size_t payload_bytes) {
   if (OneCallPays(payload_bytes)) {
-    ChaChaIntoScratch(state, nonce, payload, payload_bytes);
+    ChaChaIntoScratch(state, nonce, payload, payload, payload_bytes);
     std::memcpy(payload, state.scratch + kChaChaBlockBytes, payload_bytes);
     PolyTag(state, state.scratch, aad, aad_bytes, payload_bytes, payload + payload_bytes);
     OPENSSL_cleanse(state.scratch, kChaChaBlockBytes);
   } else {
     unsigned char block_zero[kChaChaBlockBytes];
     ChaChaBlockZero(state, nonce, block_zero);
-    ChaChaPayloadInPlace(state, nonce, payload, payload_bytes);
+    ChaChaPayload(state, nonce, payload, payload, payload_bytes);
     PolyTag(state, block_zero, aad, aad_bytes, payload_bytes, payload + payload_bytes);
     OPENSSL_cleanse(block_zero, sizeof(block_zero));
   }
 }
 
-// Opens one slot: verifies the tag (in constant time) over the ciphertext still in the slab,
-// and only then puts the plaintext in place. Returns whether the tag verified; if not, the
-// payload is zeroed so that a failed slot reads the same on every engine.
-bool OpenSlotPrimitives(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* aad,
-                        std::size_t aad_bytes, std::uint8_t* payload, std::size_t payload_bytes) {
+// Opens one slot: verifies the tag (in constant time) over the ciphertext in the slab, and only
+// then writes the plaintext to `target`: the payload itself (in place) or memory outside the
+// slab, in which case the slot is left as it was. Returns whether the tag verified; if not,
+// `target` is zeroed, so that a failed slot reads the same on every engine.
+bool OpenSlotPrimitives(const ChaChaPrimitivesState& state, const std::uint8_t* nonce, const std::uint8_t* slab,
+                        const std::uint8_t* aad, std::size_t aad_bytes, const std::uint8_t* payload,
+                        std::size_t payload_bytes, std::uint8_t* target) {
   const std::uint8_t* tag = payload + payload_bytes;
   std::uint8_t expected[kTagBytes];
   bool authentic;
   if (OneCallPays(payload_bytes)) {
-    // The plaintext lands in the scratch buffer and reaches the slab only once authenticated.
-    ChaChaIntoScratch(state, nonce, payload, payload_bytes);
+    // The plaintext lands in the scratch buffer and reaches the target only once authenticated.
+    ChaChaIntoScratch(state, nonce, slab, payload, payload_bytes);
     PolyTag(state, state.scratch, aad, aad_bytes, payload_bytes, expected);
     authentic = CRYPTO_memcmp(expected, tag, kTagBytes) == 0;
     if (authentic) {
-      std::memcpy(payload, state.scratch + kChaChaBlockBytes, payload_bytes);
+      std::memcpy(target, state.scratch + kChaChaBlockBytes, payload_bytes);
       OPENSSL_cleanse(state.scratch, kChaChaBlockBytes);
     } else {
       OPENSSL_cleanse(state.scratch, kChaChaBlockBytes + payload_bytes);
@@ -253,9 +255,9 @@ bool OpenSlotPrimitives(const ChaChaPrimitivesState& state, const std::uint8_t* 
     PolyTag(state, block_zero, aad, aad_bytes, payload_bytes, expected);
     OPENSSL_cleanse(block_zero, sizeof(block_zero));
     authentic = CRYPTO_memcmp(expected, tag, kTagBytes) == 0;
-    if (authentic) ChaChaPayloadInPlace(state, nonce, payload, payload_bytes);
+    if (authentic) ChaChaPayload(state, nonce, payload, target, payload_bytes);
   }
-  if (!authentic) OPENSSL_cleanse(payload, payload_bytes);
+  if (!authentic) OPENSSL_cleanse(target, payload_bytes);
   return authentic;
 }
 #else
@@ -269,6 +271,13 @@ Outcome OpenSslFailure(const char* what) {
 }
 
 }  // namespace
+
+bool RangesOverlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
+  if (a_bytes == 0 || b_bytes == 0) return false;
+  auto a_start = reinterpret_cast<std::uintptr_t>(a);
+  auto b_start = reinterpret_cast<std::uintptr_t>(b);
+  return a_start < b_start + b_bytes && b_start < a_start + a_bytes;
+}
 
 const SuiteInfo* FindSuite(const std::string& name) {
   for (const SuiteInfo& info : kSuites) {
@@ -405,30 +414,41 @@ std::unique_ptr<AeadContext> AeadContext::Create(const SuiteInfo& suite, const s
 bool AeadContext::PrimitivesAgreeWithEvp() {
   // Sizes that cover an empty payload, a partial block, one block, the many-block code path
   // (above 512 bytes), and both ways of producing block 0 (see OneCallPays); the AAD is 13
-  // bytes, so its padding is exercised too.
+  // bytes, so its padding is exercised too. The slot sits at the slab's start and, in a second
+  // round, 80 bytes in, where block 0 is computed over the bytes before the payload.
   constexpr std::size_t kSampleSizes[] = {0, 1, 64, 600, 1024};
+  constexpr std::size_t kSlotOffsets[] = {0, 80};
   constexpr std::size_t kAadBytes = 13;
-  constexpr std::size_t kSlabBytes = kAadBytes + 1024 + kTagBytes;
-  for (std::size_t payload_bytes : kSampleSizes) {
-    std::uint8_t evp_slab[kSlabBytes];
-    std::uint8_t primitives_slab[kSlabBytes];
-    std::uint8_t nonce[kNonceBytes];
-    for (std::size_t i = 0; i < kSlabBytes; i++) evp_slab[i] = static_cast<std::uint8_t>(i * 7 + payload_bytes);
-    for (std::size_t i = 0; i < kNonceBytes; i++) nonce[i] = static_cast<std::uint8_t>(0xa0 + i);
-    std::memcpy(primitives_slab, evp_slab, kSlabBytes);
-    std::uint8_t original[kSlabBytes];
-    std::memcpy(original, evp_slab, kSlabBytes);
-    const std::uint32_t layout[kLayoutWords] = {0, kAadBytes, static_cast<std::uint32_t>(payload_bytes)};
-    BatchView evp_batch{evp_slab, kSlabBytes, layout, kLayoutWords, nonce, kNonceBytes, 1};
-    BatchView primitives_batch{primitives_slab, kSlabBytes, layout, kLayoutWords, nonce, kNonceBytes, 1};
-    if (!SealBatchEvp(evp_batch).ok() || !SealBatchPrimitives(primitives_batch).ok()) return false;
-    if (std::memcmp(evp_slab, primitives_slab, kSlabBytes) != 0) return false;
-    std::uint8_t status = kStatusAuthFailed;
-    std::size_t authenticated = 0;
-    if (!OpenBatchPrimitives(primitives_batch, &status, &authenticated).ok() || authenticated != 1) return false;
-    if (std::memcmp(primitives_slab, original, kAadBytes + payload_bytes) != 0) return false;
-    primitives_slab[kAadBytes + payload_bytes] ^= 1;  // A forged tag must now fail.
-    if (!OpenBatchPrimitives(primitives_batch, &status, &authenticated).ok() || authenticated != 0) return false;
+  constexpr std::size_t kSlabBytes = 80 + kAadBytes + 1024 + kTagBytes;
+  for (std::size_t slot_offset : kSlotOffsets) {
+    for (std::size_t payload_bytes : kSampleSizes) {
+      std::uint8_t evp_slab[kSlabBytes];
+      std::uint8_t primitives_slab[kSlabBytes];
+      std::uint8_t nonce[kNonceBytes];
+      for (std::size_t i = 0; i < kSlabBytes; i++) evp_slab[i] = static_cast<std::uint8_t>(i * 7 + payload_bytes);
+      for (std::size_t i = 0; i < kNonceBytes; i++) nonce[i] = static_cast<std::uint8_t>(0xa0 + i);
+      std::memcpy(primitives_slab, evp_slab, kSlabBytes);
+      std::uint8_t original[kSlabBytes];
+      std::memcpy(original, evp_slab, kSlabBytes);
+      const std::uint32_t layout[kLayoutWords] = {static_cast<std::uint32_t>(slot_offset), kAadBytes,
+                                                  static_cast<std::uint32_t>(payload_bytes)};
+      BatchView evp_batch{evp_slab, kSlabBytes, layout, kLayoutWords, nonce, kNonceBytes, 1};
+      BatchView primitives_batch{primitives_slab, kSlabBytes, layout, kLayoutWords, nonce, kNonceBytes, 1};
+      if (!SealBatchEvp(evp_batch).ok() || !SealBatchPrimitives(primitives_batch).ok()) return false;
+      if (std::memcmp(evp_slab, primitives_slab, kSlabBytes) != 0) return false;
+      const std::size_t payload_at = slot_offset + kAadBytes;
+      std::uint8_t status = kStatusAuthFailed;
+      // Into a target first (the slot must stay sealed), then in place.
+      std::uint8_t target[1024];
+      if (!OpenSlotInto(primitives_batch, 0, target, sizeof(target), &status).ok() || status != kStatusOk) return false;
+      if (std::memcmp(target, original + payload_at, payload_bytes) != 0) return false;
+      if (std::memcmp(evp_slab, primitives_slab, kSlabBytes) != 0) return false;
+      std::size_t authenticated = 0;
+      if (!OpenBatchPrimitives(primitives_batch, &status, &authenticated).ok() || authenticated != 1) return false;
+      if (std::memcmp(primitives_slab, original, payload_at + payload_bytes) != 0) return false;
+      primitives_slab[payload_at + payload_bytes] ^= 1;  // A forged tag must now fail.
+      if (!OpenBatchPrimitives(primitives_batch, &status, &authenticated).ok() || authenticated != 0) return false;
+    }
   }
   return true;
 }
@@ -471,8 +491,8 @@ Outcome AeadContext::OpenBatchPrimitives(const BatchView& batch, std::uint8_t* s
     previous_end = slot.end;
     std::uint8_t* aad = batch.slab + slot.offset;
     std::uint8_t* payload = aad + slot.aad_bytes;
-    if (OpenSlotPrimitives(state, batch.nonces + index * kNonceBytes, aad, slot.aad_bytes, payload,
-                           slot.payload_bytes)) {
+    if (OpenSlotPrimitives(state, batch.nonces + index * kNonceBytes, batch.slab, aad, slot.aad_bytes, payload,
+                           slot.payload_bytes, payload)) {
       status[index] = kStatusOk;
       verified++;
     } else {
@@ -524,8 +544,28 @@ Outcome AeadContext::SealBatchEvp(const BatchView& batch) {
   return Outcome::Ok();
 }
 
-Outcome AeadContext::OpenBatchEvp(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated) {
+bool AeadContext::OpenSlotEvp(const std::uint8_t* nonce, const std::uint8_t* aad, std::size_t aad_bytes,
+                              const std::uint8_t* payload, std::size_t payload_bytes, std::uint8_t* target) {
   EVP_CIPHER_CTX* ctx = open_;
+  // OpenSSL takes the expected tag through a non-const pointer but only reads it.
+  auto* tag = const_cast<std::uint8_t*>(payload + payload_bytes);
+  const int aad_length = static_cast<int>(aad_bytes);
+  const int payload_length = static_cast<int>(payload_bytes);
+  int written = 0;
+  bool ok = EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kTagBytes), tag) == 1;
+  if (ok && aad_length > 0) ok = EVP_DecryptUpdate(ctx, nullptr, &written, aad, aad_length) == 1;
+  if (ok && payload_length > 0) {
+    ok = EVP_DecryptUpdate(ctx, target, &written, payload, payload_length) == 1 && written == payload_length;
+  }
+  // Final compares the tag; OpenSSL has already written the plaintext to the target by then, so
+  // on failure the target is wiped: unauthenticated plaintext must never be exposed.
+  if (ok) ok = EVP_DecryptFinal_ex(ctx, target, &written) == 1 && written == 0;
+  if (!ok) OPENSSL_cleanse(target, payload_bytes);
+  return ok;
+}
+
+Outcome AeadContext::OpenBatchEvp(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated) {
   std::size_t verified = 0;
   std::size_t previous_end = 0;
   for (std::size_t index = 0; index < batch.count; index++) {
@@ -539,30 +579,47 @@ Outcome AeadContext::OpenBatchEvp(const BatchView& batch, std::uint8_t* status, 
     previous_end = slot.end;
     std::uint8_t* aad = batch.slab + slot.offset;
     std::uint8_t* payload = aad + slot.aad_bytes;
-    std::uint8_t* tag = payload + slot.payload_bytes;
-    const int aad_length = static_cast<int>(slot.aad_bytes);
-    const int payload_length = static_cast<int>(slot.payload_bytes);
-    int written = 0;
-    bool ok = EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, batch.nonces + index * kNonceBytes) == 1 &&
-              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kTagBytes), tag) == 1;
-    if (ok && aad_length > 0) ok = EVP_DecryptUpdate(ctx, nullptr, &written, aad, aad_length) == 1;
-    if (ok && payload_length > 0) {
-      ok = EVP_DecryptUpdate(ctx, payload, &written, payload, payload_length) == 1 && written == payload_length;
-    }
-    // Final compares the tag; OpenSSL has already written the plaintext in place by then.
-    if (ok) ok = EVP_DecryptFinal_ex(ctx, tag, &written) == 1 && written == 0;
-    if (ok) {
+    if (OpenSlotEvp(batch.nonces + index * kNonceBytes, aad, slot.aad_bytes, payload, slot.payload_bytes, payload)) {
       status[index] = kStatusOk;
       verified++;
     } else {
-      // Unauthenticated plaintext must never be exposed, so the payload is wiped.
-      OPENSSL_cleanse(payload, slot.payload_bytes);
       status[index] = kStatusAuthFailed;
     }
   }
   // A tag mismatch may leave entries on the thread's OpenSSL error queue, which Node shares.
   if (verified != batch.count) ERR_clear_error();
   *authenticated = verified;
+  return Outcome::Ok();
+}
+
+Outcome AeadContext::OpenSlotInto(const BatchView& batch, std::size_t index, std::uint8_t* target,
+                                  std::size_t target_bytes, std::uint8_t* status) {
+  if (index >= batch.count) return Outcome::Fail(ErrorKind::kRange, SlotPrefix(index) + "beyond the batch");
+  const Slot slot = ReadSlot(batch.layout, index);
+  if (!SlotInBounds(slot, 0, batch.slab_bytes)) return ChangedUnderfoot(index);
+  if (slot.payload_bytes > target_bytes) {
+    return Outcome::Fail(ErrorKind::kRange, SlotPrefix(index) + "payload of " + std::to_string(slot.payload_bytes) +
+                                                " bytes exceeds the target's " + std::to_string(target_bytes));
+  }
+  if (RangesOverlap(batch.slab, batch.slab_bytes, target, slot.payload_bytes)) {
+    return Outcome::Fail(ErrorKind::kRange, "the target must not overlap the slab");
+  }
+  const std::uint8_t* aad = batch.slab + slot.offset;
+  const std::uint8_t* payload = aad + slot.aad_bytes;
+  const std::uint8_t* nonce = batch.nonces + index * kNonceBytes;
+  bool authentic;
+#if SEALCAST_CHACHA_PRIMITIVES
+  if (primitives_ != nullptr) {
+    authentic = OpenSlotPrimitives(*primitives_, nonce, batch.slab, aad, slot.aad_bytes, payload, slot.payload_bytes, target);
+  } else {
+    authentic = OpenSlotEvp(nonce, aad, slot.aad_bytes, payload, slot.payload_bytes, target);
+    if (!authentic) ERR_clear_error();
+  }
+#else
+  authentic = OpenSlotEvp(nonce, aad, slot.aad_bytes, payload, slot.payload_bytes, target);
+  if (!authentic) ERR_clear_error();
+#endif
+  *status = authentic ? kStatusOk : kStatusAuthFailed;
   return Outcome::Ok();
 }
 

@@ -3,7 +3,8 @@
 //
 // A batch is a caller-owned slab of packet slots [ AAD | payload | tag ], a layout of three
 // 32-bit words per slot (offset, AAD bytes, payload bytes) and one 12-byte nonce per slot.
-// Sealing and opening rewrite payloads and tags in place.
+// Sealing and opening rewrite payloads and tags in place; a slot may also be opened into memory
+// outside the slab (OpenSlotInto), which the receive path uses to decrypt straight into its output.
 
 #ifndef SEALCAST_NATIVE_AEAD_H_
 #define SEALCAST_NATIVE_AEAD_H_
@@ -48,6 +49,9 @@ constexpr std::size_t kSuiteCount = sizeof(kSuites) / sizeof(kSuites[0]);
 
 // Returns the suite called `name`, or nullptr when there is none.
 const SuiteInfo* FindSuite(const std::string& name);
+
+// True when [a, a + a_bytes) and [b, b + b_bytes) share a byte. Empty ranges share nothing.
+bool RangesOverlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes);
 
 // The version text of the OpenSSL the process runs (Node's own), e.g. "OpenSSL 3.0.19 ...".
 const char* OpenSslVersion();
@@ -125,10 +129,22 @@ class AeadContext {
   // `authenticated` how many slots verified. A failed slot's payload is zeroed.
   Outcome OpenBatch(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated);
 
+  // Opens slot `index` of a checked batch (CheckBatch) into `target` instead of in place: the
+  // plaintext goes to target[0, payload bytes) and the slot is left as it was. Writes kStatusOk
+  // or kStatusAuthFailed to `*status`; on failure the target range is zeroed. With the
+  // primitives engine the tag is verified before anything is decrypted, so a forged payload
+  // never reaches the target at all. The target must not overlap the slab.
+  Outcome OpenSlotInto(const BatchView& batch, std::size_t index, std::uint8_t* target, std::size_t target_bytes,
+                       std::uint8_t* status);
+
  private:
   explicit AeadContext(const SuiteInfo& suite);
   Outcome SealBatchEvp(const BatchView& batch);
   Outcome OpenBatchEvp(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated);
+  // Opens one slot with EVP, writing the plaintext to `target` (the payload itself, or memory
+  // outside the slab); on failure the target is zeroed. Leaves the OpenSSL error queue to the caller.
+  bool OpenSlotEvp(const std::uint8_t* nonce, const std::uint8_t* aad, std::size_t aad_bytes,
+                   const std::uint8_t* payload, std::size_t payload_bytes, std::uint8_t* target);
   Outcome SealBatchPrimitives(const BatchView& batch);
   Outcome OpenBatchPrimitives(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated);
   // Seals and opens a fixed sample with both engines; true when they agree byte for byte.

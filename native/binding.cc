@@ -15,6 +15,7 @@
 #include "control_binding.h"
 #include "control_crypto.h"
 #include "napi_args.h"
+#include "open_in_order.h"
 #include "packet_scan.h"
 #include "udp.h"
 
@@ -97,6 +98,7 @@ class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
                        {
                            InstanceMethod<&AeadKeyWrap::SealBatch>("sealBatch"),
                            InstanceMethod<&AeadKeyWrap::OpenBatch>("openBatch"),
+                           InstanceMethod<&AeadKeyWrap::OpenInOrder>("openInOrder"),
                            InstanceMethod<&AeadKeyWrap::Destroy>("destroy"),
                            InstanceAccessor<&AeadKeyWrap::Destroyed>("destroyed"),
                            InstanceAccessor<&AeadKeyWrap::Suite>("suite"),
@@ -170,6 +172,53 @@ class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
       return env.Undefined();
     }
     return Napi::Number::New(env, static_cast<double>(authenticated));
+  }
+
+  // openInOrder(slab, layout, nonces, count, status, first, dataType, nextOffset, target,
+  // targetStart, targetEnd, resultOut): opens the packets from `first` on that continue the
+  // stream at nextOffset straight into target[targetStart, targetEnd) (see open_in_order.h);
+  // returns how many it opened there and writes [packets, bytes, stop, needBytes] to resultOut
+  // (stop: an IN_ORDER_STOP value).
+  Napi::Value OpenInOrder(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!RequireLive(env)) return env.Undefined();
+    sealcast::InOrderOpen run;
+    ArrayView<std::uint8_t> status, target;
+    ArrayView<double> result_out;
+    double first = 0, data_type = 0, next_offset = 0, target_start = 0, target_end = 0;
+    if (!ReadBatch(info, &run.batch, &status)) return env.Undefined();
+    if (!ReadInteger(env, info[5], "first", 0, 4294967295.0, &first)) return env.Undefined();
+    if (!ReadInteger(env, info[6], "dataType", 0, 255.0, &data_type)) return env.Undefined();
+    if (!ReadInteger(env, info[7], "nextOffset", 0, 9007199254740991.0, &next_offset)) return env.Undefined();
+    if (!ReadTypedArray(env, info[8], napi_uint8_array, "Uint8Array", "target", &target)) return env.Undefined();
+    if (!ReadInteger(env, info[9], "targetStart", 0, 4294967295.0, &target_start)) return env.Undefined();
+    if (!ReadInteger(env, info[10], "targetEnd", 0, 4294967295.0, &target_end)) return env.Undefined();
+    if (!ReadTypedArray(env, info[11], napi_float64_array, "Float64Array", "resultOut", &result_out)) {
+      return env.Undefined();
+    }
+    if (result_out.length < 4) {
+      Napi::RangeError::New(env, "resultOut must hold at least 4 numbers").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    run.status = status.data;
+    run.status_count = status.length;
+    run.first = static_cast<std::size_t>(first);
+    run.data_type = static_cast<std::uint8_t>(data_type);
+    run.next_offset = next_offset;
+    run.target = target.data;
+    run.target_bytes = target.length;
+    run.target_start = static_cast<std::size_t>(target_start);
+    run.target_end = static_cast<std::size_t>(target_end);
+    const sealcast::InOrderOutcome outcome = sealcast::OpenInOrder(*context_, run);
+    if (!outcome.ok) {
+      Napi::RangeError::New(env, outcome.message).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    result_out.data[0] = static_cast<double>(outcome.packets);
+    result_out.data[1] = static_cast<double>(outcome.bytes);
+    result_out.data[2] = static_cast<double>(outcome.stop);
+    result_out.data[3] = static_cast<double>(outcome.need_bytes);
+    return Napi::Number::New(env, static_cast<double>(outcome.packets));
   }
 
   Napi::Value Destroy(const Napi::CallbackInfo& info) {
@@ -505,6 +554,16 @@ Napi::Object ScanStatuses(Napi::Env env) {
   return statuses;
 }
 
+Napi::Object InOrderStops(Napi::Env env) {
+  using sealcast::InOrderStop;
+  Napi::Object stops = Napi::Object::New(env);
+  stops.Set("batchEnd", Napi::Number::New(env, static_cast<double>(InOrderStop::kBatchEnd)));
+  stops.Set("judgement", Napi::Number::New(env, static_cast<double>(InOrderStop::kJudgement)));
+  stops.Set("targetFull", Napi::Number::New(env, static_cast<double>(InOrderStop::kTargetFull)));
+  stops.Set("authFailed", Napi::Number::New(env, static_cast<double>(InOrderStop::kAuthFailed)));
+  return stops;
+}
+
 class SealcastAddon : public Napi::Addon<SealcastAddon> {
  public:
   SealcastAddon(Napi::Env env, Napi::Object exports) {
@@ -554,6 +613,7 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                                            napi_enumerable),
                              InstanceValue("gatherInOrder", Napi::Function::New<GatherInOrder>(env, "gatherInOrder"),
                                            napi_enumerable),
+                             InstanceValue("IN_ORDER_STOP", InOrderStops(env), napi_enumerable),
                              InstanceValue("ControlListener", sealcast_napi::DefineControlListener(env), napi_enumerable),
                              InstanceValue("hmacSha256Batch", Napi::Function::New<HmacSha256Batch>(env, "hmacSha256Batch"),
                                            napi_enumerable),

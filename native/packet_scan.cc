@@ -16,13 +16,6 @@ std::uint32_t ReadU32(const std::uint8_t* bytes) {
          (static_cast<std::uint32_t>(bytes[2]) << 8) | static_cast<std::uint32_t>(bytes[3]);
 }
 
-// A u64 field as a double when it is a safe integer, or -1.
-double ReadSafeU64(const std::uint8_t* bytes) {
-  const std::uint32_t high = ReadU32(bytes);
-  if (high > kSafeHighWordMax) return -1;
-  return static_cast<double>(high) * 4294967296.0 + static_cast<double>(ReadU32(bytes + 4));
-}
-
 ScanOutcome Refused(const char* message) {
   ScanOutcome outcome;
   outcome.ok = false;
@@ -62,6 +55,12 @@ ScanStatus ScanOne(const ScanSlots& slots, const std::uint8_t* datagram, std::ui
 }
 
 }  // namespace
+
+double ReadSafeU64(const std::uint8_t* bytes) {
+  const std::uint32_t high = ReadU32(bytes);
+  if (high > kSafeHighWordMax) return -1;
+  return static_cast<double>(high) * 4294967296.0 + static_cast<double>(ReadU32(bytes + 4));
+}
 
 ScanOutcome ScanPackets(const ScanSlots& slots) {
   if (slots.slab == nullptr || slots.lengths == nullptr || slots.fields == nullptr || slots.layout == nullptr ||

@@ -108,6 +108,10 @@ struct ScanOutcome {
 
 ScanOutcome ScanPackets(const ScanSlots& slots);
 
+// A big-endian u64 header field (e.g. the stream offset) as a double when it is a safe integer
+// (below 2^53), or -1.
+double ReadSafeU64(const std::uint8_t* bytes);
+
 // The receive path's in-order gather: after a batch was opened, copies the payloads of the
 // opened packets that continue the stream, one after another, into the output's chunk, so that
 // the common case (the next packet is the next one in the stream) costs no JavaScript per packet.

@@ -4,7 +4,6 @@
 // server, which supplies the group, the session and the keys.
 
 import type { Command } from 'commander';
-import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { backendPreferenceFromEnv, loadBackend } from '../crypto/load.js';
 import { IO_ENV, ioModeFromEnv, parseIoMode, type IoMode } from '../pipeline/batch-io.js';
@@ -13,6 +12,7 @@ import { readKeyFile } from '../keys/key-file.js';
 import { GroupKeyRing } from '../keys/packet-keys.js';
 import { DEFAULT_INTERFACE, readRmemMax, SOCKET_BUFFER_BYTES_WANTED, type MulticastGroup } from '../pipeline/multicast.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, describeDrops, Receiver, type ReceiveResult } from '../pipeline/receiver.js';
+import { openFileOutput } from '../pipeline/file-output.js';
 import { EXIT_PARTIAL } from './exit-codes.js';
 import { writeLine, type CommandContext } from './io.js';
 import { connectReceiverControl, parseFingerprintFlag, parseHostPort, type HostPort, type ReceiverControl } from './control-options.js';
@@ -87,7 +87,7 @@ async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<n
   }
   let output: Writable;
   try {
-    output = flags.output === undefined ? context.io.stdout : await openOutput(flags.output);
+    output = flags.output === undefined ? context.io.stdout : await openFileOutput(flags.output);
   } catch (error) {
     ring.destroy();
     throw error;
@@ -208,20 +208,6 @@ function requireOneKeyMode(flags: RecvFlags): void {
   } else if (flags.id !== undefined || flags.pskFile !== undefined || flags.serverFingerprint !== undefined || flags.knownServers !== undefined) {
     throw new SealcastError('E_ARG', '--id, --psk-file, --server-fingerprint and --known-servers only apply with --server');
   }
-}
-
-const OUTPUT_FILE_HIGH_WATER_BYTES = 4 * 1024 * 1024;
-
-async function openOutput(path: string): Promise<Writable> {
-  // A high-water mark of several output chunks lets the stream gather the chunks that arrive
-  // while one write is in flight and hand them to the kernel in one writev, instead of one
-  // 256 KiB write per turn of the event loop, which a busy receive loop would hold back.
-  const stream = createWriteStream(path, { flags: 'w', mode: 0o600, highWaterMark: OUTPUT_FILE_HIGH_WATER_BYTES });
-  await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve());
-    stream.once('error', (error) => reject(new SealcastError('E_IO', `cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? error.message}`, { cause: error })));
-  });
-  return stream;
 }
 
 function closeOutput(stream: Writable): Promise<void> {

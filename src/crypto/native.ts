@@ -15,6 +15,25 @@ export interface NativeKeyHandle {
   sealBatch(slab: Uint8Array, layout: Uint32Array, nonces: Uint8Array, count: number): void;
   /** Returns how many slots authenticated. */
   openBatch(slab: Uint8Array, layout: Uint32Array, nonces: Uint8Array, count: number, status: Uint8Array): number;
+  /**
+   * The receive path's in-order open (native/open_in_order.h): opens the packets from `first` on
+   * that continue the stream at `nextOffset` straight into target[targetStart, targetEnd) and
+   * writes [packets, bytes, stop, needBytes] to `resultOut`. Absent from older builds.
+   */
+  openInOrder?(
+    slab: Uint8Array,
+    layout: Uint32Array,
+    nonces: Uint8Array,
+    count: number,
+    status: Uint8Array,
+    first: number,
+    dataType: number,
+    nextOffset: number,
+    target: Uint8Array,
+    targetStart: number,
+    targetEnd: number,
+    resultOut: Float64Array,
+  ): number;
   destroy(): void;
   readonly destroyed: boolean;
   readonly suite: string | null;
@@ -43,6 +62,18 @@ export interface NativeBinding {
 
 /** Where the addon may be, relative to this file once compiled (dist/crypto/native.js). */
 const ADDON_PATHS = ['../../build/Release/sealcast.node', '../../build/Debug/sealcast.node'] as const;
+
+/** Each native AeadKey's addon handle, for the few addon calls that take a key (see nativeKeyHandle). */
+const handles = new WeakMap<AeadKey, NativeKeyHandle>();
+
+/**
+ * The addon handle behind `key`, or null when `key` is not a native backend key. Internal: for
+ * addon calls that combine a key with other native work, such as the receive path's in-order
+ * open (packet/scan.ts), which validate their other arguments themselves.
+ */
+export function nativeKeyHandle(key: AeadKey): NativeKeyHandle | null {
+  return handles.get(key) ?? null;
+}
 
 let cachedBinding: NativeBinding | null = null;
 let cachedBackend: CryptoBackend | null = null;
@@ -119,6 +150,7 @@ class NativeAeadKey implements AeadKey {
     this.suite = suite;
     this.#handle = handle;
     this.#constants = constants;
+    handles.set(this, handle);
   }
 
   get destroyed(): boolean {

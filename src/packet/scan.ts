@@ -7,7 +7,9 @@
 // picks a key and nonce to try, or drops a datagram early. Its verdicts equal decodeHeader()'s
 // for every input, which test/packet/scan.test.ts checks on random and mutated datagrams.
 
-import { loadNativeBinding } from '../crypto/native.js';
+import type { AeadKey, BackendConstants, PacketBatch } from '../crypto/backend.js';
+import { loadNativeBackend, loadNativeBinding, nativeKeyHandle } from '../crypto/native.js';
+import { validateBatch, viewsOverlap } from '../crypto/validate.js';
 import { SealcastError } from '../errors.js';
 import { HEADER_BYTES, KNOWN_TYPE_VALUES, PACKET_MAGIC, PACKET_VERSION, PacketType, SUITE_IDS, type DecodeFailure } from './format.js';
 
@@ -60,6 +62,8 @@ interface ScanBinding {
     segments?: Uint32Array | null,
     countsOut?: Float64Array | null,
   ): number;
+  /** Why an in-order open ended; absent from addons without it. */
+  readonly IN_ORDER_STOP?: InOrderStopCodes;
   /** Present in addons whose scan takes GRO messages (segments); absent from older builds. */
   udpEnableGro?: unknown;
   gatherInOrder(
@@ -96,6 +100,26 @@ export interface GatherResult {
   bytes: number;
 }
 
+/** Why an in-order open ended (native/open_in_order.h, InOrderStop). */
+export interface InOrderStopCodes {
+  /** Every packet from `first` on went to the target. */
+  readonly batchEnd: number;
+  /** The next packet needs the receiver's judgement (not DATA, empty, or not next); it is untouched. */
+  readonly judgement: number;
+  /** The next packet continues the stream but does not fit; it is untouched. */
+  readonly targetFull: number;
+  /** The next packet continued the stream but did not authenticate; its status says so. */
+  readonly authFailed: number;
+}
+
+/** What one in-order open did. */
+export interface InOrderOpenResult extends GatherResult {
+  /** Why it ended: one of HeaderScanner.inOrderStop's codes. */
+  stop: number;
+  /** With stop === targetFull: the room the packet that did not fit needs. */
+  needBytes: number;
+}
+
 /** One receive slab's scan outputs, sized for `slots` slots. */
 export interface ScanTarget {
   readonly fields: Float64Array;
@@ -123,6 +147,10 @@ export class HeaderScanner {
   /** Whether this addon's scan takes GRO messages (scanMessages); an older build may lack it. */
   readonly canSegment: boolean;
   readonly #counts = new Float64Array(3);
+  /** Why an in-order open ended, or null when this addon cannot open in order. */
+  readonly inOrderStop: InOrderStopCodes | null;
+  readonly #inOrderOut = new Float64Array(4);
+  #backendConstants: BackendConstants | null = null;
 
   constructor(binding: ScanBinding) {
     this.#binding = binding;
@@ -132,6 +160,7 @@ export class HeaderScanner {
     this.#nonceBytes = binding.NONCE_BYTES;
     this.canGather = typeof binding.gatherInOrder === 'function';
     this.canSegment = typeof binding.udpEnableGro === 'function';
+    this.inOrderStop = binding.IN_ORDER_STOP === undefined ? null : Object.freeze({ ...binding.IN_ORDER_STOP });
     this.#failureByStatus = new Map(
       (Object.entries(this.status) as Array<[keyof ScanStatusCodes, number]>)
         .filter(([name]) => name !== 'ok')
@@ -236,6 +265,55 @@ export class HeaderScanner {
     }
     result.packets = this.#binding.gatherInOrder(slab, layout, status, first, count, statusOk, PacketType.DATA, nextOffset, target, targetStart, targetEnd, this.#gatheredBytes);
     result.bytes = this.#gatheredBytes[0];
+  }
+
+  /** Whether openInOrder() can use `key`: a native backend key, and an addon that has it. */
+  canOpenInOrder(key: AeadKey): boolean {
+    return this.inOrderStop !== null && typeof nativeKeyHandle(key)?.openInOrder === 'function';
+  }
+
+  /**
+   * Before a batch is opened: opens packets `first`, `first + 1`, ... with `key` straight into
+   * `target[targetStart, targetEnd)`, for as long as each is a non-empty DATA packet starting at
+   * the next stream offset (the first at `nextOffset`), fits, and authenticates; writes each one's
+   * status. A packet is written only once its tag verified, so the header fields that chose it
+   * are authenticated too. Fills `result`, whose `stop` says what the run ended at; packets from
+   * there on are left to the caller, except one that failed (its status says so). Native keys
+   * only (canOpenInOrder).
+   */
+  openInOrder(
+    key: AeadKey,
+    batch: PacketBatch,
+    status: Uint8Array,
+    first: number,
+    nextOffset: number,
+    target: Uint8Array,
+    targetStart: number,
+    targetEnd: number,
+    result: InOrderOpenResult,
+  ): void {
+    const handle = nativeKeyHandle(key);
+    if (handle === null || typeof handle.openInOrder !== 'function' || this.inOrderStop === null) {
+      throw new TypeError('openInOrder needs a key of the native backend and an addon that opens in order (see canOpenInOrder)');
+    }
+    if (key.destroyed) throw new SealcastError('E_CLOSED', 'this AEAD key was destroyed');
+    this.#backendConstants ??= loadNativeBackend().constants;
+    validateBatch(batch, this.#backendConstants, status);
+    if (!(target instanceof Uint8Array)) throw new TypeError('target must be a Uint8Array');
+    if (viewsOverlap(target, batch.slab) || viewsOverlap(target, batch.layout) || viewsOverlap(target, batch.nonces) || viewsOverlap(target, status)) {
+      throw new RangeError('target must not overlap the batch or its status');
+    }
+    if (!Number.isInteger(first) || first < 0 || first > batch.count) throw new RangeError(`first must be an integer from 0 to batch.count (${batch.count}), got ${first}`);
+    if (!Number.isSafeInteger(nextOffset) || nextOffset < 0) throw new RangeError(`nextOffset must be a non-negative safe integer, got ${nextOffset}`);
+    if (!Number.isInteger(targetStart) || !Number.isInteger(targetEnd) || targetStart < 0 || targetStart > targetEnd || targetEnd > target.byteLength) {
+      throw new RangeError(`targetStart (${targetStart}) and targetEnd (${targetEnd}) must lie within target (${target.byteLength} bytes)`);
+    }
+    const out = this.#inOrderOut;
+    handle.openInOrder(batch.slab, batch.layout, batch.nonces, batch.count, status, first, PacketType.DATA, nextOffset, target, targetStart, targetEnd, out);
+    result.packets = out[0];
+    result.bytes = out[1];
+    result.stop = out[2];
+    result.needBytes = out[3];
   }
 }
 

@@ -6,21 +6,33 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { OutputWriter } from './output.js';
 
-/** Output is gathered into chunks of this size before it is written. */
-export const OUTPUT_CHUNK_BYTES = 256 * 1024;
+/**
+ * Output is gathered into chunks of this size before it is written. Each write costs a fixed
+ * amount on top of its bytes (a system call, and for a FIFO a thread pool round trip); at 1 MiB
+ * that is a quarter of what 256 KiB chunks cost, for 5 % less receiver CPU in all.
+ */
+export const OUTPUT_CHUNK_BYTES = 1024 * 1024;
+/**
+ * A chunk is at most this fraction of the output's queue bound: the receiver counts the output
+ * as behind at half the bound and stops adding to it, so a whole chunk handed over on top of
+ * that must still fit.
+ */
+const CHUNK_FRACTION_OF_QUEUE_MAX = 0.25;
+const CHUNK_BYTES_MIN = 4096;
 /** A partly filled chunk is written anyway once this long passed, so a slow live pipe stays live. */
 export const OUTPUT_FLUSH_MS = 20;
 /**
- * Written chunks kept for reuse. A fresh 256 KiB buffer per chunk meant fresh pages (a page
- * fault each, costly in a VM) and a release per chunk for the collector; reusing the few chunks
- * in flight keeps the receiver's memory still. 16 chunks are 4 MiB.
+ * Written chunks kept for reuse. A fresh buffer per chunk meant fresh pages (a page fault each,
+ * costly in a VM) and a release per chunk for the collector; reusing the few chunks in flight
+ * keeps the receiver's memory still. 8 chunks are 8 MiB.
  */
-const SPARE_CHUNKS_MAX = 16;
+const SPARE_CHUNKS_MAX = 8;
 
 export class DeliveredStream {
   readonly #output: OutputWriter;
   readonly #hash: Hash = createHash('sha256');
-  #chunk: Buffer = Buffer.allocUnsafe(OUTPUT_CHUNK_BYTES);
+  readonly #chunkBytes: number;
+  #chunk: Buffer;
   /** Writes of #chunk's pieces not yet completed by the output. */
   #chunkWritesPending = 0;
   /** Chunks whose every write completed, ready for reuse. */
@@ -45,6 +57,8 @@ export class DeliveredStream {
   constructor(output: OutputWriter, options: { reuseChunks?: boolean } = {}) {
     this.#output = output;
     this.#reuseChunks = options.reuseChunks ?? false;
+    this.#chunkBytes = Math.max(CHUNK_BYTES_MIN, Math.min(OUTPUT_CHUNK_BYTES, Math.floor(output.queueBytesMax * CHUNK_FRACTION_OF_QUEUE_MAX)));
+    this.#chunk = Buffer.allocUnsafe(this.#chunkBytes);
   }
 
   /** Bytes delivered so far (written or waiting in the current chunk). */
@@ -66,12 +80,15 @@ export class DeliveredStream {
   }
 
   /**
-   * Lets `fill` copy the next payloads of the stream straight into the current chunk's free
-   * space (`chunk[start, end)`, never empty) and returns the bytes it says it wrote: the in-order
-   * gather of the receive path, which writes a batch of payloads in one native call.
+   * Lets `fill` write the next payloads of the stream straight into the current chunk's free
+   * space (`chunk[start, end)`, never empty) and returns the bytes it says it wrote: the receive
+   * path's in-order gather or open, which writes a batch of payloads in one native call. When
+   * the chunk has less than `roomBytes` free (and a fresh chunk would have that), the chunk is
+   * handed over and `fill` gets a fresh one.
    */
-  deliverWith(fill: (chunk: Buffer, start: number, end: number) => number): number {
-    if (this.#chunkUsed === this.#chunk.byteLength) this.#nextChunk();
+  deliverWith(fill: (chunk: Buffer, start: number, end: number) => number, roomBytes = 0): number {
+    const free = this.#chunk.byteLength - this.#chunkUsed;
+    if (free === 0 || (free < roomBytes && roomBytes <= this.#chunkBytes)) this.#nextChunk();
     const start = this.#chunkUsed;
     const written = fill(this.#chunk, start, this.#chunk.byteLength);
     if (!Number.isInteger(written) || written < 0 || written > this.#chunk.byteLength - start) {
@@ -84,7 +101,7 @@ export class DeliveredStream {
 
   /** Flushes when a chunk's worth is waiting or OUTPUT_FLUSH_MS passed since the last flush. */
   flushIfDue(nowMs: number): void {
-    if (this.#chunkUsed - this.#chunkStart >= OUTPUT_CHUNK_BYTES || nowMs - this.#lastFlushAtMs >= OUTPUT_FLUSH_MS) this.flush();
+    if (this.#chunkUsed - this.#chunkStart >= this.#chunkBytes || nowMs - this.#lastFlushAtMs >= OUTPUT_FLUSH_MS) this.flush();
   }
 
   /**
@@ -111,7 +128,7 @@ export class DeliveredStream {
     this.flush();
     const retired = this.#chunk;
     const writesPending = this.#chunkWritesPending;
-    this.#chunk = this.#spareChunks.pop() ?? Buffer.allocUnsafe(OUTPUT_CHUNK_BYTES);
+    this.#chunk = this.#spareChunks.pop() ?? Buffer.allocUnsafe(this.#chunkBytes);
     this.#chunkWritesPending = 0;
     this.#chunkStart = 0;
     this.#chunkUsed = 0;

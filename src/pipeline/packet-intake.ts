@@ -18,7 +18,7 @@ import { SealcastError } from '../errors.js';
 import type { PacketKeyLookup } from '../keys/packet-keys.js';
 import { NONCE_BYTES, writeNonce } from '../keys/sequencer.js';
 import { decodeHeader, HEADER_BYTES, HeaderField, PACKET_MAGIC, PACKET_VERSION, PacketType, SESSION_ID_BYTES, suiteFromId, TAG_BYTES, type PacketHeader, type WireSuite } from '../packet/format.js';
-import { loadHeaderScanner, ScanField, type GatherResult, type HeaderScanner, type ScanCounts, type ScanTarget } from '../packet/scan.js';
+import { loadHeaderScanner, ScanField, type GatherResult, type HeaderScanner, type InOrderOpenResult, type ScanCounts, type ScanTarget } from '../packet/scan.js';
 import type { BatchSocket } from './batch-io.js';
 import type { DropCounts, NormalizedReceiverOptions } from './receiver-options.js';
 
@@ -67,16 +67,21 @@ export interface IntakeHost {
    * the next packets of the stream straight into its output, it calls `gather` with the stream
    * offset it expects next and the output's free space; `gather` copies the packets that continue
    * the stream there (see HeaderScanner.gatherInOrder) and says what it copied. Returns the
-   * packets taken (0: the packet at hand goes through onAuthenticated).
+   * packets taken (0: the packet at hand goes through onAuthenticated). `roomBytes`: when the
+   * output's current chunk has less room than this, the receiver moves on to a fresh chunk first
+   * (the packet that stopped the last call needs that much).
    */
-  takeInOrder(gather: InOrderGather): number;
+  takeInOrder(gather: InOrderGather, roomBytes: number): number;
   /** A slab was opened and every packet in it handed over. */
   afterOpen(): void;
 
   fail(error: unknown): void;
 }
 
-/** Copies opened packets that continue the stream at `nextOffset` into target[start, end). */
+/**
+ * Puts the packets that continue the stream at `nextOffset` into target[start, end): copies them
+ * from an opened batch, or opens them straight into the target.
+ */
 export type InOrderGather = (nextOffset: number, target: Uint8Array, start: number, end: number) => GatherResult;
 
 export class PacketIntake {
@@ -125,6 +130,11 @@ export class PacketIntake {
   #gatherFirst = 0;
   #gatherCount = 0;
   readonly #gathered: GatherResult = { packets: 0, bytes: 0 };
+  /** The in-order open's batch, key and first packet (set per call), and its answer. */
+  #runBatch: PacketBatch | null = null;
+  #runKey: AeadKey | null = null;
+  #runFirst = 0;
+  readonly #opened: InOrderOpenResult = { packets: 0, bytes: 0, stop: 0, needBytes: 0 };
 
   constructor(host: IntakeHost, options: NormalizedReceiverOptions, drops: DropCounts, keys: PacketKeyLookup, batchSocket: BatchSocket | null) {
     this.#host = host;
@@ -436,6 +446,12 @@ export class PacketIntake {
     return this.#gathered;
   };
 
+  /** Opens the run's packets that continue the stream straight into the output's chunk. */
+  readonly #openInOrder: InOrderGather = (nextOffset, target, start, end) => {
+    this.#scanner!.openInOrder(this.#runKey!, this.#runBatch!, this.#status, this.#runFirst, nextOffset, target, start, end, this.#opened);
+    return this.#opened;
+  };
+
   readonly #onScheduledOpen = (): void => {
     this.#openScheduled = false;
     if (!this.#host.finished && this.#slabCount > 0) this.#openSlab();
@@ -449,32 +465,100 @@ export class PacketIntake {
     this.#slabCount = 0;
     this.#slabUsed = 0;
     this.#slabKey = null;
-    const batch: PacketBatch = { slab: this.#slab, layout: this.#layout, nonces: this.#nonces, count };
-    try {
-      key.openBatch(batch, this.#status);
-    } catch {
-      // The key was destroyed under us (e.g. rotated out): nothing in this slab is trusted.
+    if (key.destroyed) {
+      // Rotated out under us: nothing in this slab can be trusted.
       this.#drops.noKey += count;
       return;
     }
+    const batch: PacketBatch = { slab: this.#slab, layout: this.#layout, nonces: this.#nonces, count };
+    const scanner = this.#scanner;
+    // Packets [0, first) went straight into the output (or failed on the way); the rest are
+    // opened in place and handed over one run or packet at a time.
+    let first = 0;
+    if (sessionChecked && scanner !== null && scanner.canOpenInOrder(key)) {
+      first = this.#openRuns(scanner, key, batch);
+      if (this.#host.finished) return;
+    }
+    const restOpened = first === count || this.#openRest(key, batch, first);
     const { statusOk, layoutWords: words } = this.#options.backend.constants;
-    const gathers = sessionChecked && this.#scanner !== null && this.#scanner.canGather;
-    for (let slot = 0; slot < count && !this.#host.finished; slot++) {
+    const gathers = sessionChecked && scanner !== null && scanner.canGather;
+    for (let slot = first; restOpened && slot < count && !this.#host.finished; slot++) {
       if (gathers) {
         this.#gatherFirst = slot;
         this.#gatherCount = count - slot;
-        slot += this.#host.takeInOrder(this.#gatherInOrder);
+        slot += this.#host.takeInOrder(this.#gatherInOrder, 0);
         if (slot >= count || this.#host.finished) break;
       }
       if (this.#status[slot] !== statusOk) {
-        if (this.#drops.authFailed === 0) this.firstAuthFailedAtMs = performance.now();
-        this.#drops.authFailed++;
+        this.#countAuthFailure();
         continue;
       }
       this.#host.onAuthenticated(this.#slab, this.#layout[slot * words], this.#layout[slot * words + 2], sessionChecked);
     }
     if (this.#host.finished) return;
     this.#host.afterOpen();
+  }
+
+  /**
+   * Opens the batch's packets that continue the stream straight into the output, run after run
+   * (a run ends where the output's chunk is full or a packet fails), and returns how many packets
+   * from the start were dealt with. It stops at the first packet that needs the receiver's
+   * judgement, or when the receiver cannot take packets in order now.
+   */
+  #openRuns(scanner: HeaderScanner, key: AeadKey, batch: PacketBatch): number {
+    const stops = scanner.inOrderStop!;
+    const opened = this.#opened;
+    this.#runBatch = batch;
+    this.#runKey = key;
+    let slot = 0;
+    let roomBytes = 0;
+    // Every round takes at least one packet, or asks once for a fresh chunk, or ends the loop.
+    while (slot < batch.count && !this.#host.finished) {
+      this.#runFirst = slot;
+      opened.packets = 0;
+      opened.stop = stops.judgement;
+      const taken = this.#host.takeInOrder(this.#openInOrder, roomBytes);
+      slot += taken;
+      if (opened.stop === stops.authFailed) {
+        this.#countAuthFailure();
+        slot++;
+        roomBytes = 0;
+        continue;
+      }
+      if (opened.stop === stops.targetFull && (taken > 0 || roomBytes < opened.needBytes)) {
+        roomBytes = opened.needBytes;
+        continue;
+      }
+      if (taken === 0 || opened.stop !== stops.batchEnd) break;
+    }
+    this.#runBatch = null;
+    this.#runKey = null;
+    return slot;
+  }
+
+  /**
+   * Opens packets [first, count) in place with one call. Returns false when the key was destroyed
+   * under us (e.g. rotated out): nothing of those packets is trusted, and they count as noKey.
+   */
+  #openRest(key: AeadKey, batch: PacketBatch, first: number): boolean {
+    const rest = first === 0 ? batch : {
+      slab: batch.slab,
+      layout: batch.layout.subarray(first * this.#options.backend.constants.layoutWords),
+      nonces: batch.nonces.subarray(first * NONCE_BYTES),
+      count: batch.count - first,
+    };
+    try {
+      key.openBatch(rest, first === 0 ? this.#status : this.#status.subarray(first));
+      return true;
+    } catch {
+      this.#drops.noKey += batch.count - first;
+      return false;
+    }
+  }
+
+  #countAuthFailure(): void {
+    if (this.#drops.authFailed === 0) this.firstAuthFailedAtMs = performance.now();
+    this.#drops.authFailed++;
   }
 }
 

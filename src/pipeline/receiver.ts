@@ -23,6 +23,7 @@ import { openReceiverSocket } from './multicast.js';
 import { DeliveredStream } from './delivered-stream.js';
 import { PacketIntake, sameBytes, type InOrderGather, type IntakeHost } from './packet-intake.js';
 import { describeDrops, normalizeReceiverOptions, REORDER_HELD_BYTES_MAX, REORDER_HELD_BYTES_MAX_WITH_REPAIR, type NormalizedReceiverOptions, type ReceiveResult, type ReceiveStats, type ReceiverOptions, type DropCounts } from './receiver-options.js';
+import { FileOutput } from './file-output.js';
 import { OutputWriter } from './output.js';
 import { describeRanges, ReorderWindow, type ByteRange } from './reorder.js';
 import { NACK_RETRY_MS, RepairRequester } from './repair-requests.js';
@@ -223,7 +224,7 @@ export class Receiver extends EventEmitter {
       },
       dropBeforeOpen: (type, streamOffset) => this.#dropBeforeOpen(type, streamOffset),
       onAuthenticated: (slab, slotOffset, payloadBytes, sessionChecked) => this.#onAuthenticated(slab, slotOffset, payloadBytes, sessionChecked),
-      takeInOrder: (gather) => this.#takeInOrder(gather),
+      takeInOrder: (gather, roomBytes) => this.#takeInOrder(gather, roomBytes),
       afterOpen: () => this.#afterOpen(),
       fail: (error) => this.#fail(error),
     };
@@ -338,7 +339,7 @@ export class Receiver extends EventEmitter {
    * the output's chunk, with none held and the output keeping up. The same bookkeeping as
    * #onAuthenticated and #acceptData do per packet, once for the run. Returns the packets taken.
    */
-  #takeInOrder(gather: InOrderGather): number {
+  #takeInOrder(gather: InOrderGather, roomBytes: number): number {
     const window = this.#window;
     const stream = this.#stream;
     if (window === null || stream === null || this.#session === null || this.#finished || window.heldPackets > 0) return 0;
@@ -352,7 +353,7 @@ export class Receiver extends EventEmitter {
         packets = gathered.packets;
         bytes = gathered.bytes;
         return bytes;
-      });
+      }, roomBytes);
     } catch (error) {
       // The output failed or fell too far behind (E_IO) while a full chunk was handed over.
       this.#fail(error);
@@ -805,6 +806,6 @@ export class Receiver extends EventEmitter {
  * TTYs, process.stdout/stderr in every form) write or copy the bytes before calling back.
  */
 function releasesChunksOnCallback(output: Writable): boolean {
-  return output instanceof WriteStream || output instanceof Socket || output === process.stdout || output === process.stderr;
+  return output instanceof FileOutput || output instanceof WriteStream || output instanceof Socket || output === process.stdout || output === process.stderr;
 }
 

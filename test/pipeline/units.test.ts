@@ -375,6 +375,48 @@ describe('DeliveredStream', () => {
     expect(stream.bytes).toBe(0);
   });
 
+  it('keeps its chunks to a quarter of the output queue bound, and takes a fresh chunk when asked for room', async () => {
+    const { Writable } = await import('node:stream');
+    const { OutputWriter } = await import('../../dist/pipeline/output.js');
+    const { DeliveredStream, OUTPUT_CHUNK_BYTES } = await import('../../dist/pipeline/delivered-stream.js');
+    const sink = () => new Writable({ write: (_chunk, _encoding, callback) => callback() });
+    const chunkOffered = (stream: InstanceType<typeof DeliveredStream>, roomBytes = 0): { chunk: Buffer; start: number; end: number } => {
+      let offered: { chunk: Buffer; start: number; end: number } | null = null;
+      stream.deliverWith((chunk, start, end) => {
+        offered = { chunk, start, end };
+        return 0;
+      }, roomBytes);
+      return offered!;
+    };
+    // A 1 MiB queue bound: the receiver counts the output as behind at half of it, so a chunk
+    // handed over on top must still fit.
+    const small = new DeliveredStream(new OutputWriter(sink(), 1 << 20));
+    expect(chunkOffered(small).end).toBe(256 * 1024);
+    const large = new DeliveredStream(new OutputWriter(sink(), 64 << 20));
+    expect(chunkOffered(large).end).toBe(OUTPUT_CHUNK_BYTES);
+
+    const writes: number[] = [];
+    const counting = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        writes.push(chunk.byteLength);
+        callback();
+      },
+    });
+    const stream = new DeliveredStream(new OutputWriter(counting, 64 << 20), { reuseChunks: true });
+    stream.deliver(new Uint8Array(OUTPUT_CHUNK_BYTES - 100));
+    const first = chunkOffered(stream, 50);
+    expect(first.start).toBe(OUTPUT_CHUNK_BYTES - 100);
+    // 100 bytes left and 200 wanted: the chunk goes out as it is and a fresh one is offered.
+    const fresh = chunkOffered(stream, 200);
+    expect(fresh.chunk).not.toBe(first.chunk);
+    expect(fresh.start).toBe(0);
+    expect(writes).toEqual([OUTPUT_CHUNK_BYTES - 100]);
+    // Room no chunk has: the current chunk is kept, and the caller must take another way.
+    stream.deliver(new Uint8Array(10));
+    expect(chunkOffered(stream, OUTPUT_CHUNK_BYTES + 1).start).toBe(10);
+    expect(stream.bytes).toBe(OUTPUT_CHUNK_BYTES - 90);
+  });
+
   it('never refills a chunk for a target that keeps what it was given', async () => {
     const { Writable } = await import('node:stream');
     const parts = payloads(150, 11);
