@@ -530,7 +530,7 @@ async function main() {
                   workDir: runDir, timeoutMs, rate, durationSec: options.quick ? 2 : 4, lossPercent: options.lossPercent,
                 });
                 entry.attempts.push(outcome);
-                log(`  -> ${outcome.ok ? `${outcome.mbPerSec.toFixed(1)} MB/s, sender ${outcome.senderCpuSecPerGiB?.toFixed(2)} CPU-s/GiB` : `FAILED: ${outcome.failures.join('; ')}`}`);
+                log(`  -> ${outcome.ok ? `${outcome.mbPerSec.toFixed(1)} MB/s, sender ${outcome.senderCpuSecPerGiB?.toFixed(2)} CPU-s/GiB, receiver(s) ${outcome.receiverCpuSecPerGiB?.perReceiver.map((cpu) => cpu.toFixed(2)).join('/') ?? '-'} CPU-s/GiB` : `FAILED: ${outcome.failures.join('; ')}`}`);
                 if (outcome.ok || !outcome.gap) break;
                 rate = lowerRate(rate, GAP_RATE_FACTOR);
                 sealcastRate.set(rateKey, rate);

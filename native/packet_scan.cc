@@ -8,8 +8,6 @@ namespace {
 
 constexpr std::size_t kNonceBytesScan = 12;
 constexpr std::size_t kLayoutWordsScan = 3;
-// The largest u64 high word that still gives a safe integer (2^53 - 1 >> 32).
-constexpr std::uint32_t kSafeHighWordMax = 0x1fffff;
 
 std::uint32_t ReadU32(const std::uint8_t* bytes) {
   return (static_cast<std::uint32_t>(bytes[0]) << 24) | (static_cast<std::uint32_t>(bytes[1]) << 16) |
@@ -55,12 +53,6 @@ ScanStatus ScanOne(const ScanSlots& slots, const std::uint8_t* datagram, std::ui
 }
 
 }  // namespace
-
-double ReadSafeU64(const std::uint8_t* bytes) {
-  const std::uint32_t high = ReadU32(bytes);
-  if (high > kSafeHighWordMax) return -1;
-  return static_cast<double>(high) * 4294967296.0 + static_cast<double>(ReadU32(bytes + 4));
-}
 
 ScanOutcome ScanPackets(const ScanSlots& slots) {
   if (slots.slab == nullptr || slots.lengths == nullptr || slots.fields == nullptr || slots.layout == nullptr ||

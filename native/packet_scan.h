@@ -109,8 +109,12 @@ struct ScanOutcome {
 ScanOutcome ScanPackets(const ScanSlots& slots);
 
 // A big-endian u64 header field (e.g. the stream offset) as a double when it is a safe integer
-// (below 2^53), or -1.
-double ReadSafeU64(const std::uint8_t* bytes);
+// (below 2^53), or -1. Inline: the receive path reads one per packet.
+inline double ReadSafeU64(const std::uint8_t* bytes) {
+  std::uint64_t value = 0;
+  for (std::size_t at = 0; at < 8; at++) value = (value << 8) | bytes[at];
+  return value > 9007199254740991ull ? -1.0 : static_cast<double>(value);
+}
 
 // The receive path's in-order gather: after a batch was opened, copies the payloads of the
 // opened packets that continue the stream, one after another, into the output's chunk, so that
