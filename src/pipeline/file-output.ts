@@ -1,9 +1,11 @@
 // The receiver's `-o FILE` target. A regular file is written synchronously, from the receive
 // loop itself, the way udp-receiver and uftpd write theirs: a write into the page cache does not
-// wait for the disk, and handing each chunk to libuv's thread pool instead cost a thread wake-up
-// and a completion wake-up per chunk, which in a VM (an inter-processor interrupt each) came to
-// more CPU than the write. Anything else (a FIFO, a terminal, a character device) may block for
-// as long as its reader likes, so it gets Node's asynchronous WriteStream.
+// wait for the disk (unless the kernel throttles a writer that dirties pages faster than the
+// disk takes them, which an asynchronous write would only turn into a growing queue), and
+// handing each chunk to libuv's thread pool instead cost a thread wake-up and a completion
+// wake-up per chunk, which in a VM (an inter-processor interrupt each) came to more CPU than the
+// write. Anything else (a FIFO, a terminal, a character device) may block for as long as its
+// reader likes, so it gets Node's asynchronous WriteStream.
 
 import { close, closeSync, createWriteStream, fstatSync, open, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';

@@ -7,10 +7,11 @@
 // (recvmmsg), one native call checks all their headers (packet/scan.ts) and the kept slots are
 // moved down so the batch stays dense. With plain node:dgram, each 'message' is decoded in
 // TypeScript and copied in back to back, and what arrived in one turn of the event loop is
-// opened together. On the batched path, the opened packets that simply continue the stream are
-// then copied into the output with one more native call per run (HeaderScanner.gatherInOrder),
-// so that only the packets needing judgement (the first, holes, END, failures) cost JavaScript
-// each.
+// opened together. On the batched path, the packets that simply continue the stream are opened
+// straight into the output with one native call per run (HeaderScanner.openInOrder, for native
+// keys); the rest of the batch is opened in place, and the runs in it are copied into the output
+// with one call each (HeaderScanner.gatherInOrder). Only the packets needing judgement (the
+// first, holes, END, failures) cost JavaScript each.
 
 import type dgram from 'node:dgram';
 import type { AeadKey, PacketBatch } from '../crypto/backend.js';
