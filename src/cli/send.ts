@@ -5,8 +5,7 @@
 
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { close, createReadStream, fstatSync, open } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DEFAULT_SUITE, type WireSuiteName } from '../crypto/backend.js';
 import { IO_ENV, ioModeFromEnv, parseIoMode, type IoMode } from '../pipeline/batch-io.js';
@@ -18,6 +17,7 @@ import { AeadPool } from '../pool/pool.js';
 import { SESSION_ID_BYTES } from '../keys/kdf.js';
 import { DEFAULT_DATAGRAM_BYTES } from '../packet/format.js';
 import { defaultTtl, DEFAULT_INTERFACE, type MulticastGroup } from '../pipeline/multicast.js';
+import { FileSource } from '../pipeline/file-source.js';
 import { DEFAULT_PLAIN_RATE_BITS_PER_SECOND, DEFAULT_RATE_BITS_PER_SECOND, Sender, type SendStats } from '../pipeline/sender.js';
 import { writeLine, type CommandContext } from './io.js';
 import { CONTROL_TRANSPORT_ENV, parseControlTransport, parseHostPort, parseWaitFor, startSenderControl, type HostPort, type SenderControl } from './control-options.js';
@@ -103,7 +103,7 @@ async function sendCommand(file: string | undefined, flags: SendFlags, context: 
   // Checked before any key, socket, pool or server exists, so a bad value leaves nothing open.
   const io = flags.io ?? ioModeFromEnv(context.io.env);
   const groupKey = flags.keyFile !== undefined ? await readKeyFile(flags.keyFile) : null;
-  let input: Readable;
+  let input: InputSource;
   try {
     input = await openInput(file, context.io.stdin);
   } catch (error) {
@@ -254,20 +254,29 @@ function requireOneKeyMode(flags: SendFlags): void {
   }
 }
 
-/** Opens the input before anything is sent, so an unreadable file fails with E_IO up front. */
-async function openInput(file: string | undefined, stdin: Readable): Promise<Readable> {
+/** What the sender reads: a file, a FIFO or stdin, stopped with destroy(). */
+type InputSource = AsyncIterable<Uint8Array> & { destroy(error?: Error): void };
+
+/**
+ * Opens the input before anything is sent, so an unreadable file fails with E_IO up front. A
+ * regular file is read into two reused buffers (FileSource); a FIFO or device, whose reads may
+ * wait for a writer, through a ReadStream.
+ */
+async function openInput(file: string | undefined, stdin: Readable): Promise<InputSource> {
   if (file === undefined || file === '-') return stdin;
-  let handle;
+  let fd: number | undefined;
+  let regular: boolean;
   try {
-    handle = await open(file, 'r');
-    const info = await handle.stat();
+    fd = await new Promise<number>((resolve, reject) => open(file, 'r', (error, opened) => (error ? reject(error) : resolve(opened))));
+    const info = fstatSync(fd);
     if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    regular = info.isFile();
   } catch (error) {
-    await handle?.close();
+    if (fd !== undefined) close(fd, () => {});
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     throw new SealcastError('E_IO', `cannot read ${file}: ${code}`, { cause: error });
   }
-  return createReadStream(file, { fd: handle, highWaterMark: INPUT_READ_BYTES, autoClose: true });
+  return regular ? new FileSource(fd) : createReadStream(file, { fd, highWaterMark: INPUT_READ_BYTES, autoClose: true });
 }
 
 function progressLine(stats: SendStats): string {
