@@ -502,9 +502,11 @@ export class PacketIntake {
 
   /**
    * Opens the batch's packets that continue the stream straight into the output, run after run
-   * (a run ends where the output's chunk is full or a packet fails), and returns how many packets
-   * from the start were dealt with. It stops at the first packet that needs the receiver's
-   * judgement, or when the receiver cannot take packets in order now.
+   * (a run ends where the output's chunk is full), and returns how many packets from the start
+   * were dealt with. It stops at the first packet that needs the receiver's judgement, at the
+   * first that fails to authenticate, or when the receiver cannot take packets in order now; the
+   * caller opens the rest in place with one call. Stopping at a failure bounds the calls: a flood
+   * of forgeries at the next offset must not cost a call (and a check of the batch) each.
    */
   #openRuns(scanner: HeaderScanner, key: AeadKey, batch: PacketBatch): number {
     const stops = scanner.inOrderStop!;
@@ -513,7 +515,8 @@ export class PacketIntake {
     this.#runKey = key;
     let slot = 0;
     let roomBytes = 0;
-    // Every round takes at least one packet, or asks once for a fresh chunk, or ends the loop.
+    // Every round takes at least one packet, or asks once for a fresh chunk, or ends the loop;
+    // a round that takes packets ends with a full chunk, so there are few rounds per batch.
     while (slot < batch.count && !this.#host.finished) {
       this.#runFirst = slot;
       opened.packets = 0;
@@ -523,8 +526,7 @@ export class PacketIntake {
       if (opened.stop === stops.authFailed) {
         this.#countAuthFailure();
         slot++;
-        roomBytes = 0;
-        continue;
+        break;
       }
       if (opened.stop === stops.targetFull && (taken > 0 || roomBytes < opened.needBytes)) {
         roomBytes = opened.needBytes;
