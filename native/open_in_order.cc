@@ -50,8 +50,7 @@ InOrderOutcome OpenInOrder(AeadContext& context, const InOrderOpen& run) {
       return Refused("the layout does not describe a packet inside the slab");
     }
     const std::uint8_t* header = batch.slab + offset;
-    if (header[kHeaderFieldType] != run.data_type || payload_bytes == 0 ||
-        ReadSafeU64(header + kHeaderFieldStreamOffset) != next) {
+    if (!ContinuesStream(header, payload_bytes, run.data_type, next)) {
       outcome.stop = InOrderStop::kJudgement;
       break;
     }

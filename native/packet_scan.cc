@@ -153,8 +153,7 @@ GatherOutcome GatherInOrder(const GatherRun& run) {
       return refused;
     }
     const std::uint8_t* header = run.slab + offset;
-    if (header[kHeaderFieldType] != run.data_type || payload_bytes == 0) break;
-    if (ReadSafeU64(header + kHeaderFieldStreamOffset) != next) break;
+    if (!ContinuesStream(header, payload_bytes, run.data_type, next)) break;
     if (payload_bytes > run.target_end - cursor) break;
     std::memcpy(run.target + cursor, header + kPacketHeaderBytes, payload_bytes);
     cursor += payload_bytes;

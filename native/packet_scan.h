@@ -116,6 +116,13 @@ inline double ReadSafeU64(const std::uint8_t* bytes) {
   return value > 9007199254740991ull ? -1.0 : static_cast<double>(value);
 }
 
+// Whether the packet whose header is at `header` is a non-empty DATA packet (`data_type`, the
+// wire value) that starts at stream offset `next`: what both in-order paths (GatherInOrder and
+// OpenInOrder) take without asking the receiver.
+inline bool ContinuesStream(const std::uint8_t* header, std::size_t payload_bytes, std::uint8_t data_type, double next) {
+  return header[kHeaderFieldType] == data_type && payload_bytes > 0 && ReadSafeU64(header + kHeaderFieldStreamOffset) == next;
+}
+
 // The receive path's in-order gather: after a batch was opened, copies the payloads of the
 // opened packets that continue the stream, one after another, into the output's chunk, so that
 // the common case (the next packet is the next one in the stream) costs no JavaScript per packet.

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeHeader, HEADER_BYTES, HeaderField, PacketType, readU64, TAG_BYTES, type PacketHeader } from '../../dist/packet/format.js';
 import { loadHeaderScanner, type GatherResult, type HeaderScanner } from '../../dist/packet/scan.js';
 import { describeTitle, probeNative } from './availability.js';
+import { streamArbitrary } from './stream-arbitrary.js';
 
 const native = probeNative();
 const scanner: HeaderScanner | null = native.binding === null ? null : loadHeaderScanner();
@@ -80,34 +81,11 @@ function modelGather(batch: Batch, first: number, count: number, nextOffset: num
   return { packets, bytes: cursor - start };
 }
 
-/** Mostly in-order runs, with the irregular packets a receiver meets now and then. */
-const batchArbitrary = fc
-  .tuple(
-    fc.integer({ min: 0, max: 1 << 40 }),
-    fc.array(
-      fc.record({
-        payloadBytes: fc.oneof(fc.constant(1348), fc.integer({ min: 0, max: STRIDE - HEADER_BYTES - TAG_BYTES })),
-        irregular: fc.oneof(
-          { weight: 8, arbitrary: fc.constant('none' as const) },
-          { weight: 1, arbitrary: fc.constantFrom('failed' as const, 'end' as const, 'skip' as const, 'repeat' as const) },
-        ),
-      }),
-      { minLength: 0, maxLength: 40 },
-    ),
-  )
-  .map(([startOffset, entries]) => {
-    let offset = startOffset;
-    const packets: PacketSpec[] = entries.map((entry) => {
-      const packet: PacketSpec = { type: PacketType.DATA, streamOffset: offset, payloadBytes: entry.payloadBytes, opened: true };
-      if (entry.irregular === 'failed') packet.opened = false;
-      if (entry.irregular === 'end') packet.type = PacketType.END;
-      if (entry.irregular === 'skip') packet.streamOffset = offset + 1400;
-      if (entry.irregular === 'repeat') packet.streamOffset = Math.max(0, offset - 1);
-      offset = packet.streamOffset + entry.payloadBytes;
-      return packet;
-    });
-    return { startOffset, packets };
-  });
+/** Random streams as the gather sees them: a broken packet is one that did not open. */
+const batchArbitrary = streamArbitrary({ typicalPayloadBytes: 1348, payloadBytesMax: STRIDE - HEADER_BYTES - TAG_BYTES, packetsMax: 40 }).map(({ startOffset, packets }) => ({
+  startOffset,
+  packets: packets.map(({ broken, ...packet }): PacketSpec => ({ ...packet, opened: !broken })),
+}));
 
 describe.skipIf(scanner === null)(describeTitle('native in-order gather', native), () => {
   const active = scanner as HeaderScanner;

@@ -18,6 +18,7 @@ import { writeNonce, NONCE_BYTES } from '../../dist/keys/sequencer.js';
 import { errorOf } from '../helpers/error-of.js';
 import { referenceOpen } from '../crypto/reference.js';
 import { describeTitle, probeNative } from './availability.js';
+import { streamArbitrary } from './stream-arbitrary.js';
 
 const native = probeNative();
 const scanner: HeaderScanner | null = native.binding === null ? null : loadHeaderScanner();
@@ -136,34 +137,11 @@ function model(
   return { result: { packets, bytes: cursor - start, stop, needBytes }, status };
 }
 
-/** Mostly in-order runs, with the irregular packets a receiver meets now and then. */
-const packetsArbitrary = fc
-  .tuple(
-    fc.integer({ min: 0, max: 2 ** 40 }),
-    fc.array(
-      fc.record({
-        payloadBytes: fc.oneof(fc.constant(1364), fc.integer({ min: 0, max: 3000 })),
-        irregular: fc.oneof(
-          { weight: 8, arbitrary: fc.constant('none' as const) },
-          { weight: 1, arbitrary: fc.constantFrom('forged' as const, 'end' as const, 'skip' as const, 'repeat' as const) },
-        ),
-      }),
-      { minLength: 0, maxLength: 24 },
-    ),
-  )
-  .map(([startOffset, entries]) => {
-    let offset = startOffset;
-    const packets: PacketSpec[] = entries.map((entry) => {
-      const packet: PacketSpec = { type: PacketType.DATA, streamOffset: offset, payloadBytes: entry.payloadBytes, forged: false };
-      if (entry.irregular === 'forged') packet.forged = true;
-      if (entry.irregular === 'end') packet.type = PacketType.END;
-      if (entry.irregular === 'skip') packet.streamOffset = offset + 1400;
-      if (entry.irregular === 'repeat') packet.streamOffset = Math.max(0, offset - 1);
-      offset = packet.streamOffset + entry.payloadBytes;
-      return packet;
-    });
-    return { startOffset, packets };
-  });
+/** Random streams of real packets: a broken packet is a forged one. */
+const packetsArbitrary = streamArbitrary({ typicalPayloadBytes: 1364, payloadBytesMax: 3000, packetsMax: 24 }).map(({ startOffset, packets }) => ({
+  startOffset,
+  packets: packets.map(({ broken, ...packet }): PacketSpec => ({ ...packet, forged: broken })),
+}));
 
 describe.skipIf(scanner === null)(describeTitle('native in-order open', native), async () => {
   const active = scanner as HeaderScanner;
