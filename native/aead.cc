@@ -4,9 +4,11 @@
 
 #include "aead.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -563,8 +565,11 @@ bool AeadContext::OpenSlotEvp(const std::uint8_t* nonce, const std::uint8_t* aad
   const int aad_length = static_cast<int>(aad_bytes);
   const int payload_length = static_cast<int>(payload_bytes);
   int written = 0;
-  bool ok = EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kTagBytes), tag) == 1;
+  // The nonce and the expected tag go in with one call: setting the tag through
+  // EVP_CIPHER_CTX_ctrl costs a translation into the same parameter on every packet.
+  const OSSL_PARAM tag_params[] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, kTagBytes),
+                                   OSSL_PARAM_construct_end()};
+  bool ok = EVP_DecryptInit_ex2(ctx, nullptr, nullptr, nonce, tag_params) == 1;
   if (ok && aad_length > 0) ok = EVP_DecryptUpdate(ctx, nullptr, &written, aad, aad_length) == 1;
   if (ok && payload_length > 0) {
     ok = EVP_DecryptUpdate(ctx, target, &written, payload, payload_length) == 1 && written == payload_length;
