@@ -550,7 +550,10 @@ Outcome AeadContext::SealBatchEvp(const BatchView& batch) {
     if (EVP_EncryptFinal_ex(ctx, tag, &written) != 1 || written != 0) {
       return OpenSslFailure("finish a payload");
     }
-    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagBytes), tag) != 1) {
+    // Read straight as the parameter it is: the ctrl call translates into it on every packet.
+    OSSL_PARAM tag_params[] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, kTagBytes),
+                               OSSL_PARAM_construct_end()};
+    if (EVP_CIPHER_CTX_get_params(ctx, tag_params) != 1) {
       return OpenSslFailure("produce a tag");
     }
   }
