@@ -3,21 +3,37 @@
 
 import { Command, CommanderError } from 'commander';
 import { isSealcastError } from '../errors.js';
-import { registerDoctor } from './doctor.js';
-import { registerKeygen } from './keygen.js';
-import { registerRecv } from './recv.js';
-import { registerSend } from './send.js';
-import { registerSubscribers } from './subscribers.js';
 import { EXIT_CODE_BY_ERROR, EXIT_INTERRUPTED } from './exit-codes.js';
 import { processIo, writeLine, type CliIo, type CommandContext } from './io.js';
 import { VERSION } from '../version.js';
 
 type Register = (program: Command, context: CommandContext) => void;
 
-/** Command modules; each adds its subcommand to the program. */
-const COMMANDS: Register[] = [registerDoctor, registerSubscribers, registerKeygen, registerSend, registerRecv];
+/**
+ * Command modules by name, in the order help lists them; each adds its subcommand to the
+ * program. They are loaded on demand: a command run by name loads only its own module, so a
+ * receiver does not pay for loading the sender, the registry and the doctor at every start.
+ */
+const COMMAND_MODULES: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
+  ['doctor', async () => (await import('./doctor.js')).registerDoctor],
+  ['subscribers', async () => (await import('./subscribers.js')).registerSubscribers],
+  ['keygen', async () => (await import('./keygen.js')).registerKeygen],
+  ['send', async () => (await import('./send.js')).registerSend],
+  ['recv', async () => (await import('./recv.js')).registerRecv],
+];
 
-export function buildProgram(context: CommandContext): Command {
+/**
+ * The registrations `argv` needs: the named command's alone when the first argument names one,
+ * every command otherwise (help, version, an unknown command, which commander then rejects
+ * with the list it knows).
+ */
+export async function loadCommands(argv: readonly string[]): Promise<Register[]> {
+  const named = COMMAND_MODULES.find(([name]) => name === argv[0]);
+  const wanted = named === undefined ? COMMAND_MODULES : [named];
+  return Promise.all(wanted.map(([, load]) => load()));
+}
+
+export function buildProgram(context: CommandContext, commands: readonly Register[]): Command {
   const program = new Command('sealcast');
   program
     .description('Encrypted IP multicast of one stream to many subscribers.')
@@ -28,7 +44,7 @@ export function buildProgram(context: CommandContext): Command {
       writeOut: (text) => context.io.stdout.write(text),
       writeErr: (text) => context.io.stderr.write(text),
     });
-  for (const register of COMMANDS) register(program, context);
+  for (const register of commands) register(program, context);
   for (const command of program.commands) {
     command.exitOverride();
     command.configureOutput({
@@ -43,7 +59,7 @@ export async function run(argv: readonly string[], io?: Partial<CliIo>): Promise
   const controller = new AbortController();
   const fullIo: CliIo = { ...processIo(controller.signal), ...io };
   const context: CommandContext = { io: fullIo, exitCode: 0 };
-  const program = buildProgram(context);
+  const program = buildProgram(context, await loadCommands(argv));
   if (argv.length === 0) {
     program.outputHelp();
     return EXIT_CODE_BY_ERROR.E_ARG;

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { run } from '../../dist/cli/main.js';
+import { loadCommands, run } from '../../dist/cli/main.js';
 import { backendPreferenceFromEnv } from '../../dist/crypto/load.js';
 
 const BIN = new URL('../../bin/sealcast.js', import.meta.url).pathname;
@@ -69,6 +69,18 @@ describe('sealcast CLI shell', () => {
     const result = await runCaptured(['--help']);
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain('doctor');
+  });
+
+  it('loads only the named command, and every command for help, version or an unknown name', async () => {
+    expect(await loadCommands(['recv', '--group', '239.1.2.3:4000'])).toHaveLength(1);
+    expect(await loadCommands(['send'])).toHaveLength(1);
+    for (const argv of [[], ['--help'], ['-V'], ['frobnicate'], ['--group', 'recv']]) expect(await loadCommands(argv)).toHaveLength(5);
+    const help = await runCaptured(['recv', '--help']);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toContain('Usage: sealcast recv');
+    expect(help.stdout).toContain('--output <file>');
+    const all = await runCaptured(['--help']);
+    for (const name of ['doctor', 'subscribers', 'keygen', 'send', 'recv']) expect(all.stdout).toMatch(new RegExp(`^\\s+${name}\\b`, 'm'));
   });
 
   it('rejects an unknown command with exit 2', async () => {
