@@ -64,11 +64,12 @@ export interface IntakeHost {
    */
   onAuthenticated(slab: Buffer, slotOffset: number, payloadBytes: number, sessionChecked: boolean): void;
   /**
-   * The fast path for authenticated packets whose session was checked: when the receiver can take
-   * the next packets of the stream straight into its output, it calls `gather` with the stream
-   * offset it expects next and the output's free space; `gather` copies the packets that continue
-   * the stream there (see HeaderScanner.gatherInOrder) and says what it copied. Returns the
-   * packets taken (0: the packet at hand goes through onAuthenticated). `roomBytes`: when the
+   * The fast path for packets whose session was checked: when the receiver can take the next
+   * packets of the stream straight into its output, it calls `gather` with the stream offset it
+   * expects next and the output's free space; `gather` puts the packets that continue the stream
+   * there (copied from an opened batch, HeaderScanner.gatherInOrder, or opened straight into it,
+   * HeaderScanner.openInOrder) and says what it wrote. Returns the packets taken (0: the packet
+   * at hand takes the per-packet path). `roomBytes`: when the
    * output's current chunk has less room than this, the receiver moves on to a fresh chunk first
    * (the packet that stopped the last call needs that much).
    */
