@@ -10,7 +10,8 @@
         "native/control_listener.cc",
         "native/open_in_order.cc",
         "native/packet_scan.cc",
-        "native/udp.cc"
+        "native/udp.cc",
+        "native/udp_watch.cc"
       ],
       "include_dirs": [
         "<(node_root_dir)/include/node",

@@ -18,6 +18,7 @@
 #include "open_in_order.h"
 #include "packet_scan.h"
 #include "udp.h"
+#include "udp_watch.h"
 
 #include <cstring>
 
@@ -604,6 +605,7 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                                            napi_enumerable),
                              InstanceValue("udpEnableGro", Napi::Function::New<UdpEnableGro>(env, "udpEnableGro"),
                                            napi_enumerable),
+                             InstanceValue("UdpReadWatch", sealcast_napi::DefineUdpReadWatch(env), napi_enumerable),
                              InstanceValue("PACKET_HEADER_BYTES", Number(env, sealcast::kPacketHeaderBytes), napi_enumerable),
                              InstanceValue("PACKET_MAGIC", Number(env, sealcast::kPacketMagic), napi_enumerable),
                              InstanceValue("PACKET_VERSION", Number(env, sealcast::kPacketVersion), napi_enumerable),

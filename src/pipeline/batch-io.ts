@@ -1,7 +1,9 @@
 // Batched UDP I/O through the native addon: sendmmsg for a chunk of a sealed slab and recvmmsg
 // into a receive slab, on the very socket node:dgram created. node:dgram still creates, binds
 // and configures the socket (multicast interface, TTL, membership); only the per-datagram
-// system calls, which bound Node at about 4 CPU-s/GiB per side at 1400 bytes, are batched.
+// system calls, which bound Node at about 4 CPU-s/GiB per side at 1400 bytes, are batched. A
+// receiver is woken by the addon's watch on the socket (watchReadable) rather than by
+// node:dgram's 'message' event, which read one datagram into a fresh 64 KiB buffer first.
 //
 // When the addon is missing, predates these calls, or the socket's descriptor cannot be had,
 // the pipeline keeps plain node:dgram ('auto'); asking for 'native' then is an E_IO error.
@@ -32,6 +34,14 @@ interface UdpBinding {
   udpReceive(fd: number, slab: Uint8Array, stride: number, lengths: Uint32Array, first: number, count: number, segments?: Uint32Array | null): number;
   /** Absent from addons built before receive-side GRO. */
   udpEnableGro?(fd: number): boolean;
+  /** Absent from addons built before the receive watch (native/udp_watch.cc). */
+  UdpReadWatch?: new (fd: number, onReadable: (status: number) => void) => ReadWatch;
+}
+
+/** A watch on a socket's receive queue (native/udp_watch.cc); close() it before the socket. */
+export interface ReadWatch {
+  close(): void;
+  readonly closed: boolean;
 }
 
 /** Reads SEALCAST_IO (auto, native or dgram); unset or empty is auto. */
@@ -96,6 +106,41 @@ export class BatchSocket {
       throw ioError('turning on UDP GRO failed', error);
     }
     return this.#gro;
+  }
+
+  /** Whether watchReadable is available (the addon has the receive watch). */
+  get canWatch(): boolean {
+    return typeof this.#binding.UdpReadWatch === 'function';
+  }
+
+  /**
+   * Takes over the wake-ups for `socket`'s datagrams, which must be this BatchSocket's socket:
+   * node:dgram stops reading it, and `onReadable` is called (status 0) whenever datagrams are
+   * queued, for as long as any are, to read them with receive(); a failed poll calls it once
+   * with a negative errno and stops. The watch must be closed before the socket is.
+   */
+  watchReadable(socket: dgram.Socket, onReadable: (status: number) => void): ReadWatch {
+    if (typeof onReadable !== 'function') throw new TypeError('onReadable must be a function');
+    const Watch = this.#binding.UdpReadWatch;
+    if (typeof Watch !== 'function') throw new SealcastError('E_IO', 'the addon was built without the receive watch (run `npm run build:native`)');
+    const handle = socketHandle(socket);
+    if (handle?.fd !== this.#fd || typeof handle.recvStop !== 'function') {
+      throw new SealcastError('E_IO', "cannot take over the socket's reads: its handle is not the one this BatchSocket uses");
+    }
+    let watch: ReadWatch;
+    try {
+      watch = new Watch(this.#fd, onReadable);
+    } catch (error) {
+      throw ioError('watching the socket failed', error);
+    }
+    // From here on every datagram is left queued for receive(): two readers would split the
+    // stream between them, and node:dgram's reads are the cost the watch exists to avoid.
+    const stopped = handle.recvStop();
+    if (stopped !== 0) {
+      watch.close();
+      throw new SealcastError('E_IO', `cannot stop node:dgram's reads of the socket (libuv error ${stopped})`);
+    }
+    return watch;
   }
 
   /**
@@ -164,8 +209,9 @@ export function groupTarget(group: MulticastGroup): GroupTarget {
 /**
  * The batched calls for `socket` (which must be bound), or null when mode is 'dgram', or when
  * mode is 'auto' and they are unavailable. Mode 'native' without them is an E_IO error saying why.
+ * `purpose` 'receive' also needs the addon's receive watch (BatchSocket.watchReadable).
  */
-export function openBatchSocket(socket: dgram.Socket, mode: IoMode): BatchSocket | null {
+export function openBatchSocket(socket: dgram.Socket, mode: IoMode, purpose: 'send' | 'receive' = 'send'): BatchSocket | null {
   if (mode === 'dgram') return null;
   const unavailable = (why: string): null => {
     if (mode === 'native') throw new SealcastError('E_IO', `native batched UDP I/O is unavailable: ${why} (use SEALCAST_IO=dgram or --io dgram)`);
@@ -181,6 +227,7 @@ export function openBatchSocket(socket: dgram.Socket, mode: IoMode): BatchSocket
     return unavailable('the addon was built without it (run `npm run build:native`)');
   }
   if (!binding.UDP_BATCH_SUPPORTED) return unavailable(`it needs Linux, this is ${process.platform}`);
+  if (purpose === 'receive' && typeof binding.UdpReadWatch !== 'function') return unavailable('the addon was built without the receive watch (run `npm run build:native`)');
   const fd = socketFd(socket);
   if (fd === undefined) return unavailable("the socket's file descriptor is not available");
   try {
@@ -197,11 +244,22 @@ export function openBatchSocket(socket: dgram.Socket, mode: IoMode): BatchSocket
  * state rather than the deprecated `_handle` accessor, which would print a warning.
  */
 export function socketFd(socket: dgram.Socket): number | undefined {
+  const fd = socketHandle(socket)?.fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+}
+
+/** What batched I/O uses of node:dgram's internal UDP handle. */
+interface UdpHandle {
+  readonly fd?: unknown;
+  recvStop?(): number;
+}
+
+function socketHandle(socket: dgram.Socket): UdpHandle | undefined {
   const state = Object.getOwnPropertySymbols(socket)
     .filter((symbol) => symbol.description === 'state symbol')
-    .map((symbol) => (socket as unknown as Record<symbol, unknown>)[symbol])[0] as { handle?: { fd?: unknown } } | undefined;
-  const fd = typeof state === 'object' && state !== null ? state.handle?.fd : undefined;
-  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+    .map((symbol) => (socket as unknown as Record<symbol, unknown>)[symbol])[0] as { handle?: UdpHandle | null } | undefined;
+  const handle = typeof state === 'object' && state !== null ? state.handle : undefined;
+  return typeof handle === 'object' && handle !== null ? handle : undefined;
 }
 
 function requireIndex(value: number, name: string): void {

@@ -3,9 +3,10 @@
 // What the packets that authenticate mean for the stream (ordering, END, output) is the
 // Receiver's business; the intake hands each one over through its host.
 //
-// Two paths fill the slab. With batched I/O the kernel writes datagrams straight into fixed slots
-// (recvmmsg), one native call checks all their headers (packet/scan.ts) and the kept slots are
-// moved down so the batch stays dense. With plain node:dgram, each 'message' is decoded in
+// Two paths fill the slab. With batched I/O the addon's watch on the socket wakes the intake, the
+// kernel writes datagrams straight into fixed slots (recvmmsg), one native call checks all their
+// headers (packet/scan.ts) and the kept slots are moved down so the batch stays dense. With plain
+// node:dgram, each 'message' is decoded in
 // TypeScript and copied in back to back, and what arrived in one turn of the event loop is
 // opened together. On the batched path, the packets that simply continue the stream are opened
 // straight into the output with one native call per run (HeaderScanner.openInOrder, for native
@@ -18,9 +19,9 @@ import type { AeadKey, PacketBatch } from '../crypto/backend.js';
 import { SealcastError } from '../errors.js';
 import type { PacketKeyLookup } from '../keys/packet-keys.js';
 import { NONCE_BYTES, writeNonce } from '../keys/sequencer.js';
-import { decodeHeader, HEADER_BYTES, HeaderField, PACKET_MAGIC, PACKET_VERSION, PacketType, SESSION_ID_BYTES, suiteFromId, TAG_BYTES, type PacketHeader, type WireSuite } from '../packet/format.js';
+import { decodeHeader, HEADER_BYTES, HeaderField, PacketType, SESSION_ID_BYTES, suiteFromId, type PacketHeader, type WireSuite } from '../packet/format.js';
 import { loadHeaderScanner, ScanField, type GatherResult, type HeaderScanner, type InOrderOpenResult, type ScanCounts, type ScanTarget } from '../packet/scan.js';
-import type { BatchSocket } from './batch-io.js';
+import type { BatchSocket, ReadWatch } from './batch-io.js';
 import type { DropCounts, NormalizedReceiverOptions } from './receiver-options.js';
 
 /**
@@ -98,6 +99,8 @@ export class PacketIntake {
   #batchSocket: BatchSocket | null;
   /** Whether this intake drains with batched calls (fixed for its life, unlike #batchSocket). */
   readonly #batched: boolean;
+  /** The watch that wakes the batched path while attached. */
+  #watch: ReadWatch | null = null;
 
   // With node:dgram, datagrams are copied in back to back and opened together; with batched I/O
   // the kernel writes them into fixed slots of DRAIN_STRIDE_BYTES.
@@ -176,14 +179,9 @@ export class PacketIntake {
     this.#lastKey = undefined;
   }
 
-  /** node:dgram's 'message' listener. */
+  /** node:dgram's 'message' listener (the path without batched I/O). */
   readonly onMessage = (datagram: Buffer): void => {
     if (this.#host.finished) return;
-    if (this.#batched) {
-      if (this.#batchSocket === null) return;
-      this.#drainBatched(datagram, this.#batchSocket);
-      return;
-    }
     const key = this.#admit(datagram);
     if (key === undefined) return;
     const header = this.#admitted!;
@@ -204,65 +202,69 @@ export class PacketIntake {
     }
   };
 
-  /** Attaches to the socket's datagrams. */
+  /**
+   * Starts taking the socket's datagrams: with batched I/O the addon's watch wakes the intake
+   * and node:dgram stops reading the socket; otherwise node:dgram's 'message' events bring them.
+   */
   attach(socket: dgram.Socket): void {
-    socket.on('message', this.onMessage);
+    if (this.#batchSocket === null) {
+      socket.on('message', this.onMessage);
+      return;
+    }
+    this.#watch = this.#batchSocket.watchReadable(socket, this.#onReadable);
   }
 
   /**
    * Detaches from the socket, which is about to be closed: its descriptor may then be reused for
-   * another file, so the batched calls must never touch it again.
+   * another file, so the batched calls must never touch it again, and the watch's duplicate of
+   * the descriptor must go first, or the socket would outlive its close.
    */
   detach(socket: dgram.Socket): void {
     socket.off('message', this.onMessage);
+    this.#watch?.close();
+    this.#watch = null;
     this.#batchSocket = null;
   }
 
+  /** The watch's wake-up: datagrams are queued (status 0), or polling failed (-errno). */
+  readonly #onReadable = (status: number): void => {
+    if (this.#host.finished || this.#batchSocket === null) return;
+    if (status < 0) {
+      this.#host.fail(new SealcastError('E_IO', `watching the multicast socket failed (libuv error ${status})`));
+      return;
+    }
+    this.#drainBatched(this.#batchSocket);
+  };
+
   /**
-   * The batched path: libuv read one datagram and woke us; the rest of the socket's queue is
-   * drained here with recvmmsg straight into the slab's slots and opened round by round. Node's
-   * datagram goes first (into slot 0), so arrival order is kept.
+   * The batched path: the socket's queue is drained with recvmmsg straight into the slab's
+   * slots and opened round by round, within this wake-up's bounds; what is left wakes the watch
+   * again on the next turn of the event loop.
    */
-  #drainBatched(datagram: Buffer, batchSocket: BatchSocket): void {
-    const slab = this.#slab;
+  #drainBatched(batchSocket: BatchSocket): void {
     const lengths = this.#drainLengths;
     // Each wake-up starts with an empty slab: every round below ends by opening what it kept.
-    let first = 0;
-    if (datagram.byteLength <= DRAIN_STRIDE_BYTES) {
-      datagram.copy(slab, 0);
-      lengths[0] = datagram.byteLength;
-      // node:dgram's read of a GRO socket may be a whole message without its datagram size.
-      // Every datagram of it but the last has the first one's size, which its header states; a
-      // forged header only misplaces the cuts, and what is cut wrongly fails to open.
-      if (this.#gro) this.#drainSegments[0] = groDatagramBytes(datagram);
-      first = 1;
-    } else {
-      this.datagrams++;
-      this.#drops.malformed++;
-    }
-    let drainedBytes = first === 1 ? lengths[0] : 0;
+    let drainedBytes = 0;
     for (let round = 0; round < DRAIN_ROUNDS_MAX && drainedBytes < DRAIN_BYTES_MAX; round++) {
-      const wanted = Math.min(DRAIN_SLOTS - first, batchSocket.batchMax);
+      const wanted = Math.min(DRAIN_SLOTS, batchSocket.batchMax);
       let received: number;
       try {
-        received = batchSocket.receive(slab, DRAIN_STRIDE_BYTES, lengths, first, wanted, this.#gro ? this.#drainSegments : null);
+        received = batchSocket.receive(this.#slab, DRAIN_STRIDE_BYTES, lengths, 0, wanted, this.#gro ? this.#drainSegments : null);
       } catch (error) {
         this.#host.fail(error instanceof SealcastError ? error : new SealcastError('E_IO', `receiving failed: ${(error as Error).message}`, { cause: error }));
         return;
       }
-      const filled = first + received;
-      for (let slot = first; slot < filled; slot++) drainedBytes += lengths[slot];
+      for (let slot = 0; slot < received; slot++) drainedBytes += lengths[slot];
       if (this.#scanner !== null) {
-        this.#admitScanned(this.#scanner, filled);
+        this.#admitScanned(this.#scanner, received);
       } else {
-        for (let slot = 0; slot < filled && !this.#host.finished; slot++) this.#admitSlot(slot, lengths[slot]);
+        for (let slot = 0; slot < received && !this.#host.finished; slot++) this.#admitSlot(slot, lengths[slot]);
       }
       if (this.#host.finished) return;
       if (this.#slabCount > 0) this.#openSlab();
       // The slots are reused next round, so opening (above) must come first; a short read
       // means the queue is empty.
       if (this.#host.finished || received < wanted) return;
-      first = 0;
     }
   }
 
@@ -564,17 +566,6 @@ export class PacketIntake {
     if (this.#drops.authFailed === 0) this.firstAuthFailedAtMs = performance.now();
     this.#drops.authFailed++;
   }
-}
-
-/**
- * The datagram size a GRO message's first header states (header + payload + tag), or 0 when the
- * message is one datagram, too short to tell, or not a sealcast packet (junk stays one datagram).
- */
-export function groDatagramBytes(message: Uint8Array): number {
-  if (message.byteLength < HEADER_BYTES) return 0;
-  if (((message[0] << 8) | message[1]) !== PACKET_MAGIC || message[HeaderField.version] !== PACKET_VERSION) return 0;
-  const datagramBytes = HEADER_BYTES + ((message[HeaderField.payloadBytes] << 8) | message[HeaderField.payloadBytes + 1]) + TAG_BYTES;
-  return datagramBytes < message.byteLength ? datagramBytes : 0;
 }
 
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -179,7 +179,7 @@ export class Receiver extends EventEmitter {
     });
     let batchSocket: BatchSocket | null;
     try {
-      batchSocket = openBatchSocket(socket, this.#options.io);
+      batchSocket = openBatchSocket(socket, this.#options.io, 'receive');
     } catch (error) {
       socket.close();
       throw error;
@@ -194,7 +194,14 @@ export class Receiver extends EventEmitter {
       this.#settle = { resolve, reject };
     });
     this.#listeningAtMs = performance.now();
-    this.#intake.attach(socket);
+    try {
+      this.#intake.attach(socket);
+    } catch (error) {
+      this.#socket = null;
+      this.#intake.detach(socket);
+      socket.close();
+      throw error;
+    }
     socket.on('error', (error) => this.#fail(new SealcastError('E_IO', `the multicast socket failed: ${error.message}`, { cause: error })));
     this.#ticker = setInterval(this.#onTick, TICK_MS);
     const signal = this.#options.signal;

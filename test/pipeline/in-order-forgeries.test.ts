@@ -5,6 +5,7 @@
 // that sends hand-made packets, so the order of genuine and forged packets is fixed.
 
 import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AeadKey, CryptoBackend } from '../../dist/crypto/backend.js';
@@ -57,6 +58,7 @@ describe.skipIf(scanner === null)('in-order open under a flood of forgeries', ()
     const data = randomBytes(GENUINE_PACKETS * PAYLOAD_BYTES);
     const openInOrder = vi.spyOn(scanner!, 'openInOrder');
 
+    const descriptorsBefore = readdirSync('/proc/self/fd').length;
     const receiver = new Receiver({ backend, keys: () => receiverKey, group, sessionId, startTimeoutMs: 10_000, idleTimeoutMs: 5_000, io: 'native' });
     const output = new Collector();
     const receiving = receiver.receive(output);
@@ -88,6 +90,9 @@ describe.skipIf(scanner === null)('in-order open under a flood of forgeries', ()
       // A handful of calls per batch at most, however many forgeries it holds.
       expect(openInOrder.mock.calls.length).toBeGreaterThan(0);
       expect(openInOrder.mock.calls.length).toBeLessThan(FORGERIES / 4);
+      // The receiver's socket and its receive watch's duplicate descriptor are gone; the
+      // sender's socket is still open.
+      expect(readdirSync('/proc/self/fd').length).toBe(descriptorsBefore + 1);
     } finally {
       socket.close();
       senderKey.destroy();

@@ -432,24 +432,3 @@ describe('DeliveredStream', () => {
     expect(Buffer.concat(kept).equals(Buffer.concat(parts))).toBe(true);
   });
 });
-
-describe('groDatagramBytes', () => {
-  it('reads the datagram size of a GRO message from its first header, and keeps short messages and junk whole', async () => {
-    const { groDatagramBytes } = await import('../../dist/pipeline/packet-intake.js');
-    const { encodeHeader, HEADER_BYTES, PacketType, TAG_BYTES } = await import('../../dist/packet/format.js');
-    const datagramBytes = HEADER_BYTES + 100 + TAG_BYTES;
-    const message = new Uint8Array(datagramBytes * 3 - 20);
-    encodeHeader(message, 0, { type: PacketType.DATA, suite: 'chacha20-poly1305', sessionId: new Uint8Array(8), epoch: 0, sequence: 0, streamOffset: 0, payloadBytes: 100 });
-    expect(groDatagramBytes(message)).toBe(datagramBytes);
-    // One datagram: no cut.
-    expect(groDatagramBytes(message.subarray(0, datagramBytes))).toBe(0);
-    expect(groDatagramBytes(message.subarray(0, HEADER_BYTES - 1))).toBe(0);
-    // Not a sealcast header: left whole, to be dropped as one malformed datagram.
-    const junk = Uint8Array.from(message);
-    junk[0] ^= 0xff;
-    expect(groDatagramBytes(junk)).toBe(0);
-    const otherVersion = Uint8Array.from(message);
-    otherVersion[2] = 99;
-    expect(groDatagramBytes(otherVersion)).toBe(0);
-  });
-});
