@@ -6,9 +6,8 @@
 // Two paths fill the slab. With batched I/O the addon's watch on the socket wakes the intake, the
 // kernel writes datagrams straight into fixed slots (recvmmsg), one native call checks all their
 // headers (packet/scan.ts) and the kept slots are moved down so the batch stays dense. With plain
-// node:dgram, each 'message' is decoded in
-// TypeScript and copied in back to back, and what arrived in one turn of the event loop is
-// opened together. On the batched path, the packets that simply continue the stream are opened
+// node:dgram, each 'message' is decoded in TypeScript and copied in back to back, and what
+// arrived in one turn of the event loop is opened together. On the batched path, the packets that simply continue the stream are opened
 // straight into the output with one native call per run (HeaderScanner.openInOrder, for native
 // keys); the rest of the batch is opened in place, and the runs in it are copied into the output
 // with one call each (HeaderScanner.gatherInOrder). Only the packets needing judgement (the
