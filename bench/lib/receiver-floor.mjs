@@ -1,36 +1,72 @@
 // The per-byte work any receiver must do that opens every packet, checks the whole stream's
 // SHA-256 and writes a file, measured on this machine in the same run as the pipeline rows: the
-// CPU time of SHA-256 over the input (OpenSSL's CLI, the same SHA code Node uses), of opening the
-// input as sealed packets of the row's size with the native batch (one thread), and of writing
-// the input to the scratch directory (a fresh file, as each receiver's output is). The kernel's
+// CPU time of SHA-256 over a sample of the input (node:crypto, which is OpenSSL's SHA code, fed
+// 1 MiB at a time as a receiver's output chunks are), of opening the input as sealed packets of
+// the row's size with the native batch (one thread), and of writing the sample to a fresh file in
+// the scratch directory (1 MiB writes, as each receiver's output is written). Only those calls
+// are timed: the sample is read into memory first, since a receiver reads no file. The kernel's
 // own cost to deliver the datagrams comes on top and is not included, so the sum is a floor, not
 // an estimate: a receiver cannot use less CPU per GiB than this, whatever else it does better.
 
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 const GIB = 1024 ** 3;
+const MIB = 1024 ** 2;
 const HEADER_BYTES = 36;
+/** The piece a receiver hashes and writes at a time: its output chunk. */
+const CHUNK_BYTES = MIB;
+/** The most of the input measured; the figures are per GiB, so a sample is enough. */
+const SAMPLE_BYTES_MAX = 256 * MIB;
 
-/** CPU seconds (user + system) of a child process, from GNU time. */
-function childCpuSec(command, args) {
-  const result = spawnSync('/usr/bin/time', ['-f', '%U %S', command, ...args], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
-  if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr?.toString().trim() ?? result.error?.message}`);
-  const [user, system] = result.stderr.toString().trim().split('\n').pop().split(' ').map(Number);
-  if (!Number.isFinite(user) || !Number.isFinite(system)) throw new Error(`no CPU time from GNU time for ${command}`);
-  return user + system;
+/** CPU seconds (user + system, all threads) that `work` costs this process. */
+function cpuSecOf(work) {
+  const before = process.cpuUsage();
+  work();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1e6;
 }
 
-function sha256CpuSecPerGiB(inputPath, bytes) {
-  return childCpuSec('openssl', ['dgst', '-sha256', inputPath]) / (bytes / GIB);
+/** The first `bytes` of the input, read into memory (the read is not part of any figure). */
+function readSample(inputPath, bytes) {
+  const sample = Buffer.allocUnsafe(bytes);
+  const descriptor = openSync(inputPath, 'r');
+  try {
+    let filled = 0;
+    while (filled < bytes) {
+      const count = readSync(descriptor, sample, filled, Math.min(CHUNK_BYTES, bytes - filled), filled);
+      if (count <= 0) throw new Error(`the input ended after ${filled} of ${bytes} bytes`);
+      filled += count;
+    }
+  } finally {
+    closeSync(descriptor);
+  }
+  return sample;
 }
 
-function writeCpuSecPerGiB(inputPath, bytes, workDir) {
+function sha256CpuSecPerGiB(sample) {
+  const hash = createHash('sha256');
+  const cpuSec = cpuSecOf(() => {
+    for (let offset = 0; offset < sample.byteLength; offset += CHUNK_BYTES) hash.update(sample.subarray(offset, offset + CHUNK_BYTES));
+    hash.digest();
+  });
+  return cpuSec / (sample.byteLength / GIB);
+}
+
+function writeCpuSecPerGiB(sample, workDir) {
   const target = join(workDir, 'floor-write.bin');
   try {
-    return childCpuSec('dd', [`if=${inputPath}`, `of=${target}`, 'bs=256K', 'status=none']) / (bytes / GIB);
+    const descriptor = openSync(target, 'w', 0o600);
+    let cpuSec;
+    try {
+      cpuSec = cpuSecOf(() => {
+        for (let offset = 0; offset < sample.byteLength; ) offset += writeSync(descriptor, sample, offset, Math.min(CHUNK_BYTES, sample.byteLength - offset));
+      });
+    } finally {
+      closeSync(descriptor);
+    }
+    return cpuSec / (sample.byteLength / GIB);
   } finally {
     rmSync(target, { force: true });
   }
@@ -87,14 +123,15 @@ async function openCpuSecPerGiB(inputPath, packetBytes, sampleBytes) {
 
 /**
  * Measures the floor for each datagram size; returns { packetBytes: {sha256, open, write, total} }
- * in CPU-s/GiB, or null for a size that could not be measured (no openssl, no native addon).
+ * in CPU-s/GiB, or null for a size that could not be measured (no native addon).
  */
 export async function measureReceiverFloor({ inputPath, bytes, workDir, packetSizes }) {
   let sha256 = null;
   let write = null;
   try {
-    sha256 = sha256CpuSecPerGiB(inputPath, bytes);
-    write = writeCpuSecPerGiB(inputPath, bytes, workDir);
+    const sample = readSample(inputPath, Math.min(bytes, SAMPLE_BYTES_MAX));
+    sha256 = sha256CpuSecPerGiB(sample);
+    write = writeCpuSecPerGiB(sample, workDir);
   } catch (error) {
     process.stderr.write(`receiver floor not measured: ${error.message}\n`);
     return null;
@@ -103,7 +140,7 @@ export async function measureReceiverFloor({ inputPath, bytes, workDir, packetSi
   for (const packetBytes of packetSizes) {
     let open = null;
     try {
-      open = await openCpuSecPerGiB(inputPath, packetBytes, Math.min(bytes, 256 * 1024 * 1024));
+      open = await openCpuSecPerGiB(inputPath, packetBytes, Math.min(bytes, SAMPLE_BYTES_MAX));
     } catch (error) {
       process.stderr.write(`open cost at ${packetBytes} B not measured: ${error.message}\n`);
       open = null;
