@@ -7,11 +7,11 @@
 // kernel writes datagrams straight into fixed slots (recvmmsg), one native call checks all their
 // headers (packet/scan.ts) and the kept slots are moved down so the batch stays dense. With plain
 // node:dgram, each 'message' is decoded in TypeScript and copied in back to back, and what
-// arrived in one turn of the event loop is opened together. On the batched path, the packets that simply continue the stream are opened
-// straight into the output with one native call per run (HeaderScanner.openInOrder, for native
-// keys); the rest of the batch is opened in place, and the runs in it are copied into the output
-// with one call each (HeaderScanner.gatherInOrder). Only the packets needing judgement (the
-// first, holes, END, failures) cost JavaScript each.
+// arrived in one turn of the event loop is opened together. On the batched path, the packets
+// that simply continue the stream are opened straight into the output with one native call per
+// run (HeaderScanner.openInOrder, for native keys); the rest of the batch is opened in place,
+// and the runs in it are copied into the output with one call each (HeaderScanner.gatherInOrder).
+// Only the packets needing judgement (the first, holes, END, failures) cost JavaScript each.
 
 import type dgram from 'node:dgram';
 import type { AeadKey, PacketBatch } from '../crypto/backend.js';
@@ -96,8 +96,6 @@ export class PacketIntake {
   readonly #drops: DropCounts;
   #keys: PacketKeyLookup;
   #batchSocket: BatchSocket | null;
-  /** Whether this intake drains with batched calls (fixed for its life, unlike #batchSocket). */
-  readonly #batched: boolean;
   /** The watch that wakes the batched path while attached. */
   #watch: ReadWatch | null = null;
 
@@ -147,7 +145,6 @@ export class PacketIntake {
     this.#keys = keys;
     this.#batchSocket = batchSocket;
     const batched = batchSocket !== null;
-    this.#batched = batched;
     const scanner = batched ? loadHeaderScanner() : null;
     // GRO needs the scan to split messages into datagrams; the socket may refuse it (old kernel).
     this.#gro = batchSocket !== null && scanner !== null && scanner.canSegment && options.gro && batchSocket.enableGro();

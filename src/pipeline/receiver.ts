@@ -185,6 +185,15 @@ export class Receiver extends EventEmitter {
       throw error;
     }
     this.#intake = new PacketIntake(this.#intakeHost, this.#options, this.#drops, this.#keys, batchSocket);
+    // Datagrams are taken from here on, but handled only once this method awaits, after the
+    // output and the rest are set up below.
+    try {
+      this.#intake.attach(socket);
+    } catch (error) {
+      this.#intake.detach(socket);
+      socket.close();
+      throw error;
+    }
     this.#ioPath = batchSocket !== null ? 'native' : 'dgram';
     this.#socket = socket;
     this.#recvBufferBytes = recvBufferBytes;
@@ -194,14 +203,6 @@ export class Receiver extends EventEmitter {
       this.#settle = { resolve, reject };
     });
     this.#listeningAtMs = performance.now();
-    try {
-      this.#intake.attach(socket);
-    } catch (error) {
-      this.#socket = null;
-      this.#intake.detach(socket);
-      socket.close();
-      throw error;
-    }
     socket.on('error', (error) => this.#fail(new SealcastError('E_IO', `the multicast socket failed: ${error.message}`, { cause: error })));
     this.#ticker = setInterval(this.#onTick, TICK_MS);
     const signal = this.#options.signal;
