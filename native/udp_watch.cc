@@ -83,7 +83,6 @@ class UdpReadWatchWrap : public Napi::ObjectWrap<UdpReadWatchWrap> {
     watched_fd_ = fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0);
     if (watched_fd_ < 0) {
       IoError(env, "cannot duplicate the socket's descriptor", errno).ThrowAsJavaScriptException();
-      watched_fd_ = -1;
       return;
     }
     poll_ = new uv_poll_t;
