@@ -5,11 +5,13 @@
       "sources": [
         "native/aead.cc",
         "native/binding.cc",
+        "native/chacha_lanes.cc",
         "native/control_binding.cc",
         "native/control_crypto.cc",
         "native/control_listener.cc",
         "native/open_in_order.cc",
         "native/packet_scan.cc",
+        "native/poly1305_lanes.cc",
         "native/udp.cc",
         "native/udp_watch.cc"
       ],

@@ -95,6 +95,22 @@ enum class Engine {
   // roughly a third of that, and verifies the tag before decrypting, so a forged payload is
   // never even decrypted. Used only where Node exports the primitives and they agree with EVP.
   kPrimitives,
+  // The primitives, with block 0 and the blocks past a payload's last whole group of 16 computed
+  // 16 at a time across the packets of a batch by ChaChaLanes (chacha_lanes.h, AVX-512F), so no
+  // block is computed and thrown away. Used where the CPU has AVX-512F and it agrees with EVP.
+  kLanes,
+};
+
+// Which engine a context may use: the fastest that passes its self-check, the primitives
+// without the lanes (or EVP where they are missing), or EVP.
+enum class EngineChoice { kFastest, kPrimitives, kEvp };
+
+// What OpenRunInto did: the slots opened, their payload bytes, and whether it stopped at a slot
+// that did not authenticate.
+struct RunOutcome {
+  std::size_t slots = 0;
+  std::size_t bytes = 0;
+  bool auth_failed = false;
 };
 
 // True when the process exports OpenSSL's ChaCha20 and Poly1305 primitives (Node does on Linux).
@@ -108,17 +124,17 @@ struct ChaChaPrimitivesState;
 // creates its own.
 class AeadContext {
  public:
-  // Returns nullptr and sets `error` when the key has the wrong size or OpenSSL fails. With
-  // `allow_primitives`, a ChaCha20-Poly1305 context uses Engine::kPrimitives when they are
-  // available and agree with EVP on a self-check; otherwise it uses EVP.
+  // Returns nullptr and sets `error` when the key has the wrong size or OpenSSL fails. A
+  // ChaCha20-Poly1305 context uses the fastest engine `choice` allows that is available and
+  // agrees with EVP on a self-check; AES-GCM always uses EVP.
   static std::unique_ptr<AeadContext> Create(const SuiteInfo& suite, const std::uint8_t* key, std::size_t key_bytes,
-                                             bool allow_primitives, Outcome* error);
+                                             EngineChoice choice, Outcome* error);
   ~AeadContext();
   AeadContext(const AeadContext&) = delete;
   AeadContext& operator=(const AeadContext&) = delete;
 
   const SuiteInfo& suite() const { return suite_; }
-  Engine engine() const { return primitives_ != nullptr ? Engine::kPrimitives : Engine::kEvp; }
+  Engine engine() const;
 
   // Seals every slot in place. The batch must have passed CheckBatch; the bounds of each slot
   // are checked again as it is processed, because a SharedArrayBuffer layout could change
@@ -137,6 +153,13 @@ class AeadContext {
   Outcome OpenSlotInto(const BatchView& batch, std::size_t index, std::uint8_t* target, std::size_t target_bytes,
                        std::uint8_t* status);
 
+  // Opens slots [first, end) of a checked batch one after another into target, their payloads
+  // back to back from target[0], as OpenSlotInto would, and stops after the first that does not
+  // authenticate (its status says so and its room in the target is zeroed). `status` is indexed
+  // like the batch. A payload that does not fit what is left of the target is a RangeError.
+  Outcome OpenRunInto(const BatchView& batch, std::size_t first, std::size_t end, std::uint8_t* target,
+                      std::size_t target_bytes, std::uint8_t* status, RunOutcome* run);
+
  private:
   explicit AeadContext(const SuiteInfo& suite);
   Outcome SealBatchEvp(const BatchView& batch);
@@ -147,7 +170,12 @@ class AeadContext {
                    const std::uint8_t* payload, std::size_t payload_bytes, std::uint8_t* target);
   Outcome SealBatchPrimitives(const BatchView& batch);
   Outcome OpenBatchPrimitives(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated);
-  // Seals and opens a fixed sample with both engines; true when they agree byte for byte.
+  Outcome SealBatchLanes(const BatchView& batch);
+  Outcome OpenBatchLanes(const BatchView& batch, std::uint8_t* status, std::size_t* authenticated);
+  Outcome OpenRunLanes(const BatchView& batch, std::size_t first, std::size_t end, std::uint8_t* target,
+                       std::size_t target_bytes, std::uint8_t* status, RunOutcome* run);
+  // Seals and opens a fixed sample with EVP and with the engine in use; true when they agree
+  // byte for byte.
   bool PrimitivesAgreeWithEvp();
 
   SuiteInfo suite_;

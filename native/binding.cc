@@ -12,6 +12,7 @@
 #include <string>
 
 #include "aead.h"
+#include "chacha_lanes.h"
 #include "control_binding.h"
 #include "control_crypto.h"
 #include "napi_args.h"
@@ -91,7 +92,8 @@ bool ReadBatch(const Napi::CallbackInfo& info, BatchView* batch, ArrayView<std::
 }
 
 // One key schedule, exposed to JS as `new AeadKey(suite, key, engine?)`, where engine is
-// "auto" (the default: the fastest engine that passes its self-check) or "evp" (force EVP).
+// "auto" (the default: the fastest engine that passes its self-check), "primitives" (OpenSSL's
+// primitives without the lanes kernel) or "evp" (force EVP).
 class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -121,17 +123,20 @@ class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
     }
     ArrayView<std::uint8_t> key;
     if (!ReadTypedArray(env, info[1], napi_uint8_array, "Uint8Array", "key", &key)) return;
-    bool allow_primitives = true;
+    sealcast::EngineChoice choice = sealcast::EngineChoice::kFastest;
     if (!info[2].IsUndefined()) {
       const std::string engine = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : std::string();
-      if (engine != "auto" && engine != "evp") {
-        Napi::TypeError::New(env, "engine must be \"auto\" or \"evp\"").ThrowAsJavaScriptException();
+      if (engine == "primitives") {
+        choice = sealcast::EngineChoice::kPrimitives;
+      } else if (engine == "evp") {
+        choice = sealcast::EngineChoice::kEvp;
+      } else if (engine != "auto") {
+        Napi::TypeError::New(env, "engine must be \"auto\", \"primitives\" or \"evp\"").ThrowAsJavaScriptException();
         return;
       }
-      allow_primitives = engine == "auto";
     }
     Outcome error;
-    context_ = AeadContext::Create(*suite, key.data, key.length, allow_primitives, &error);
+    context_ = AeadContext::Create(*suite, key.data, key.length, choice, &error);
     if (context_ == nullptr) ThrowOutcome(env, error);
   }
 
@@ -236,8 +241,15 @@ class AeadKeyWrap : public Napi::ObjectWrap<AeadKeyWrap> {
 
   Napi::Value EngineName(const Napi::CallbackInfo& info) {
     if (context_ == nullptr) return info.Env().Null();
-    const bool primitives = context_->engine() == sealcast::Engine::kPrimitives;
-    return Napi::String::New(info.Env(), primitives ? "primitives" : "evp");
+    switch (context_->engine()) {
+      case sealcast::Engine::kLanes:
+        return Napi::String::New(info.Env(), "lanes");
+      case sealcast::Engine::kPrimitives:
+        return Napi::String::New(info.Env(), "primitives");
+      case sealcast::Engine::kEvp:
+        break;
+    }
+    return Napi::String::New(info.Env(), "evp");
   }
 
   std::unique_ptr<AeadContext> context_;
@@ -591,6 +603,10 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                              InstanceValue("SUITE_KEY_BYTES", suite_key_bytes, napi_enumerable),
                              InstanceValue("CHACHA_PRIMITIVES_AVAILABLE",
                                            Napi::Boolean::New(env, sealcast::ChaChaPrimitivesAvailable()),
+                                           napi_enumerable),
+                             InstanceValue("CHACHA_LANES_AVAILABLE",
+                                           Napi::Boolean::New(env, sealcast::ChaChaPrimitivesAvailable() &&
+                                                                       sealcast::ChaChaLanesSupported()),
                                            napi_enumerable),
                              InstanceValue("OPENSSL_VERSION", Napi::String::New(env, sealcast::OpenSslVersion()),
                                            napi_enumerable),

@@ -36,11 +36,14 @@ InOrderOutcome OpenInOrder(AeadContext& context, const InOrderOpen& run) {
       RangesOverlap(run.target, run.target_bytes, run.status, run.status_count)) {
     return Refused("target must not overlap the batch or its status");
   }
+  // First the headers alone decide how far the run goes, then that run is opened in one call,
+  // which lets an engine work on its packets together (see Engine::kLanes).
   InOrderOutcome outcome;
   double next = run.next_offset;
-  std::size_t cursor = run.target_start;
-  for (std::size_t slot = run.first; slot < batch.count; slot++) {
-    const std::uint32_t* words = batch.layout + slot * kLayoutWords;
+  std::size_t room = run.target_end - run.target_start;
+  std::size_t end = run.first;
+  for (; end < batch.count; end++) {
+    const std::uint32_t* words = batch.layout + end * kLayoutWords;
     const std::size_t offset = words[0];
     const std::size_t payload_bytes = words[2];
     // The scan laid out the slot; one whose AAD is not a header, or that does not fit the slab,
@@ -49,29 +52,28 @@ InOrderOutcome OpenInOrder(AeadContext& context, const InOrderOpen& run) {
         batch.slab_bytes - offset < kPacketHeaderBytes + payload_bytes + kTagBytes) {
       return Refused("the layout does not describe a packet inside the slab");
     }
-    const std::uint8_t* header = batch.slab + offset;
-    if (!ContinuesStream(header, payload_bytes, run.data_type, next)) {
+    if (!ContinuesStream(batch.slab + offset, payload_bytes, run.data_type, next)) {
       outcome.stop = InOrderStop::kJudgement;
       break;
     }
-    if (payload_bytes > run.target_end - cursor) {
+    if (payload_bytes > room) {
       outcome.stop = InOrderStop::kTargetFull;
       outcome.need_bytes = payload_bytes;
       break;
     }
-    std::uint8_t status = kStatusAuthFailed;
-    const Outcome opened = context.OpenSlotInto(batch, slot, run.target + cursor, run.target_end - cursor, &status);
-    if (!opened.ok()) return Refused(opened.message);
-    run.status[slot] = status;
-    if (status != kStatusOk) {
-      outcome.stop = InOrderStop::kAuthFailed;
-      break;
-    }
-    cursor += payload_bytes;
+    room -= payload_bytes;
     next += static_cast<double>(payload_bytes);
-    outcome.packets++;
   }
-  outcome.bytes = cursor - run.target_start;
+  RunOutcome opened;
+  const Outcome result = context.OpenRunInto(batch, run.first, end, run.target + run.target_start,
+                                             run.target_end - run.target_start, run.status, &opened);
+  if (!result.ok()) return Refused(result.message);
+  if (opened.auth_failed) {
+    outcome.stop = InOrderStop::kAuthFailed;
+    outcome.need_bytes = 0;
+  }
+  outcome.packets = opened.slots;
+  outcome.bytes = opened.bytes;
   return outcome;
 }
 

@@ -17,7 +17,7 @@ export interface DoctorReport {
   nodeOpenSsl: string;
   poolThreads: number;
   nativeUnavailable: string | null;
-  /** How the native core computes ChaCha20-Poly1305 ('primitives' or 'evp'); null on WASM. */
+  /** How the native core computes ChaCha20-Poly1305 ('lanes', 'primitives' or 'evp'); null on WASM. */
   chachaEngine: string | null;
   node: string;
 }

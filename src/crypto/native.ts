@@ -37,8 +37,11 @@ export interface NativeKeyHandle {
   destroy(): void;
   readonly destroyed: boolean;
   readonly suite: string | null;
-  /** How ChaCha20-Poly1305 is computed: OpenSSL's EVP AEAD, or its ChaCha20/Poly1305 primitives. */
-  readonly engine: 'evp' | 'primitives' | null;
+  /**
+   * How ChaCha20-Poly1305 is computed: OpenSSL's EVP AEAD, its ChaCha20/Poly1305 primitives, or
+   * those with the lanes kernel (native/chacha_lanes.h) for block 0 and each payload's last blocks.
+   */
+  readonly engine: 'evp' | 'primitives' | 'lanes' | null;
 }
 
 /** What `build/Release/sealcast.node` exports. Internal: use `loadNativeBackend()`. */
@@ -56,8 +59,13 @@ export interface NativeBinding {
   readonly OPENSSL_VERSION: string;
   /** True when Node exports OpenSSL's ChaCha20 and Poly1305 primitives (the faster engine). */
   readonly CHACHA_PRIMITIVES_AVAILABLE: boolean;
-  /** `engine` "auto" (default) picks the fastest engine that passes its self-check; "evp" forces EVP. */
-  readonly AeadKey: new (suite: string, key: Uint8Array, engine?: 'auto' | 'evp') => NativeKeyHandle;
+  /** True when, besides the primitives, the CPU runs the lanes kernel (AVX-512F): the fastest engine. */
+  readonly CHACHA_LANES_AVAILABLE: boolean;
+  /**
+   * `engine` "auto" (default) picks the fastest engine that passes its self-check ('lanes', then
+   * 'primitives', then 'evp'); "primitives" leaves out the lanes kernel; "evp" forces EVP.
+   */
+  readonly AeadKey: new (suite: string, key: Uint8Array, engine?: 'auto' | 'primitives' | 'evp') => NativeKeyHandle;
 }
 
 /** Where the addon may be, relative to this file once compiled (dist/crypto/native.js). */
@@ -103,15 +111,28 @@ export function loadNativeBinding(): NativeBinding {
   throw cachedFailure;
 }
 
-/** Loads the native backend once and returns the same instance afterwards. */
-export function loadNativeBackend(): CryptoBackend {
+/** How ChaCha20-Poly1305 keys of a native backend are computed (see NativeBinding.AeadKey). */
+export type NativeChachaEngine = 'auto' | 'primitives' | 'evp';
+
+/**
+ * Loads the native backend once and returns the same instance afterwards. `chachaEngine` other
+ * than 'auto' gives a separate backend whose ChaCha20-Poly1305 keys use at most that engine, so
+ * that the tests can run every engine the machine has through the same checks.
+ */
+export function loadNativeBackend(chachaEngine: NativeChachaEngine = 'auto'): CryptoBackend {
+  if (chachaEngine !== 'auto') {
+    if (chachaEngine !== 'primitives' && chachaEngine !== 'evp') {
+      throw new RangeError(`chachaEngine must be "auto", "primitives" or "evp", got ${JSON.stringify(chachaEngine)}`);
+    }
+    return createNativeBackend(loadNativeBinding(), chachaEngine);
+  }
   if (cachedBackend !== null) return cachedBackend;
   const binding = loadNativeBinding();
-  cachedBackend = createNativeBackend(binding);
+  cachedBackend = createNativeBackend(binding, 'auto');
   return cachedBackend;
 }
 
-function createNativeBackend(binding: NativeBinding): CryptoBackend {
+function createNativeBackend(binding: NativeBinding, chachaEngine: NativeChachaEngine): CryptoBackend {
   const constants: BackendConstants = Object.freeze({
     keyBytes: binding.KEY_BYTES,
     nonceBytes: binding.NONCE_BYTES,
@@ -132,7 +153,7 @@ function createNativeBackend(binding: NativeBinding): CryptoBackend {
     createKey(suite: SuiteName, key: Uint8Array): AeadKey {
       requireSuite(backend, suite);
       requireKey(suite, key, constants);
-      return new NativeAeadKey(suite, new binding.AeadKey(suite, key), constants);
+      return new NativeAeadKey(suite, new binding.AeadKey(suite, key, chachaEngine), constants);
     },
   };
   return Object.freeze(backend);

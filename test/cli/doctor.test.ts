@@ -32,7 +32,7 @@ describe('sealcast doctor', () => {
     if (report.backend === 'native') {
       expect(report.openSsl).toMatch(/OpenSSL \d+\.\d+/);
       expect(report.wireSuites).toContain('aes-256-gcm');
-      expect(['primitives', 'evp']).toContain(report.chachaEngine);
+      expect(['lanes', 'primitives', 'evp']).toContain(report.chachaEngine);
     } else {
       expect(report.openSsl).toBeNull();
       expect(report.chachaEngine).toBeNull();

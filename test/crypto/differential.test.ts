@@ -24,7 +24,7 @@ import {
   type SlotContent,
 } from './slab.js';
 
-const backends = await listBackends();
+const backends = await listBackends({ chachaEngines: true });
 const random = Random.fromEnv();
 
 /** Seals with the backend, checking nothing else was touched and the caller's key survived. */
@@ -71,7 +71,7 @@ for (const entry of backends) {
     });
     continue;
   }
-  describe(`${entry.name} backend vs node:crypto (seed ${random.seed}; replay with SEALCAST_TEST_SEED)`, () => {
+  describe(`${entry.label} backend vs node:crypto (seed ${random.seed}; replay with SEALCAST_TEST_SEED)`, () => {
     const { statusOk, statusAuthFailed } = backend.constants;
 
     it('reports the constants the wire format assumes', () => {

@@ -9,7 +9,7 @@ import { Random } from './random.js';
 import { NONCE_BYTES, buildBatch, hex, type BuiltBatch } from './slab.js';
 import { keyBytesFor, randomSlots } from './slots.js';
 
-const backends = await listBackends();
+const backends = await listBackends({ chachaEngines: true });
 const random = new Random(0x7a11d);
 
 /** Runs `action` and returns what it threw (or fails the test when it throws nothing). */
@@ -152,7 +152,7 @@ for (const entry of backends) {
     });
     continue;
   }
-  describe(`${entry.name} backend: validation`, () => {
+  describe(`${entry.label} backend: validation`, () => {
     const suite = 'chacha20-poly1305';
 
     it('createKey refuses keys of the wrong size, naming the sizes', () => {

@@ -9,7 +9,7 @@ import { Random } from './random.js';
 import { buildBatch, captureUntouchables, findTouched, hex, isAllZero, regionOf, sealedBytesOf, type SlotContent } from './slab.js';
 import { describeVector, loadVectors, type AeadVector } from './wycheproof.js';
 
-const backends = await listBackends();
+const backends = await listBackends({ chachaEngines: true });
 const aesFile = loadVectors('aes_gcm_test.json');
 const chachaFile = loadVectors('chacha20_poly1305_test.json');
 const allVectors = [...aesFile.vectors, ...chachaFile.vectors];
@@ -106,7 +106,7 @@ for (const entry of backends) {
     });
     continue;
   }
-  describe(`${entry.name} backend: Wycheproof`, () => {
+  describe(`${entry.label} backend: Wycheproof`, () => {
     for (const suite of ALL_SUITES) {
       const vectors = expressible.filter((vector) => vector.suite === suite);
       const validCount = vectors.filter((vector) => vector.valid).length;

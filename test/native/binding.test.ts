@@ -329,56 +329,67 @@ describe.skipIf(availability.binding === null)(describeTitle('native binding (ra
   });
 
   describe('ChaCha20-Poly1305 engines', () => {
-    it('uses the OpenSSL primitives where Node exports them, EVP when asked, and EVP for AES-GCM', () => {
+    it('uses the lanes kernel where the CPU has it, the primitives where Node exports them, EVP when asked, and EVP for AES-GCM', () => {
+      if (binding.CHACHA_LANES_AVAILABLE) expect(binding.CHACHA_PRIMITIVES_AVAILABLE).toBe(true);
+      const fastest = binding.CHACHA_LANES_AVAILABLE ? 'lanes' : binding.CHACHA_PRIMITIVES_AVAILABLE ? 'primitives' : 'evp';
       const chacha = new binding.AeadKey('chacha20-poly1305', randomKey('chacha20-poly1305'));
-      expect(chacha.engine).toBe(binding.CHACHA_PRIMITIVES_AVAILABLE ? 'primitives' : 'evp');
+      expect(chacha.engine).toBe(fastest);
+      const forcedPrimitives = new binding.AeadKey('chacha20-poly1305', randomKey('chacha20-poly1305'), 'primitives');
+      expect(forcedPrimitives.engine).toBe(binding.CHACHA_PRIMITIVES_AVAILABLE ? 'primitives' : 'evp');
       const forcedEvp = new binding.AeadKey('chacha20-poly1305', randomKey('chacha20-poly1305'), 'evp');
       expect(forcedEvp.engine).toBe('evp');
       const gcm = new binding.AeadKey('aes-256-gcm', randomKey('aes-256-gcm'));
       expect(gcm.engine).toBe('evp');
-      expect(() => new binding.AeadKey('chacha20-poly1305', randomKey('chacha20-poly1305'), 'fast' as never)).toThrow(/engine must be "auto" or "evp"/);
+      expect(() => new binding.AeadKey('chacha20-poly1305', randomKey('chacha20-poly1305'), 'fast' as never)).toThrow(/engine must be "auto", "primitives" or "evp"/);
       expect(() => new binding.AeadKey('chacha20-poly1305', randomKey('chacha20-poly1305'), 1 as never)).toThrow(TypeError);
-      for (const key of [chacha, forcedEvp, gcm]) key.destroy();
+      for (const key of [chacha, forcedPrimitives, forcedEvp, gcm]) key.destroy();
       expect(chacha.engine).toBeNull();
     });
 
-    it('both engines seal identically, open each other, and reject the same forgeries', () => {
-      const keyBytes = randomKey('chacha20-poly1305');
-      const primitives = new binding.AeadKey('chacha20-poly1305', keyBytes, 'auto');
-      const evp = new binding.AeadKey('chacha20-poly1305', keyBytes, 'evp');
-      for (let round = 0; round < 20; round++) {
-        const specs = Array.from({ length: 1 + (round % 7) }, (_, slot) => ({
-          aadBytes: Math.floor(Math.random() * 300),
-          payloadBytes: slot === 0 && round < 3 ? round * 16 : Math.floor(Math.random() * 3000),
-          gapBytes: Math.floor(Math.random() * 5),
-        }));
-        const batch = buildBatch(specs);
-        const evpSlab = batch.slab.slice();
-        primitives.sealBatch(batch.slab, batch.layout, batch.nonces, batch.count);
-        evp.sealBatch(evpSlab, batch.layout, batch.nonces, batch.count);
-        expect(equalBytes(batch.slab, evpSlab), `round ${round}`).toBe(true);
-        const forgedSlot = round % batch.count;
-        const forged = regions(batch, forgedSlot);
-        for (const slab of [batch.slab, evpSlab]) slab[forged.tag[0] + (round % TAG_BYTES)] ^= 0x01;
-        const primitivesStatus = new Uint8Array(batch.count);
-        const evpStatus = new Uint8Array(batch.count);
-        // Each engine opens the other's output.
-        expect(primitives.openBatch(evpSlab, batch.layout, batch.nonces, batch.count, primitivesStatus)).toBe(batch.count - 1);
-        expect(evp.openBatch(batch.slab, batch.layout, batch.nonces, batch.count, evpStatus)).toBe(batch.count - 1);
-        expect([...primitivesStatus]).toEqual([...evpStatus]);
-        expect(primitivesStatus[forgedSlot]).toBe(binding.STATUS_AUTH_FAILED);
-        // Both leave the same bytes behind: plaintexts where authentic, zeros where forged.
-        expect(equalBytes(batch.slab, evpSlab)).toBe(true);
-        expect(batch.slab.subarray(...forged.payload).every((byte) => byte === 0)).toBe(true);
-        for (let slot = 0; slot < batch.count; slot++) {
-          if (slot === forgedSlot) continue;
-          const { aad, payload } = regions(batch, slot);
-          expect(equalBytes(batch.slab.subarray(aad[0], payload[1]), batch.original.subarray(aad[0], payload[1]))).toBe(true);
+    // Batches of 1 to 40 slots, so that the lanes engine packs lanes across slots and groups and
+    // plans more than once (a plan holds 256 lanes); payloads up to 3000 bytes, with sizes at the
+    // edges of its head/tail split (multiples of 16 blocks, and one byte either side) mixed in.
+    const EDGE_PAYLOAD_BYTES = [0, 1, 63, 64, 65, 1023, 1024, 1025, 1348, 2047, 2048, 2049];
+    for (const engine of ['auto', 'primitives'] as const) {
+      it(`the ${engine} engine and EVP seal identically, open each other, and reject the same forgeries`, () => {
+        const keyBytes = randomKey('chacha20-poly1305');
+        const fast = new binding.AeadKey('chacha20-poly1305', keyBytes, engine);
+        const evp = new binding.AeadKey('chacha20-poly1305', keyBytes, 'evp');
+        for (let round = 0; round < 30; round++) {
+          const specs = Array.from({ length: 1 + ((round * 13) % 40) }, (_, slot) => ({
+            aadBytes: Math.floor(Math.random() * 300),
+            payloadBytes:
+              slot === 0 && round < 3 ? round * 16 : (slot + round) % 3 === 0 ? EDGE_PAYLOAD_BYTES[(slot + round) % EDGE_PAYLOAD_BYTES.length] : Math.floor(Math.random() * 3000),
+            gapBytes: Math.floor(Math.random() * 5),
+          }));
+          const batch = buildBatch(specs);
+          const evpSlab = batch.slab.slice();
+          fast.sealBatch(batch.slab, batch.layout, batch.nonces, batch.count);
+          evp.sealBatch(evpSlab, batch.layout, batch.nonces, batch.count);
+          expect(equalBytes(batch.slab, evpSlab), `round ${round}`).toBe(true);
+          const forgedSlot = round % batch.count;
+          const forged = regions(batch, forgedSlot);
+          for (const slab of [batch.slab, evpSlab]) slab[forged.tag[0] + (round % TAG_BYTES)] ^= 0x01;
+          const fastStatus = new Uint8Array(batch.count);
+          const evpStatus = new Uint8Array(batch.count);
+          // Each engine opens the other's output.
+          expect(fast.openBatch(evpSlab, batch.layout, batch.nonces, batch.count, fastStatus)).toBe(batch.count - 1);
+          expect(evp.openBatch(batch.slab, batch.layout, batch.nonces, batch.count, evpStatus)).toBe(batch.count - 1);
+          expect([...fastStatus]).toEqual([...evpStatus]);
+          expect(fastStatus[forgedSlot]).toBe(binding.STATUS_AUTH_FAILED);
+          // Both leave the same bytes behind: plaintexts where authentic, zeros where forged.
+          expect(equalBytes(batch.slab, evpSlab)).toBe(true);
+          expect(batch.slab.subarray(...forged.payload).every((byte) => byte === 0)).toBe(true);
+          for (let slot = 0; slot < batch.count; slot++) {
+            if (slot === forgedSlot) continue;
+            const { aad, payload } = regions(batch, slot);
+            expect(equalBytes(batch.slab.subarray(aad[0], payload[1]), batch.original.subarray(aad[0], payload[1]))).toBe(true);
+          }
         }
-      }
-      primitives.destroy();
-      evp.destroy();
-    });
+        fast.destroy();
+        evp.destroy();
+      });
+    }
   });
 
   describe('opening', () => {

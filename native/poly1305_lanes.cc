@@ -1,0 +1,270 @@
+#include "poly1305_lanes.h"
+
+#include <openssl/crypto.h>
+
+#include <cstring>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SEALCAST_POLY_LANES_X86 1
+#include <immintrin.h>
+#else
+#define SEALCAST_POLY_LANES_X86 0
+#endif
+
+namespace sealcast {
+
+#if SEALCAST_POLY_LANES_X86
+
+bool PolyLanesSupported() {
+  // __builtin_cpu_supports also checks that the OS saves the ZMM registers (XCR0).
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma");
+}
+
+namespace {
+
+// GCC's AVX-512 intrinsics leave their pass-through operands deliberately undefined, which GCC
+// 12 reports as "may be used uninitialized" where they are inlined (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#define SEALCAST_POLY_TARGET __attribute__((target("avx512f,avx512ifma")))
+
+// The accumulator h and the key r of each lane, in radix 2^44: h = h0 + h1 2^44 + h2 2^88.
+// Since 2^130 = 5 mod p (p = 2^130 - 5), a product's part at 2^132 and above folds back in
+// multiplied by 20: s1 and s2 are r1 and r2 times 20.
+struct Lanes {
+  __m512i h0, h1, h2;
+  __m512i r0, r1, r2;
+  __m512i s1, s2;
+};
+
+constexpr std::uint64_t kMask44 = (std::uint64_t{1} << 44) - 1;
+constexpr std::uint64_t kMask42 = (std::uint64_t{1} << 42) - 1;
+constexpr std::size_t kBlockBytes = 16;
+
+// Rearranges four vectors P, Q, R, S of four 128-bit chunks each into O[c] = [P.c Q.c R.c S.c].
+SEALCAST_POLY_TARGET inline void TransposeChunks(__m512i p, __m512i q, __m512i r, __m512i s, __m512i out[4]) {
+  const __m512i pq_low = _mm512_shuffle_i64x2(p, q, 0x44);   // P0 P1 Q0 Q1
+  const __m512i pq_high = _mm512_shuffle_i64x2(p, q, 0xee);  // P2 P3 Q2 Q3
+  const __m512i rs_low = _mm512_shuffle_i64x2(r, s, 0x44);
+  const __m512i rs_high = _mm512_shuffle_i64x2(r, s, 0xee);
+  out[0] = _mm512_shuffle_i64x2(pq_low, rs_low, 0x88);       // P0 Q0 R0 S0
+  out[1] = _mm512_shuffle_i64x2(pq_low, rs_low, 0xdd);
+  out[2] = _mm512_shuffle_i64x2(pq_high, rs_high, 0x88);
+  out[3] = _mm512_shuffle_i64x2(pq_high, rs_high, 0xdd);
+}
+
+// Absorbs whole 16-byte blocks: lane l reads counts[l] blocks from the address bases[l]. Every
+// block of the AEAD's Poly1305 input is whole (the parts are padded), so each gets the 2^128 bit.
+// Blocks are loaded four per lane at a time (one masked 64-byte load each, which reads nothing
+// past a lane's last block) and transposed, so that vector k holds block k of every lane.
+//
+// Bounds (so that every multiplicand stays below 2^52, as IFMA needs): before a block, h0 and
+// h1 are below 2^44 + 2^9 and h2 below 2^42; r0 and r1 below 2^44, r2 below 2^36 (clamped), so
+// s1 < 2^49 and s2 < 2^41. Adding a block leaves h below (2^45, 2^45, 2^43). Each 104-bit
+// product is split by IFMA into its low 52 bits and the rest; the sums of three stay far below
+// 2^64, and the carries below bring h back within its bounds.
+SEALCAST_POLY_TARGET void Absorb(Lanes& lanes, const std::uint64_t bases[kPolyLanes], const std::uint64_t counts[kPolyLanes],
+                                 std::uint64_t steps) {
+  const __m512i mask44 = _mm512_set1_epi64(static_cast<long long>(kMask44));
+  const __m512i mask42 = _mm512_set1_epi64(static_cast<long long>(kMask42));
+  const __m512i high_bit = _mm512_set1_epi64(std::int64_t{1} << 40);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i count_vector = _mm512_loadu_si512(counts);
+  const __m512i r0 = lanes.r0, r1 = lanes.r1, r2 = lanes.r2, s1 = lanes.s1, s2 = lanes.s2;
+  __m512i h0 = lanes.h0, h1 = lanes.h1, h2 = lanes.h2;
+  for (std::uint64_t first = 0; first < steps; first += 4) {
+    __m512i loaded[kPolyLanes];
+    for (std::size_t lane = 0; lane < kPolyLanes; lane++) {
+      const std::uint64_t left = counts[lane] > first ? counts[lane] - first : 0;
+      const unsigned blocks = left < 4 ? static_cast<unsigned>(left) : 4;
+      const __mmask8 words = static_cast<__mmask8>((1u << (2 * blocks)) - 1);
+      loaded[lane] = _mm512_maskz_loadu_epi64(words, reinterpret_cast<const void*>(bases[lane] + first * kBlockBytes));
+    }
+    // loaded[l] holds lane l's blocks as 8 words (low, high of block 0, 1, 2, 3); after the
+    // transpose low[k] and high[k] hold block k's words of all lanes.
+    __m512i pairs_low[4], pairs_high[4];
+    for (int pair = 0; pair < 4; pair++) {
+      pairs_low[pair] = _mm512_unpacklo_epi64(loaded[2 * pair], loaded[2 * pair + 1]);
+      pairs_high[pair] = _mm512_unpackhi_epi64(loaded[2 * pair], loaded[2 * pair + 1]);
+    }
+    __m512i low[4], high[4];
+    TransposeChunks(pairs_low[0], pairs_low[1], pairs_low[2], pairs_low[3], low);
+    TransposeChunks(pairs_high[0], pairs_high[1], pairs_high[2], pairs_high[3], high);
+    for (std::uint64_t block = 0; block < 4 && first + block < steps; block++) {
+      const __mmask8 active = _mm512_cmpgt_epu64_mask(count_vector, _mm512_set1_epi64(static_cast<long long>(first + block)));
+      const __m512i m0 = _mm512_and_si512(low[block], mask44);
+      const __m512i m1 =
+          _mm512_and_si512(_mm512_or_si512(_mm512_srli_epi64(low[block], 44), _mm512_slli_epi64(high[block], 20)), mask44);
+      const __m512i m2 = _mm512_or_si512(_mm512_srli_epi64(high[block], 24), high_bit);
+      const __m512i a0 = _mm512_add_epi64(h0, m0);
+      const __m512i a1 = _mm512_add_epi64(h1, m1);
+      const __m512i a2 = _mm512_add_epi64(h2, m2);
+      // d0 = a0 r0 + a1 s2 + a2 s1, d1 = a0 r1 + a1 r0 + a2 s2, d2 = a0 r2 + a1 r1 + a2 r0.
+      __m512i low0 = _mm512_madd52lo_epu64(zero, a0, r0);
+      __m512i high0 = _mm512_madd52hi_epu64(zero, a0, r0);
+      __m512i low1 = _mm512_madd52lo_epu64(zero, a0, r1);
+      __m512i high1 = _mm512_madd52hi_epu64(zero, a0, r1);
+      __m512i low2 = _mm512_madd52lo_epu64(zero, a0, r2);
+      __m512i high2 = _mm512_madd52hi_epu64(zero, a0, r2);
+      low0 = _mm512_madd52lo_epu64(low0, a1, s2);
+      high0 = _mm512_madd52hi_epu64(high0, a1, s2);
+      low1 = _mm512_madd52lo_epu64(low1, a1, r0);
+      high1 = _mm512_madd52hi_epu64(high1, a1, r0);
+      low2 = _mm512_madd52lo_epu64(low2, a1, r1);
+      high2 = _mm512_madd52hi_epu64(high2, a1, r1);
+      low0 = _mm512_madd52lo_epu64(low0, a2, s1);
+      high0 = _mm512_madd52hi_epu64(high0, a2, s1);
+      low1 = _mm512_madd52lo_epu64(low1, a2, s2);
+      high1 = _mm512_madd52hi_epu64(high1, a2, s2);
+      low2 = _mm512_madd52lo_epu64(low2, a2, r0);
+      high2 = _mm512_madd52hi_epu64(high2, a2, r0);
+      // A high part counts 2^52: 2^8 units of the next limb up (2^10 above limb 2, which holds
+      // 42 bits); what leaves limb 2 counts 2^130 and comes back into limb 0 times 5.
+      __m512i next0 = _mm512_and_si512(low0, mask44);
+      __m512i carry = _mm512_add_epi64(_mm512_srli_epi64(low0, 44), _mm512_slli_epi64(high0, 8));
+      const __m512i sum1 = _mm512_add_epi64(low1, carry);
+      __m512i next1 = _mm512_and_si512(sum1, mask44);
+      carry = _mm512_add_epi64(_mm512_srli_epi64(sum1, 44), _mm512_slli_epi64(high1, 8));
+      const __m512i sum2 = _mm512_add_epi64(low2, carry);
+      const __m512i next2 = _mm512_and_si512(sum2, mask42);
+      carry = _mm512_add_epi64(_mm512_srli_epi64(sum2, 42), _mm512_slli_epi64(high2, 10));
+      next0 = _mm512_add_epi64(next0, _mm512_add_epi64(carry, _mm512_slli_epi64(carry, 2)));
+      next1 = _mm512_add_epi64(next1, _mm512_srli_epi64(next0, 44));
+      next0 = _mm512_and_si512(next0, mask44);
+      h0 = _mm512_mask_mov_epi64(h0, active, next0);
+      h1 = _mm512_mask_mov_epi64(h1, active, next1);
+      h2 = _mm512_mask_mov_epi64(h2, active, next2);
+    }
+  }
+  lanes.h0 = h0;
+  lanes.h1 = h1;
+  lanes.h2 = h2;
+}
+
+std::uint64_t Load64(const std::uint8_t* bytes) {
+  std::uint64_t value;
+  std::memcpy(&value, bytes, sizeof(value));  // The host is little-endian (x86-64).
+  return value;
+}
+
+// Reduces h fully mod p, adds s, and writes the low 128 bits: the tag. Constant time.
+void FinishTag(std::uint64_t h0, std::uint64_t h1, std::uint64_t h2, const std::uint8_t* s, std::uint8_t* tag) {
+  h1 += h0 >> 44;
+  h0 &= kMask44;
+  h2 += h1 >> 44;
+  h1 &= kMask44;
+  h0 += (h2 >> 42) * 5;
+  h2 &= kMask42;
+  h1 += h0 >> 44;
+  h0 &= kMask44;
+  h2 += h1 >> 44;
+  h1 &= kMask44;
+  // Now h < 2^130 + 2^10 < 2p: subtract p once if h >= p, that is if h + 5 reaches 2^130.
+  std::uint64_t g0 = h0 + 5;
+  std::uint64_t g1 = h1 + (g0 >> 44);
+  g0 &= kMask44;
+  const std::uint64_t g2 = h2 + (g1 >> 44) - (std::uint64_t{1} << 42);
+  g1 &= kMask44;
+  const std::uint64_t use_g = (g2 >> 63) - 1;  // all ones when g2 did not go below zero
+  h0 = (h0 & ~use_g) | (g0 & use_g);
+  h1 = (h1 & ~use_g) | (g1 & use_g);
+  h2 = (h2 & ~use_g) | (g2 & use_g);
+  std::uint64_t low = h0 | (h1 << 44);
+  std::uint64_t high = (h1 >> 20) | (h2 << 24);
+  const std::uint64_t s_low = Load64(s);
+  low += s_low;
+  high += Load64(s + 8) + (low < s_low ? 1 : 0);
+  std::memcpy(tag, &low, sizeof(low));
+  std::memcpy(tag + 8, &high, sizeof(high));
+}
+
+SEALCAST_POLY_TARGET __m512i LoadAddresses(const std::uint64_t addresses[kPolyLanes]) {
+  return _mm512_loadu_si512(addresses);
+}
+
+std::uint64_t AddressOf(const void* pointer) { return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(pointer)); }
+
+// Up to 8 messages, one per lane; lanes past `count` are masked off everywhere.
+SEALCAST_POLY_TARGET void TagGroup(const PolyMessage* messages, std::size_t count) {
+  // Per lane: the AAD's last partial block padded, the ciphertext's likewise, then the lengths.
+  alignas(64) std::uint8_t padded[kPolyLanes][3 * kBlockBytes];
+  std::uint64_t key_at[kPolyLanes], aad_at[kPolyLanes], aad_tail_at[kPolyLanes], ciphertext_at[kPolyLanes], end_at[kPolyLanes];
+  std::uint64_t aad_blocks[kPolyLanes], aad_tail_blocks[kPolyLanes], ciphertext_blocks[kPolyLanes], end_blocks[kPolyLanes];
+  std::uint64_t steps[4] = {0, 0, 0, 0};
+  for (std::size_t lane = 0; lane < kPolyLanes; lane++) {
+    const PolyMessage& message = messages[lane < count ? lane : 0];
+    std::uint8_t* pad = padded[lane];
+    std::memset(pad, 0, sizeof(padded[lane]));
+    const std::size_t aad_whole = message.aad_bytes / kBlockBytes * kBlockBytes;
+    const std::size_t ciphertext_whole = message.ciphertext_bytes / kBlockBytes * kBlockBytes;
+    const std::size_t aad_tail = message.aad_bytes - aad_whole;
+    const std::size_t ciphertext_tail = message.ciphertext_bytes - ciphertext_whole;
+    std::memcpy(pad, message.aad + aad_whole, aad_tail);
+    std::memcpy(pad + kBlockBytes, message.ciphertext + ciphertext_whole, ciphertext_tail);
+    const std::uint64_t lengths[2] = {message.aad_bytes, message.ciphertext_bytes};
+    std::memcpy(pad + 2 * kBlockBytes, lengths, sizeof(lengths));
+    const bool live = lane < count;
+    key_at[lane] = AddressOf(message.one_time_key);
+    aad_at[lane] = AddressOf(message.aad);
+    aad_tail_at[lane] = AddressOf(pad);
+    ciphertext_at[lane] = AddressOf(message.ciphertext);
+    end_at[lane] = AddressOf(pad + (ciphertext_tail > 0 ? kBlockBytes : 2 * kBlockBytes));
+    aad_blocks[lane] = live ? aad_whole / kBlockBytes : 0;
+    aad_tail_blocks[lane] = live && aad_tail > 0 ? 1 : 0;
+    ciphertext_blocks[lane] = live ? ciphertext_whole / kBlockBytes : 0;
+    end_blocks[lane] = live ? (ciphertext_tail > 0 ? 2 : 1) : 0;
+    const std::uint64_t counts[4] = {aad_blocks[lane], aad_tail_blocks[lane], ciphertext_blocks[lane], end_blocks[lane]};
+    for (int phase = 0; phase < 4; phase++) steps[phase] = counts[phase] > steps[phase] ? counts[phase] : steps[phase];
+  }
+  Lanes lanes;
+  // r from each one-time key, clamped (RFC 8439, 2.5), in radix 2^44.
+  const __m512i keys = LoadAddresses(key_at);
+  const __m512i r_low = _mm512_and_si512(_mm512_i64gather_epi64(keys, nullptr, 1), _mm512_set1_epi64(0x0ffffffc0fffffffLL));
+  const __m512i r_high = _mm512_and_si512(_mm512_i64gather_epi64(_mm512_add_epi64(keys, _mm512_set1_epi64(8)), nullptr, 1),
+                                          _mm512_set1_epi64(0x0ffffffc0ffffffcLL));
+  const __m512i mask44 = _mm512_set1_epi64(static_cast<long long>(kMask44));
+  lanes.r0 = _mm512_and_si512(r_low, mask44);
+  lanes.r1 = _mm512_and_si512(_mm512_or_si512(_mm512_srli_epi64(r_low, 44), _mm512_slli_epi64(r_high, 20)), mask44);
+  lanes.r2 = _mm512_srli_epi64(r_high, 24);
+  lanes.s1 = _mm512_add_epi64(_mm512_slli_epi64(lanes.r1, 4), _mm512_slli_epi64(lanes.r1, 2));
+  lanes.s2 = _mm512_add_epi64(_mm512_slli_epi64(lanes.r2, 4), _mm512_slli_epi64(lanes.r2, 2));
+  lanes.h0 = lanes.h1 = lanes.h2 = _mm512_setzero_si512();
+  Absorb(lanes, aad_at, aad_blocks, steps[0]);
+  Absorb(lanes, aad_tail_at, aad_tail_blocks, steps[1]);
+  Absorb(lanes, ciphertext_at, ciphertext_blocks, steps[2]);
+  Absorb(lanes, end_at, end_blocks, steps[3]);
+  alignas(64) std::uint64_t h[3][kPolyLanes];
+  _mm512_store_si512(h[0], lanes.h0);
+  _mm512_store_si512(h[1], lanes.h1);
+  _mm512_store_si512(h[2], lanes.h2);
+  for (std::size_t lane = 0; lane < count; lane++) {
+    FinishTag(h[0][lane], h[1][lane], h[2][lane], messages[lane].one_time_key + 16, messages[lane].tag);
+  }
+  OPENSSL_cleanse(h, sizeof(h));
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace
+
+void PolyTagLanes(const PolyMessage* messages, std::size_t count) {
+  for (std::size_t first = 0; first < count; first += kPolyLanes) {
+    TagGroup(messages + first, count - first < kPolyLanes ? count - first : kPolyLanes);
+  }
+}
+
+#else
+
+bool PolyLanesSupported() { return false; }
+
+void PolyTagLanes(const PolyMessage*, std::size_t) {}
+
+#endif
+
+}  // namespace sealcast
