@@ -95,9 +95,11 @@ enum class Engine {
   // roughly a third of that, and verifies the tag before decrypting, so a forged payload is
   // never even decrypted. Used only where Node exports the primitives and they agree with EVP.
   kPrimitives,
-  // The primitives, with block 0 and the blocks past a payload's last whole group of 16 computed
-  // 16 at a time across the packets of a batch by ChaChaLanes (chacha_lanes.h, AVX-512F), so no
-  // block is computed and thrown away. Used where the CPU has AVX-512F and it agrees with EVP.
+  // The primitives for each payload's whole groups of 16 ChaCha20 blocks; block 0 and the blocks
+  // after the last whole group computed 16 at a time across the packets of a batch by ChaChaLanes
+  // (chacha_lanes.h), so that no block is computed and thrown away; and the tags 8 packets at a
+  // time by PolyTagLanes (poly1305_lanes.h). Used where the CPU has AVX-512F and AVX512-IFMA and
+  // the result agrees with EVP.
   kLanes,
 };
 

@@ -1,7 +1,7 @@
 // The public library API. The CLI (src/cli) is a thin shell over these exports.
 export * from './errors.js';
 export * from './crypto/backend.js';
-export { loadBackend, backendPreferenceFromEnv, nativeUnavailableReason } from './crypto/load.js';
+export { loadBackend, backendPreferenceFromEnv, chachaEngineFromEnv, nativeUnavailableReason } from './crypto/load.js';
 export type { BackendPreference } from './crypto/load.js';
 export { run } from './cli/main.js';
 export { AeadPool, PoolKeyHandle, defaultPoolThreads } from './pool/pool.js';

@@ -2,10 +2,10 @@
 // native core loaded and which suites they can choose.
 
 import type { Command } from 'commander';
-import { WIRE_SUITES } from '../crypto/backend.js';
+import { WIRE_SUITES, type CryptoBackend } from '../crypto/backend.js';
 import { randomBytes } from 'node:crypto';
 import { loadBackend, nativeUnavailableReason } from '../crypto/load.js';
-import { loadNativeBinding } from '../crypto/native.js';
+import { nativeKeyHandle } from '../crypto/native.js';
 import { defaultPoolThreads } from '../pool/pool.js';
 import { writeLine, type CommandContext } from './io.js';
 
@@ -26,12 +26,12 @@ export interface DoctorReport {
  * Asks the addon which ChaCha20-Poly1305 engine a key gets: a fresh key runs the engine's
  * self-check, so this reports what the sender and receivers will really use.
  */
-function nativeChachaEngine(): string | null {
+function nativeChachaEngine(backend: CryptoBackend): string | null {
   const key = randomBytes(32);
   try {
-    const handle = new (loadNativeBinding().AeadKey)('chacha20-poly1305', key);
-    const engine = handle.engine;
-    handle.destroy();
+    const aeadKey = backend.createKey('chacha20-poly1305', key);
+    const engine = nativeKeyHandle(aeadKey)?.engine ?? null;
+    aeadKey.destroy();
     return engine;
   } finally {
     key.fill(0);
@@ -48,7 +48,7 @@ export async function doctorReport(): Promise<DoctorReport> {
     nodeOpenSsl: process.versions.openssl,
     poolThreads: defaultPoolThreads(),
     nativeUnavailable: nativeUnavailableReason(),
-    chachaEngine: backend.name === 'native' ? nativeChachaEngine() : null,
+    chachaEngine: backend.name === 'native' ? nativeChachaEngine(backend) : null,
     node: process.version,
   };
 }

@@ -5,7 +5,7 @@
 
 import type { Command } from 'commander';
 import type { Writable } from 'node:stream';
-import { backendPreferenceFromEnv, loadBackend } from '../crypto/load.js';
+import { backendPreferenceFromEnv, chachaEngineFromEnv, loadBackend } from '../crypto/load.js';
 import { IO_ENV, ioModeFromEnv, parseIoMode, type IoMode } from '../pipeline/batch-io.js';
 import { SealcastError } from '../errors.js';
 import { readKeyFile } from '../keys/key-file.js';
@@ -65,7 +65,7 @@ export function registerRecv(program: Command, context: CommandContext): void {
 
 async function recvCommand(flags: RecvFlags, context: CommandContext): Promise<number> {
   const { stderr } = context.io;
-  const backend = await loadBackend(backendPreferenceFromEnv(context.io.env));
+  const backend = await loadBackend(backendPreferenceFromEnv(context.io.env), chachaEngineFromEnv(context.io.env));
   requireOneKeyMode(flags);
   // Checked before registering or opening the output, so a bad value leaves nothing open.
   const io = flags.io ?? ioModeFromEnv(context.io.env);

@@ -9,7 +9,7 @@ import { close, createReadStream, fstatSync, open } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DEFAULT_SUITE, type WireSuiteName } from '../crypto/backend.js';
 import { IO_ENV, ioModeFromEnv, parseIoMode, type IoMode } from '../pipeline/batch-io.js';
-import { backendPreferenceFromEnv, loadBackend } from '../crypto/load.js';
+import { backendPreferenceFromEnv, chachaEngineFromEnv, loadBackend } from '../crypto/load.js';
 import { SealcastError } from '../errors.js';
 import { readKeyFile } from '../keys/key-file.js';
 import { derivePacketKeyBytes, EpochKeySource } from '../keys/packet-keys.js';
@@ -95,7 +95,7 @@ export function registerSend(program: Command, context: CommandContext): void {
 
 async function sendCommand(file: string | undefined, flags: SendFlags, context: CommandContext): Promise<number> {
   const { stderr } = context.io;
-  const backend = await loadBackend(backendPreferenceFromEnv(context.io.env));
+  const backend = await loadBackend(backendPreferenceFromEnv(context.io.env), chachaEngineFromEnv(context.io.env));
   if (!backend.suites.includes(flags.suite)) {
     throw new SealcastError('E_BACKEND', `suite ${flags.suite} is not available on the ${backend.name} backend (it offers ${backend.suites.join(', ')}); build the native addon or use --suite chacha20-poly1305`);
   }

@@ -3,9 +3,17 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { loadCommands, run } from '../../dist/cli/main.js';
-import { backendPreferenceFromEnv } from '../../dist/crypto/load.js';
+import { backendPreferenceFromEnv, chachaEngineFromEnv, loadBackend } from '../../dist/crypto/load.js';
+import { loadNativeBinding, nativeKeyHandle } from '../../dist/crypto/native.js';
 
 const BIN = new URL('../../bin/sealcast.js', import.meta.url).pathname;
+const binding = (() => {
+  try {
+    return loadNativeBinding();
+  } catch {
+    return null;
+  }
+})();
 
 function capture() {
   const stream = new PassThrough();
@@ -128,4 +136,33 @@ describe('backendPreferenceFromEnv', () => {
   it('rejects other values with E_ARG', () => {
     expect(() => backendPreferenceFromEnv({ SEALCAST_BACKEND: 'gpu' })).toThrow(/SEALCAST_BACKEND/);
   });
+});
+
+describe('chachaEngineFromEnv (SEALCAST_CHACHA_ENGINE)', () => {
+  it('accepts auto, primitives, evp and empty', () => {
+    expect(chachaEngineFromEnv({ SEALCAST_CHACHA_ENGINE: 'primitives' })).toBe('primitives');
+    expect(chachaEngineFromEnv({ SEALCAST_CHACHA_ENGINE: ' EVP ' })).toBe('evp');
+    expect(chachaEngineFromEnv({ SEALCAST_CHACHA_ENGINE: '' })).toBe('auto');
+    expect(chachaEngineFromEnv({})).toBe('auto');
+  });
+
+  it('rejects other values with E_ARG, in-process and as a real process (exit 2)', () => {
+    expect(() => chachaEngineFromEnv({ SEALCAST_CHACHA_ENGINE: 'lanes' })).toThrow(/SEALCAST_CHACHA_ENGINE must be auto, primitives or evp/);
+    const result = spawnSync(process.execPath, [BIN, 'doctor'], { env: { ...process.env, SEALCAST_CHACHA_ENGINE: 'fast' }, timeout: 20_000 });
+    expect(result.status).toBe(2);
+    expect(result.stderr.toString()).toMatch(/E_ARG: SEALCAST_CHACHA_ENGINE must be/);
+  });
+
+  it.skipIf(binding === null)('caps the engine of the native backend\'s keys, and doctor reports it', async () => {
+    const expected = { primitives: binding!.CHACHA_PRIMITIVES_AVAILABLE ? 'primitives' : 'evp', evp: 'evp' } as const;
+    for (const engine of ['primitives', 'evp'] as const) {
+      const backend = await loadBackend('native', engine);
+      const key = backend.createKey('chacha20-poly1305', new Uint8Array(32).fill(7));
+      expect(nativeKeyHandle(key)?.engine).toBe(expected[engine]);
+      key.destroy();
+      const result = spawnSync(process.execPath, [BIN, 'doctor', '--json'], { env: { ...process.env, SEALCAST_CHACHA_ENGINE: engine }, timeout: 20_000 });
+      expect(result.status).toBe(0);
+      expect(JSON.parse(result.stdout.toString()).chachaEngine).toBe(expected[engine]);
+    }
+  }, 30_000);
 });
