@@ -34,7 +34,7 @@ import {
 } from './messages.js';
 import { clientProofMac, registrationTranscript } from './transcript.js';
 import { batchRootSignatureInput, merkleLeaf, merkleRootFromPath } from './merkle.js';
-import { silentLogger, type ControlLogger } from './server.js';
+import { silentLogger, type ControlLogger } from './logger.js';
 
 export const REGISTER_TIMEOUT_MS_DEFAULT = 10_000;
 

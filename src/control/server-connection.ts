@@ -24,13 +24,9 @@ import {
   type StreamRange,
   type WrappedKey,
 } from './messages.js';
+import type { ControlLogger } from './logger.js';
 import { nonces } from './random-pool.js';
 import { registrationTranscript } from './transcript.js';
-
-export interface ControlLogger {
-  info(message: string): void;
-  warn(message: string): void;
-}
 
 /**
  * Data-plane reports (`nack`, `slowDown`, `progress`) one connection may send: a receiver sends

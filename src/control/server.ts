@@ -17,7 +17,8 @@ import type { ServerIdentity } from '../keys/identity.js';
 import { Registry, type RegistrationLookup } from '../store/registry.js';
 import { FRAME_BYTES_MAX_DEFAULT, requireFrameBytesMax } from './frames.js';
 import { messageJsonText } from './messages.js';
-import { ServerConnection, type ControlLogger } from './server-connection.js';
+import { ServerConnection } from './server-connection.js';
+import { silentLogger, type ControlLogger } from './logger.js';
 import { CONTROL_TRANSPORT_MODES, type ControlLink, type ControlTransport, type ControlTransportMode, type LinkEvents, type TransportOptions } from './link.js';
 import { startNetTransport } from './net-transport.js';
 import { startNativeTransport } from './native-transport.js';
@@ -54,10 +55,10 @@ const HANDSHAKE_SWEEP_MS_MIN = 10;
 const HANDSHAKE_SWEEP_MS_MAX = 1000;
 
 
-export type { ControlLogger } from './server-connection.js';
+export type { ControlLogger } from './logger.js';
 export { CONTROL_TRANSPORT_MODES, type ControlTransportMode } from './link.js';
 
-export const silentLogger: ControlLogger = { info: () => {}, warn: () => {} };
+export { silentLogger } from './logger.js';
 
 export interface ControlSessionOptions {
   sessionId: Uint8Array;
