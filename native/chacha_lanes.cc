@@ -2,16 +2,11 @@
 
 #include <cstring>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SEALCAST_LANES_X86 1
-#include <immintrin.h>
-#else
-#define SEALCAST_LANES_X86 0
-#endif
+#include "avx512.h"
 
 namespace sealcast {
 
-#if SEALCAST_LANES_X86
+#if SEALCAST_AVX512
 
 bool ChaChaLanesSupported() {
   // __builtin_cpu_supports also checks that the OS saves the ZMM registers (XCR0).
@@ -20,14 +15,7 @@ bool ChaChaLanesSupported() {
 
 namespace {
 
-// GCC's AVX-512 intrinsics (rotate, shuffle, unpack) leave their pass-through operand
-// deliberately undefined, and GCC 12 then reports it as "may be used uninitialized" wherever they
-// are inlined (GCC bug 105593). With every mask bit set the pass-through is never read.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+SEALCAST_AVX512_BEGIN
 
 #define SEALCAST_TARGET __attribute__((target("avx512f")))
 
@@ -40,18 +28,6 @@ SEALCAST_TARGET inline void QuarterRound(__m512i& a, __m512i& b, __m512i& c, __m
   d = _mm512_rol_epi32(_mm512_xor_si512(d, a), 8);
   c = _mm512_add_epi32(c, d);
   b = _mm512_rol_epi32(_mm512_xor_si512(b, c), 7);
-}
-
-// Rearranges four vectors P, Q, R, S of four 128-bit chunks each into O[c] = [P.c Q.c R.c S.c].
-SEALCAST_TARGET inline void TransposeChunks(__m512i p, __m512i q, __m512i r, __m512i s, __m512i out[4]) {
-  const __m512i pq_low = _mm512_shuffle_i32x4(p, q, 0x44);   // P0 P1 Q0 Q1
-  const __m512i pq_high = _mm512_shuffle_i32x4(p, q, 0xee);  // P2 P3 Q2 Q3
-  const __m512i rs_low = _mm512_shuffle_i32x4(r, s, 0x44);   // R0 R1 S0 S1
-  const __m512i rs_high = _mm512_shuffle_i32x4(r, s, 0xee);  // R2 R3 S2 S3
-  out[0] = _mm512_shuffle_i32x4(pq_low, rs_low, 0x88);       // P0 Q0 R0 S0
-  out[1] = _mm512_shuffle_i32x4(pq_low, rs_low, 0xdd);       // P1 Q1 R1 S1
-  out[2] = _mm512_shuffle_i32x4(pq_high, rs_high, 0x88);
-  out[3] = _mm512_shuffle_i32x4(pq_high, rs_high, 0xdd);
 }
 
 SEALCAST_TARGET void ChaChaLanesAvx512(const std::uint32_t key_words[8], const std::uint32_t* rows, std::size_t groups,
@@ -120,9 +96,7 @@ SEALCAST_TARGET void XorKeystreamAvx512(std::uint8_t* target, const std::uint8_t
   for (; at < bytes; at++) target[at] = static_cast<std::uint8_t>(source[at] ^ keystream[at]);
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+SEALCAST_AVX512_END
 
 }  // namespace
 

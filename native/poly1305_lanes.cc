@@ -4,16 +4,11 @@
 
 #include <cstring>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SEALCAST_POLY_LANES_X86 1
-#include <immintrin.h>
-#else
-#define SEALCAST_POLY_LANES_X86 0
-#endif
+#include "avx512.h"
 
 namespace sealcast {
 
-#if SEALCAST_POLY_LANES_X86
+#if SEALCAST_AVX512
 
 bool PolyLanesSupported() {
   // __builtin_cpu_supports also checks that the OS saves the ZMM registers (XCR0).
@@ -22,13 +17,7 @@ bool PolyLanesSupported() {
 
 namespace {
 
-// GCC's AVX-512 intrinsics leave their pass-through operands deliberately undefined, which GCC
-// 12 reports as "may be used uninitialized" where they are inlined (GCC bug 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+SEALCAST_AVX512_BEGIN
 
 #define SEALCAST_POLY_TARGET __attribute__((target("avx512f,avx512ifma")))
 
@@ -45,16 +34,10 @@ constexpr std::uint64_t kMask44 = (std::uint64_t{1} << 44) - 1;
 constexpr std::uint64_t kMask42 = (std::uint64_t{1} << 42) - 1;
 constexpr std::size_t kBlockBytes = 16;
 
-// Rearranges four vectors P, Q, R, S of four 128-bit chunks each into O[c] = [P.c Q.c R.c S.c].
-SEALCAST_POLY_TARGET inline void TransposeChunks(__m512i p, __m512i q, __m512i r, __m512i s, __m512i out[4]) {
-  const __m512i pq_low = _mm512_shuffle_i64x2(p, q, 0x44);   // P0 P1 Q0 Q1
-  const __m512i pq_high = _mm512_shuffle_i64x2(p, q, 0xee);  // P2 P3 Q2 Q3
-  const __m512i rs_low = _mm512_shuffle_i64x2(r, s, 0x44);
-  const __m512i rs_high = _mm512_shuffle_i64x2(r, s, 0xee);
-  out[0] = _mm512_shuffle_i64x2(pq_low, rs_low, 0x88);       // P0 Q0 R0 S0
-  out[1] = _mm512_shuffle_i64x2(pq_low, rs_low, 0xdd);
-  out[2] = _mm512_shuffle_i64x2(pq_high, rs_high, 0x88);
-  out[3] = _mm512_shuffle_i64x2(pq_high, rs_high, 0xdd);
+// Adds the low 52 bits of a * b to `low` and the rest to `high` (a and b below 2^52).
+SEALCAST_POLY_TARGET inline void MultiplyAdd(__m512i& low, __m512i& high, __m512i a, __m512i b) {
+  low = _mm512_madd52lo_epu64(low, a, b);
+  high = _mm512_madd52hi_epu64(high, a, b);
 }
 
 // Absorbs whole 16-byte blocks: lane l reads counts[l] blocks from the address bases[l]. Every
@@ -104,24 +87,17 @@ SEALCAST_POLY_TARGET void Absorb(Lanes& lanes, const std::uint64_t bases[kPolyLa
       const __m512i a1 = _mm512_add_epi64(h1, m1);
       const __m512i a2 = _mm512_add_epi64(h2, m2);
       // d0 = a0 r0 + a1 s2 + a2 s1, d1 = a0 r1 + a1 r0 + a2 s2, d2 = a0 r2 + a1 r1 + a2 r0.
-      __m512i low0 = _mm512_madd52lo_epu64(zero, a0, r0);
-      __m512i high0 = _mm512_madd52hi_epu64(zero, a0, r0);
-      __m512i low1 = _mm512_madd52lo_epu64(zero, a0, r1);
-      __m512i high1 = _mm512_madd52hi_epu64(zero, a0, r1);
-      __m512i low2 = _mm512_madd52lo_epu64(zero, a0, r2);
-      __m512i high2 = _mm512_madd52hi_epu64(zero, a0, r2);
-      low0 = _mm512_madd52lo_epu64(low0, a1, s2);
-      high0 = _mm512_madd52hi_epu64(high0, a1, s2);
-      low1 = _mm512_madd52lo_epu64(low1, a1, r0);
-      high1 = _mm512_madd52hi_epu64(high1, a1, r0);
-      low2 = _mm512_madd52lo_epu64(low2, a1, r1);
-      high2 = _mm512_madd52hi_epu64(high2, a1, r1);
-      low0 = _mm512_madd52lo_epu64(low0, a2, s1);
-      high0 = _mm512_madd52hi_epu64(high0, a2, s1);
-      low1 = _mm512_madd52lo_epu64(low1, a2, s2);
-      high1 = _mm512_madd52hi_epu64(high1, a2, s2);
-      low2 = _mm512_madd52lo_epu64(low2, a2, r0);
-      high2 = _mm512_madd52hi_epu64(high2, a2, r0);
+      __m512i low0 = zero, high0 = zero, low1 = zero, high1 = zero, low2 = zero, high2 = zero;
+      // Row by row of a, so that the three sums advance side by side.
+      MultiplyAdd(low0, high0, a0, r0);
+      MultiplyAdd(low1, high1, a0, r1);
+      MultiplyAdd(low2, high2, a0, r2);
+      MultiplyAdd(low0, high0, a1, s2);
+      MultiplyAdd(low1, high1, a1, r0);
+      MultiplyAdd(low2, high2, a1, r1);
+      MultiplyAdd(low0, high0, a2, s1);
+      MultiplyAdd(low1, high1, a2, s2);
+      MultiplyAdd(low2, high2, a2, r0);
       // A high part counts 2^52: 2^8 units of the next limb up (2^10 above limb 2, which holds
       // 42 bits); what leaves limb 2 counts 2^130 and comes back into limb 0 times 5.
       __m512i next0 = _mm512_and_si512(low0, mask44);
@@ -247,9 +223,7 @@ SEALCAST_POLY_TARGET void TagGroup(const PolyMessage* messages, std::size_t coun
   OPENSSL_cleanse(h, sizeof(h));
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+SEALCAST_AVX512_END
 
 }  // namespace
 
