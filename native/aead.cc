@@ -52,9 +52,12 @@ struct LaneSlot {
 };
 
 // The most lanes one plan computes (16 groups: 16 KiB of keystream, which stays in the L1
-// cache until it is used). A slot takes at most 16 lanes, so every plan holds at least one.
+// cache until it is used).
 constexpr std::size_t kPlanGroupsMax = 16;
 constexpr std::size_t kPlanLanesMax = kPlanGroupsMax * kChaChaLanes;
+// A slot takes 1 + (its blocks past the last whole group of 16) <= 16 lanes; the plan loops rely
+// on every plan taking at least one slot.
+static_assert(kPlanLanesMax >= kChaChaLanes, "a plan must hold any one slot's lanes");
 
 struct ChaChaPrimitivesState {
   // The key as the eight little-endian words ChaCha20_ctr32 takes.

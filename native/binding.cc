@@ -18,6 +18,7 @@
 #include "napi_args.h"
 #include "open_in_order.h"
 #include "packet_scan.h"
+#include "poly1305_lanes.h"
 #include "udp.h"
 #include "udp_watch.h"
 
@@ -606,7 +607,8 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                                            napi_enumerable),
                              InstanceValue("CHACHA_LANES_AVAILABLE",
                                            Napi::Boolean::New(env, sealcast::ChaChaPrimitivesAvailable() &&
-                                                                       sealcast::ChaChaLanesSupported()),
+                                                                       sealcast::ChaChaLanesSupported() &&
+                                                                       sealcast::PolyLanesSupported()),
                                            napi_enumerable),
                              InstanceValue("OPENSSL_VERSION", Napi::String::New(env, sealcast::OpenSslVersion()),
                                            napi_enumerable),

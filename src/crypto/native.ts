@@ -59,7 +59,7 @@ export interface NativeBinding {
   readonly OPENSSL_VERSION: string;
   /** True when Node exports OpenSSL's ChaCha20 and Poly1305 primitives (the faster engine). */
   readonly CHACHA_PRIMITIVES_AVAILABLE: boolean;
-  /** True when, besides the primitives, the CPU runs the lanes kernel (AVX-512F): the fastest engine. */
+  /** True when, besides the primitives, the CPU runs the lanes kernels (AVX-512F and IFMA): the fastest engine. */
   readonly CHACHA_LANES_AVAILABLE: boolean;
   /**
    * `engine` "auto" (default) picks the fastest engine that passes its self-check ('lanes', then
