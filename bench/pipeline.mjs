@@ -25,6 +25,7 @@ import { uftp } from './peers/uftp.mjs';
 import { iperf } from './peers/iperf.mjs';
 import { nodeDgram } from './peers/node-dgram.mjs';
 import { measureReceiverFloor } from './lib/receiver-floor.mjs';
+import { holdGuestMemory } from './lib/guest-memory.mjs';
 
 const TOOL_NAMES = ['sealcast', 'sealcast-aes', 'udpcast', 'uftp', 'iperf', 'node-dgram'];
 const MIB = 1024 * 1024;
@@ -60,6 +61,9 @@ const USAGE = `usage: node bench/pipeline.mjs [options]
                           (as on a real wire) instead of passing them through the bridge whole
   --no-warm-up            skip the uncounted transfer that starts each group of rows (the
                           first transfer after a change costs its receivers far more)
+  --keep-page-reporting   leave the VM's free page reporting on (by default the benchmark, as
+                          root, turns it off while it runs and restores it: see
+                          bench/lib/guest-memory.mjs)
   --max-minutes M         stop starting new runs after M minutes (default 90)
   --help`;
 
@@ -96,6 +100,7 @@ function parseOptions(argv, env) {
     lossPercent: 0,
     segmentAtSender: false,
     warmUp: true,
+    holdGuestMemory: true,
     maxMinutes: 90,
   };
   for (let index = 0; index < argv.length; index += 1) {
@@ -124,6 +129,7 @@ function parseOptions(argv, env) {
       case '--loss': options.lossPercent = lossPercent(value()); break;
       case '--segment-at-sender': options.segmentAtSender = true; break;
       case '--no-warm-up': options.warmUp = false; break;
+      case '--keep-page-reporting': options.holdGuestMemory = false; break;
       case '--max-minutes': options.maxMinutes = positiveInteger('--max-minutes', value()); break;
       case '--help': case '-h': options.help = true; break;
       default: throw new RangeError(`unknown option "${flag}"\n${USAGE}`);
@@ -429,10 +435,15 @@ async function main() {
   // RAM-backed storage keeps disk speed out of the figures (all tools write their outputs there).
   const scratchRoot = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
   const workDir = mkdtempSync(join(scratchRoot, 'scbench-'));
+  const guestMemory = options.holdGuestMemory ? holdGuestMemory() : { held: false, reason: '--keep-page-reporting' };
+  log(guestMemory.held
+    ? `free page reporting off while the benchmark runs (page_reporting_order ${guestMemory.previous} -> never; restored at the end)`
+    : `free page reporting left as it is: ${guestMemory.reason}`);
   const cleanup = () => {
     killAllChildren();
     teardownAllTopologies();
     rmSync(workDir, { recursive: true, force: true });
+    if (guestMemory.held) guestMemory.restore();
   };
   process.on('exit', cleanup);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
@@ -624,7 +635,7 @@ async function main() {
   }
   const resultsPath = writeResults('pipeline', {
     machine: machineInfo({ root: isRoot, scratch: scratchRoot, peerVersions: peerVersions() }),
-    settings: { sealcastStartupCpuSec, sealcastMode: options.sealcastMode, lossPercent: options.lossPercent, segmentAtSender: options.segmentAtSender, sizeBytes: bytes, runs: options.runs, quick: options.quick, paths: options.paths, receivers: options.receivers, packetBytes: options.packetBytes, skippedTools: globalSkips },
+    settings: { sealcastStartupCpuSec, freePageReportingOff: guestMemory.held, sealcastMode: options.sealcastMode, lossPercent: options.lossPercent, segmentAtSender: options.segmentAtSender, sizeBytes: bytes, runs: options.runs, quick: options.quick, paths: options.paths, receivers: options.receivers, packetBytes: options.packetBytes, skippedTools: globalSkips },
     rows,
     targets,
     receiverFloorCpuSecPerGiB: receiverFloor,
