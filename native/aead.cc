@@ -524,6 +524,8 @@ bool ChaChaPrimitivesAvailable() {
 #endif
 }
 
+bool ChaChaLanesAvailable() { return ChaChaPrimitivesAvailable() && ChaChaLanesSupported() && PolyLanesSupported(); }
+
 AeadContext::AeadContext(const SuiteInfo& suite) : suite_(suite), primitives_(nullptr, FreePrimitives) {}
 
 AeadContext::~AeadContext() {
@@ -570,7 +572,7 @@ std::unique_ptr<AeadContext> AeadContext::Create(const SuiteInfo& suite, const s
     // only after it reproduces EVP; the lanes engine falls back to the primitives alone.
     if (state->poly_memory == nullptr || state->scratch == nullptr || !context->PrimitivesAgreeWithEvp()) {
       context->primitives_.reset();
-    } else if (choice == EngineChoice::kFastest && ChaChaLanesSupported() && PolyLanesSupported()) {
+    } else if (choice == EngineChoice::kFastest && ChaChaLanesAvailable()) {
       state->lane_rows = static_cast<std::uint32_t*>(
           std::aligned_alloc(kPolyAlignment, kPlanGroupsMax * kChaChaGroupRowWords * sizeof(std::uint32_t)));
       state->lane_keystream = static_cast<std::uint8_t*>(std::aligned_alloc(kPolyAlignment, kPlanGroupsMax * kChaChaGroupBytes));

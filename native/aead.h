@@ -1,10 +1,12 @@
-// The batch AEAD core of sealcast: plain C++ over the OpenSSL that Node ships, with no
-// Node-API types, so that it can be reasoned about (and tested) apart from the JS binding.
+// The batch AEAD core of sealcast: plain C++ over the OpenSSL that Node ships (and, for the
+// `lanes` engine, two AVX-512 kernels of our own), with no Node-API types, so that it can be
+// reasoned about (and tested) apart from the JS binding.
 //
 // A batch is a caller-owned slab of packet slots [ AAD | payload | tag ], a layout of three
 // 32-bit words per slot (offset, AAD bytes, payload bytes) and one 12-byte nonce per slot.
 // Sealing and opening rewrite payloads and tags in place; a slot may also be opened into memory
-// outside the slab (OpenSlotInto), which the receive path uses to decrypt straight into its output.
+// outside the slab (OpenSlotInto, or a run of slots back to back with OpenRunInto, which the
+// receive path uses to decrypt straight into its output).
 
 #ifndef SEALCAST_NATIVE_AEAD_H_
 #define SEALCAST_NATIVE_AEAD_H_
@@ -117,6 +119,9 @@ struct RunOutcome {
 
 // True when the process exports OpenSSL's ChaCha20 and Poly1305 primitives (Node does on Linux).
 bool ChaChaPrimitivesAvailable();
+
+// True when, besides the primitives, this CPU runs both lanes kernels (Engine::kLanes).
+bool ChaChaLanesAvailable();
 
 struct ChaChaPrimitivesState;
 

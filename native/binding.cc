@@ -12,13 +12,11 @@
 #include <string>
 
 #include "aead.h"
-#include "chacha_lanes.h"
 #include "control_binding.h"
 #include "control_crypto.h"
 #include "napi_args.h"
 #include "open_in_order.h"
 #include "packet_scan.h"
-#include "poly1305_lanes.h"
 #include "udp.h"
 #include "udp_watch.h"
 
@@ -606,9 +604,7 @@ class SealcastAddon : public Napi::Addon<SealcastAddon> {
                                            Napi::Boolean::New(env, sealcast::ChaChaPrimitivesAvailable()),
                                            napi_enumerable),
                              InstanceValue("CHACHA_LANES_AVAILABLE",
-                                           Napi::Boolean::New(env, sealcast::ChaChaPrimitivesAvailable() &&
-                                                                       sealcast::ChaChaLanesSupported() &&
-                                                                       sealcast::PolyLanesSupported()),
+                                           Napi::Boolean::New(env, sealcast::ChaChaLanesAvailable()),
                                            napi_enumerable),
                              InstanceValue("OPENSSL_VERSION", Napi::String::New(env, sealcast::OpenSslVersion()),
                                            napi_enumerable),

@@ -32,7 +32,8 @@ bool ChaChaLanesSupported();
 void ChaChaLanes(const std::uint32_t key_words[8], const std::uint32_t* rows, std::size_t groups,
                  std::uint8_t* target);
 
-// target[i] = source[i] ^ keystream[i] for i < bytes; target may be source.
+// target[i] = source[i] ^ keystream[i] for i < bytes; target may be source. On x86-64 it uses
+// AVX-512F too: only call it when ChaChaLanesSupported().
 void XorKeystream(std::uint8_t* target, const std::uint8_t* source, const std::uint8_t* keystream,
                   std::size_t bytes);
 
