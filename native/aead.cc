@@ -17,6 +17,7 @@
 
 #include "chacha_lanes.h"
 #include "poly1305_lanes.h"
+#include "wipe.h"
 
 // OpenSSL's internal ChaCha20 and Poly1305 primitives (crypto/include/internal/chacha.h and
 // crypto/poly1305/poly1305.h; these signatures have not changed since OpenSSL 1.1.0). They are
@@ -386,8 +387,8 @@ LanePlan PlanLanes(const ChaChaPrimitivesState& state, const BatchView& batch, s
 // packet's expected tag is a valid tag for the forger's ciphertext).
 void ForgetPlan(const ChaChaPrimitivesState& state, const LanePlan& plan) {
   const std::size_t groups = (plan.lanes + kChaChaLanes - 1) / kChaChaLanes;
-  OPENSSL_cleanse(state.lane_keystream, groups * kChaChaGroupBytes);
-  OPENSSL_cleanse(state.lane_tags, plan.slots * kTagBytes);
+  WipeSecret(state.lane_keystream, groups * kChaChaGroupBytes);
+  WipeSecret(state.lane_tags, plan.slots * kTagBytes);
 }
 
 // Encrypts (or decrypts) a planned slot's payload from `source` into `target` (which may be
@@ -399,7 +400,7 @@ void ChaChaPlanned(const ChaChaPrimitivesState& state, const LaneSlot& slot, con
   XorKeystream(target + slot.head_bytes, source + slot.head_bytes, tail_keystream, slot.payload_bytes - slot.head_bytes);
 }
 
-// Computes the tags of the planned slots, 8 at a time (PolyTagLanes), over the ciphertext each
+// Computes the tags of the planned slots, 16 at a time (PolyTagLanes), over the ciphertext each
 // slot holds: into the slots themselves (sealing) or into state.lane_tags (opening).
 void TagPlanned(const ChaChaPrimitivesState& state, const BatchView& batch, const LanePlan& plan, bool into_slots) {
   for (std::size_t planned = 0; planned < plan.slots; planned++) {

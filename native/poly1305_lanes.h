@@ -1,9 +1,9 @@
-// The Poly1305 tags of ChaCha20-Poly1305 (RFC 8439, 2.8), computed for up to 8 packets at once,
-// one packet per 64-bit lane of an AVX-512 register, with the 52-bit multiply-add instructions
-// (AVX512-IFMA). OpenSSL's Poly1305 is fastest on long messages: for each message it first
-// computes powers of its key, which a 1400-byte packet does not amortize, and every call costs a
-// fixed setup. Eight packets side by side need neither: each lane runs the plain Horner
-// evaluation h = (h + block) * r on its own packet.
+// The Poly1305 tags of ChaCha20-Poly1305 (RFC 8439, 2.8), computed for 8 packets at once, one
+// packet per 64-bit lane of an AVX-512 register, with the 52-bit multiply-add instructions
+// (AVX512-IFMA), and two such groups of 8 side by side. OpenSSL's Poly1305 is fastest on long
+// messages: for each message it first computes powers of its key, which a 1400-byte packet does
+// not amortize, and every call costs a fixed setup. Packets side by side need neither: each lane
+// runs the plain Horner evaluation h = (h + block) * r on its own packet.
 //
 // PolyLanesSupported() says whether this CPU can run it.
 
