@@ -2,7 +2,7 @@
 // The executable is a shell around run(argv): the library never exits the process itself.
 // The first SIGINT/SIGTERM asks the running command to stop cleanly (a sender sends what it
 // has and closes its control server; a receiver closes its output); a second one exits at once.
-import { run } from '../dist/cli/main.js';
+import { run } from '../dist/bundle/main.js';
 
 const EXIT_IO = 3;
 

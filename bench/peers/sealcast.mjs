@@ -52,7 +52,7 @@ export function sealcastPeer({ suite, keyMode = 'control' }) {
     retriesOnGap: true,
 
     missing() {
-      if (!existsSync(join(REPO_ROOT, 'dist', 'cli', 'main.js'))) return 'dist/cli/main.js missing (run npm run build)';
+      if (!existsSync(join(REPO_ROOT, 'dist', 'bundle', 'main.js'))) return 'dist/bundle/main.js missing (run npm run build)';
       try {
         const help = execFileSync(process.execPath, [CLI, '--help'], { timeout: KEYGEN_TIMEOUT_MS, encoding: 'utf8' });
         const commands = keyMode === 'control' ? ['subscribers', 'send', 'recv'] : ['keygen', 'send', 'recv'];
