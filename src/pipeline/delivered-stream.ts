@@ -61,6 +61,11 @@ export class DeliveredStream {
     this.#chunk = Buffer.allocUnsafe(this.#chunkBytes);
   }
 
+  /** The size of the chunks the output gets (at most a quarter of its queue bound). */
+  get chunkBytes(): number {
+    return this.#chunkBytes;
+  }
+
   /** Bytes delivered so far (written or waiting in the current chunk). */
   get bytes(): number {
     return this.#bytes;

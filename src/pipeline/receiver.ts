@@ -471,7 +471,9 @@ export class Receiver extends EventEmitter {
     const window = this.#window;
     if (window === null) return;
     while (!this.#finished && !(this.#repair !== null && this.#outputIsBehind())) {
-      const held = window.takeNext();
+      // At most a chunk of output per delivery, so that the check above still comes between
+      // chunks handed to the output, as it did between packets.
+      const held = window.takeRun(this.#stream!.chunkBytes);
       if (held === undefined) return;
       this.#deliver(held);
     }

@@ -92,7 +92,7 @@ export class ReorderWindow {
 
   /**
    * Keeps a copy of a payload: one that came out of order ('ahead'), or the next one while the
-   * caller cannot deliver it yet ('next'; takeNext() returns it).
+   * caller cannot deliver it yet ('next'; takeNext() and takeRun() return it).
    */
   hold(offset: number, payload: Uint8Array): void {
     const end = offset + payload.byteLength;
@@ -139,7 +139,7 @@ export class ReorderWindow {
   }
 
   /**
-   * Records that the caller delivered `bytes` at nextOffset. A payload takeNext() returned must
+   * Records that the caller delivered `bytes` at nextOffset. What takeNext() or takeRun() returned must
    * have been copied by then: its block may be reused.
    */
   advance(bytes: number): void {
@@ -194,6 +194,33 @@ export class ReorderWindow {
       this.#heldBytes -= payload.byteLength;
     }
     return payload;
+  }
+
+  /**
+   * Removes the held payloads that continue the stream from nextOffset for as long as they lie
+   * back to back in one block, and returns a single view of them all (undefined when nothing
+   * held starts at nextOffset). Payloads are stored at their place in their MiB's block, so a
+   * stretch released by a repaired hole is already contiguous: the caller copies it out and
+   * advances once, instead of once per packet (per-packet delivery had cost a lossy receiver
+   * more than its crypto). The run stops before it would pass `bytesMax`, but always holds the
+   * first payload: the caller bounds how much one delivery may hand to its output. Like
+   * takeNext(), the view stays valid until the next advance().
+   */
+  takeRun(bytesMax: number): Uint8Array | undefined {
+    const held = this.#held;
+    const first = held.get(this.#nextOffset);
+    if (first === undefined) return undefined;
+    held.delete(this.#nextOffset);
+    let bytes = first.byteLength;
+    for (;;) {
+      const next = held.get(this.#nextOffset + bytes);
+      if (next === undefined || next.buffer !== first.buffer || next.byteOffset !== first.byteOffset + bytes) break;
+      if (bytes + next.byteLength > bytesMax) break;
+      held.delete(this.#nextOffset + bytes);
+      bytes += next.byteLength;
+    }
+    this.#heldBytes -= bytes;
+    return bytes === first.byteLength ? first : new Uint8Array(first.buffer, first.byteOffset, bytes);
   }
 
   /**

@@ -143,10 +143,20 @@ describe('ReorderWindow', () => {
           const index = pick % sizes.length;
           const start = starts[index];
           const placement = window.place(start);
+          // One payload at a time, or (as the receiver does) every payload that lies back to
+          // back at once: the run must be exactly the held payloads from nextOffset on, in order.
           const drainHeld = () => {
-            for (let next = window.takeNext(); next !== undefined; next = window.takeNext()) {
-              expect(Buffer.from(next).equals(Buffer.from(payloadAt(window.nextOffset, held.get(window.nextOffset)!)))).toBe(true);
-              held.delete(window.nextOffset);
+            const take = pick % 5 < 2 ? () => window.takeNext() : () => window.takeRun(pick % 5 === 2 ? 3000 : Infinity);
+            for (let next = take(); next !== undefined; next = take()) {
+              const expected: Uint8Array[] = [];
+              let cursor = window.nextOffset;
+              while (cursor < window.nextOffset + next.byteLength && held.has(cursor)) {
+                expected.push(payloadAt(cursor, held.get(cursor)!));
+                held.delete(cursor);
+                cursor += expected.at(-1)!.byteLength;
+              }
+              expect(cursor).toBe(window.nextOffset + next.byteLength);
+              expect(Buffer.from(next).equals(Buffer.concat(expected))).toBe(true);
               window.advance(next.byteLength);
             }
           };
@@ -168,6 +178,35 @@ describe('ReorderWindow', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('takes back-to-back held payloads as one run, which ends at a hole, at a block boundary and at its byte bound', () => {
+    const MiB = 1 << 20;
+    const fill = (start: number) => new Uint8Array(10).fill(start & 0xff);
+    const window = new ReorderWindow(MiB - 30, 100, 1 << 30);
+    // Held: 10 bytes at MiB-20 and MiB-10 (block 0), 10 at MiB (block 1), and 10 at MiB+20
+    // behind a hole of 10.
+    for (const start of [MiB - 20, MiB - 10, MiB, MiB + 20]) window.hold(start, fill(start));
+    expect(window.takeRun(Infinity)).toBeUndefined();
+    window.advance(10);
+    const run = window.takeRun(Infinity)!;
+    expect([...run]).toEqual([...fill(MiB - 20), ...fill(MiB - 10)]);
+    expect(window.heldPackets).toBe(2);
+    window.advance(20);
+    expect(window.takeRun(Infinity)?.byteLength).toBe(10);
+    window.advance(10);
+    expect(window.takeRun(Infinity)).toBeUndefined();
+    expect(window.missingRanges()).toEqual([{ from: MiB + 10, to: MiB + 20 }]);
+
+    const bounded = new ReorderWindow(0, 100, 1 << 30);
+    for (const start of [10, 20, 30]) bounded.hold(start, fill(start));
+    bounded.advance(10);
+    // A bound below two payloads still gives the first one; the next run takes the rest.
+    expect([...bounded.takeRun(15)!]).toEqual([...fill(10)]);
+    bounded.advance(10);
+    expect([...bounded.takeRun(20)!]).toEqual([...fill(20), ...fill(30)]);
+    bounded.advance(20);
+    expect(bounded.heldPackets).toBe(0);
   });
 
   it('bounds the blocks sparse payloads would take, and reuses the blocks the stream passed', () => {
