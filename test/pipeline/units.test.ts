@@ -207,6 +207,17 @@ describe('ReorderWindow', () => {
     expect([...bounded.takeRun(20)!]).toEqual([...fill(20), ...fill(30)]);
     bounded.advance(20);
     expect(bounded.heldPackets).toBe(0);
+
+    // A payload longer than a block's margin (none is, at datagram sizes) is kept as its own
+    // copy and given back alone, between runs.
+    const long = new ReorderWindow(0, 100, 1 << 30);
+    const big = Uint8Array.from({ length: 70_000 }, (_, at) => at & 0xff);
+    long.hold(10, big);
+    long.hold(70_010, fill(70_010));
+    long.advance(10);
+    expect(Buffer.from(long.takeRun(Infinity)!).equals(Buffer.from(big))).toBe(true);
+    long.advance(70_000);
+    expect([...long.takeRun(Infinity)!]).toEqual([...fill(70_010)]);
   });
 
   it('bounds the blocks sparse payloads would take, and reuses the blocks the stream passed', () => {
