@@ -92,7 +92,7 @@ export class ReorderWindow {
 
   /**
    * Keeps a copy of a payload: one that came out of order ('ahead'), or the next one while the
-   * caller cannot deliver it yet ('next'; takeNext() and takeRun() return it).
+   * caller cannot deliver it yet ('next'; takeRun() returns it).
    */
   hold(offset: number, payload: Uint8Array): void {
     const end = offset + payload.byteLength;
@@ -139,7 +139,7 @@ export class ReorderWindow {
   }
 
   /**
-   * Records that the caller delivered `bytes` at nextOffset. What takeNext() or takeRun() returned must
+   * Records that the caller delivered `bytes` at nextOffset. What takeRun() returned must
    * have been copied by then: its block may be reused.
    */
   advance(bytes: number): void {
@@ -184,27 +184,14 @@ export class ReorderWindow {
   }
 
   /**
-   * Removes and returns the held payload that starts at nextOffset, if any: a view that stays
-   * valid until the next advance().
-   */
-  takeNext(): Uint8Array | undefined {
-    const payload = this.#held.get(this.#nextOffset);
-    if (payload !== undefined) {
-      this.#held.delete(this.#nextOffset);
-      this.#heldBytes -= payload.byteLength;
-    }
-    return payload;
-  }
-
-  /**
    * Removes the held payloads that continue the stream from nextOffset for as long as they lie
    * back to back in one block, and returns a single view of them all (undefined when nothing
    * held starts at nextOffset). Payloads are stored at their place in their MiB's block, so a
    * stretch released by a repaired hole is already contiguous: the caller copies it out and
    * advances once, instead of once per packet (per-packet delivery had cost a lossy receiver
    * more than its crypto). The run stops before it would pass `bytesMax`, but always holds the
-   * first payload: the caller bounds how much one delivery may hand to its output. Like
-   * takeNext(), the view stays valid until the next advance().
+   * first payload (`bytesMax` 0 takes exactly one): the caller bounds how much one delivery may
+   * hand to its output. The view stays valid until the next advance().
    */
   takeRun(bytesMax: number): Uint8Array | undefined {
     const held = this.#held;

@@ -71,11 +71,11 @@ describe('ReorderWindow', () => {
     expect(window.place(110)).toBe('buffered');
     window.advance(10);
     expect(window.nextOffset).toBe(110);
-    expect(window.takeNext()?.byteLength).toBe(10);
+    expect(window.takeRun(0)?.byteLength).toBe(10);
     window.advance(10);
-    expect(window.takeNext()?.byteLength).toBe(10);
+    expect(window.takeRun(0)?.byteLength).toBe(10);
     window.advance(10);
-    expect(window.takeNext()).toBeUndefined();
+    expect(window.takeRun(0)).toBeUndefined();
     expect(window.heldPackets).toBe(0);
   });
 
@@ -85,7 +85,7 @@ describe('ReorderWindow', () => {
     window.hold(10, payload);
     payload.fill(0);
     window.advance(10);
-    expect([...window.takeNext()!]).toEqual(new Array(10).fill(5));
+    expect([...window.takeRun(0)!]).toEqual(new Array(10).fill(5));
   });
 
   it('overflows at its packet bound and at its span bound', () => {
@@ -99,7 +99,7 @@ describe('ReorderWindow', () => {
     heavy.hold(30, new Uint8Array(20));
     expect(heavy.place(50)).toBe('overflow');
     heavy.advance(10);
-    expect(heavy.takeNext()?.byteLength).toBe(20);
+    expect(heavy.takeRun(0)?.byteLength).toBe(20);
     expect(heavy.place(50)).toBe('ahead');
     const wide = new ReorderWindow(0, 100, 100);
     expect(wide.place(101)).toBe('overflow');
@@ -146,7 +146,7 @@ describe('ReorderWindow', () => {
           // One payload at a time, or (as the receiver does) every payload that lies back to
           // back at once: the run must be exactly the held payloads from nextOffset on, in order.
           const drainHeld = () => {
-            const take = pick % 5 < 2 ? () => window.takeNext() : () => window.takeRun(pick % 5 === 2 ? 3000 : Infinity);
+            const take = () => window.takeRun(pick % 5 < 2 ? 0 : pick % 5 === 2 ? 3000 : Infinity);
             for (let next = take(); next !== undefined; next = take()) {
               const expected: Uint8Array[] = [];
               let cursor = window.nextOffset;
@@ -233,7 +233,7 @@ describe('ReorderWindow', () => {
     expect(window.place(3 * MiB + 100)).toBe('ahead');
     // Delivering the first MiB (as the caller would) passes block 0 and frees room.
     window.advance(MiB);
-    expect([...window.takeNext()!.subarray(0, 3)]).toEqual([1, 1, 1]);
+    expect([...window.takeRun(0)!.subarray(0, 3)]).toEqual([1, 1, 1]);
     window.advance(100);
     expect(window.place(2 * MiB - 1)).toBe('ahead');
     window.advance(MiB - 100);
